@@ -1,0 +1,155 @@
+//! The replicated entities of a status page. Plain data: the rules that change them live in
+//! `apply`, the enumerations and their transitions in `status`.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{Id, Timestamp};
+use crate::status::{ComponentStatus, Impact, IncidentStatus, MaintenanceStatus};
+
+/// Page-wide settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageSettings {
+    /// Shown in the page title and in every API response.
+    pub name: String,
+    /// The public address customers use (used in links, feeds and webhook payloads).
+    pub url: String,
+    /// IANA time zone the page shows times in.
+    pub time_zone: String,
+    pub updated_at: Timestamp,
+}
+
+impl Default for PageSettings {
+    fn default() -> Self {
+        PageSettings {
+            name: "Status".into(),
+            url: "http://localhost/".into(),
+            time_zone: "UTC".into(),
+            updated_at: Timestamp(0),
+        }
+    }
+}
+
+/// A component, or a group of components (two levels: groups hold components, never groups).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Component {
+    pub id: Id,
+    pub name: String,
+    pub description: Option<String>,
+    /// Order among its siblings (lower first).
+    pub position: u32,
+    /// For a group, the stored value is unused: its status is the worst of its children's,
+    /// see `State::component_status`.
+    pub status: ComponentStatus,
+    pub group_id: Option<Id>,
+    pub is_group: bool,
+    /// Shown with an uptime bar on the public page.
+    pub showcase: bool,
+    pub only_show_if_degraded: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// One component's change recorded on an incident update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AffectedComponent {
+    pub component_id: Id,
+    /// The component's name when the update was posted (it survives a later rename or delete).
+    pub name: String,
+    pub old_status: ComponentStatus,
+    pub new_status: ComponentStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentUpdate {
+    pub id: Id,
+    pub status: IncidentStatus,
+    pub body: String,
+    pub created_at: Timestamp,
+    pub affected_components: Vec<AffectedComponent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Postmortem {
+    pub body: String,
+    pub published_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: Id,
+    pub name: String,
+    pub status: IncidentStatus,
+    pub impact: Impact,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub started_at: Timestamp,
+    pub monitoring_at: Option<Timestamp>,
+    pub resolved_at: Option<Timestamp>,
+    /// Every component any update touched.
+    pub components: BTreeSet<Id>,
+    /// Oldest first, as committed (the public API shows them newest first).
+    pub updates: Vec<IncidentUpdate>,
+    pub postmortem: Option<Postmortem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaintenanceUpdate {
+    pub id: Id,
+    pub status: MaintenanceStatus,
+    pub body: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Maintenance {
+    pub id: Id,
+    pub name: String,
+    pub status: MaintenanceStatus,
+    pub scheduled_for: Timestamp,
+    pub scheduled_until: Timestamp,
+    pub components: BTreeSet<Id>,
+    /// When true the leader starts and completes the maintenance at the window's edges.
+    pub auto_transitions: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub completed_at: Option<Timestamp>,
+    /// Oldest first.
+    pub updates: Vec<MaintenanceUpdate>,
+}
+
+/// A webhook subscriber. Delivery is the notify worker's business; these are the records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscriber {
+    pub id: Id,
+    pub url: String,
+    /// Empty: every event. Otherwise only events touching these components.
+    pub component_ids: BTreeSet<Id>,
+    /// `whsec_` + base64 of 24 random bytes, chosen by the leader. Shown once at creation;
+    /// every other read path must use [`Subscriber::redacted`].
+    pub secret: String,
+    pub description: Option<String>,
+    pub enabled: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl Subscriber {
+    /// A copy safe to show: the secret is replaced by its prefix and a mask.
+    pub fn redacted(&self) -> Subscriber {
+        Subscriber {
+            secret: redact_secret(&self.secret),
+            ..self.clone()
+        }
+    }
+}
+
+/// `whsec_abcd…` -> `whsec_****`: enough to tell that a secret exists, nothing to sign with.
+pub fn redact_secret(secret: &str) -> String {
+    match secret.split_once('_') {
+        Some((prefix, _)) => format!("{prefix}_****"),
+        None => "****".into(),
+    }
+}

@@ -1,0 +1,27 @@
+//! statusmesh's domain: a status page's entities, their validation and life-cycles, the closed
+//! set of replicated commands, and the deterministic state machine that applies them.
+//!
+//! Architecture invariant: no IO, no async, no clock, no randomness, no wire types. Everything
+//! that varies between nodes arrives inside a [`Proposal`]; [`State::apply`] is a pure function,
+//! so every replica that applies the same log holds the same state and the same [`State::digest`].
+
+mod apply;
+pub mod command;
+pub mod entities;
+pub mod error;
+pub mod ids;
+pub mod limits;
+pub mod rollup;
+pub mod state;
+pub mod status;
+
+pub use command::{Applied, Command, Outcome, Proposal};
+pub use entities::{
+    AffectedComponent, Component, Incident, IncidentUpdate, Maintenance, MaintenanceUpdate,
+    PageSettings, Postmortem, Subscriber,
+};
+pub use error::{CommandError, EntityKind, ErrorCode};
+pub use ids::{Id, Timestamp};
+pub use rollup::Indicator;
+pub use state::State;
+pub use status::{ComponentStatus, Impact, IncidentStatus, MaintenanceStatus};

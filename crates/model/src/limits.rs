@@ -1,0 +1,106 @@
+//! Size limits on every field and collection, and the checks that enforce them. A value past a
+//! limit is refused with an error naming the field and the limit; it is never truncated.
+
+use crate::error::CommandError;
+
+pub const MAX_NAME_CHARS: usize = 255;
+pub const MAX_DESCRIPTION_CHARS: usize = 1_000;
+pub const MAX_BODY_CHARS: usize = 25_000;
+pub const MAX_URL_CHARS: usize = 2_048;
+pub const MAX_COMPONENTS: usize = 1_000;
+pub const MAX_COMPONENTS_PER_CHANGE: usize = 200;
+pub const MAX_UPDATES_PER_INCIDENT: usize = 1_000;
+pub const MAX_SUBSCRIBERS: usize = 10_000;
+pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 128;
+pub const MAX_ACTOR_CHARS: usize = 128;
+/// How long an idempotency key is remembered, measured in command time.
+pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// A required, trimmed-nonempty text of at most `max` characters, without control characters
+/// other than newlines and tabs.
+pub fn text(field: &str, value: &str, max: usize) -> Result<(), CommandError> {
+    if value.trim().is_empty() {
+        return Err(CommandError::invalid(field, "must not be empty"));
+    }
+    optional_text(field, value, max)
+}
+
+/// Like [`text`] but an empty value is allowed.
+pub fn optional_text(field: &str, value: &str, max: usize) -> Result<(), CommandError> {
+    let chars = value.chars().count();
+    if chars > max {
+        return Err(CommandError::invalid(
+            field,
+            format!("{chars} characters is longer than the limit of {max}"),
+        ));
+    }
+    if let Some(c) = value
+        .chars()
+        .find(|c| c.is_control() && *c != '\n' && *c != '\t' && *c != '\r')
+    {
+        return Err(CommandError::invalid(
+            field,
+            format!("contains the control character {:?}", c),
+        ));
+    }
+    Ok(())
+}
+
+/// An absolute http(s) URL with a host and no fragment, at most [`MAX_URL_CHARS`] long.
+pub fn http_url(field: &str, value: &str) -> Result<url::Url, CommandError> {
+    if value.len() > MAX_URL_CHARS {
+        return Err(CommandError::invalid(
+            field,
+            format!("{} bytes is longer than the limit of {MAX_URL_CHARS}", value.len()),
+        ));
+    }
+    let url = url::Url::parse(value)
+        .map_err(|e| CommandError::invalid(field, format!("{value:?} is not a URL: {e}")))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(CommandError::invalid(
+            field,
+            format!("scheme {:?} is not http or https", url.scheme()),
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(CommandError::invalid(field, format!("{value:?} has no host")));
+    }
+    if url.fragment().is_some() {
+        return Err(CommandError::invalid(field, format!("{value:?} has a fragment")));
+    }
+    Ok(url)
+}
+
+pub fn count(field: &str, n: usize, max: usize) -> Result<(), CommandError> {
+    if n > max {
+        return Err(CommandError::invalid(
+            field,
+            format!("{n} items is more than the limit of {max}"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_limits_name_the_field() {
+        assert!(text("name", "API", MAX_NAME_CHARS).is_ok());
+        let e = text("name", "  ", MAX_NAME_CHARS).unwrap_err();
+        assert_eq!(e.to_string(), "invalid name: must not be empty");
+        let e = text("name", &"x".repeat(256), MAX_NAME_CHARS).unwrap_err();
+        assert!(e.to_string().contains("limit of 255"), "{e}");
+        assert!(text("body", "a\u{0}b", 10).is_err());
+        assert!(text("body", "line\nline", 20).is_ok());
+    }
+
+    #[test]
+    fn urls_must_be_absolute_http() {
+        assert!(http_url("url", "https://hooks.example.com/x?y=1").is_ok());
+        assert!(http_url("url", "ftp://example.com").is_err());
+        assert!(http_url("url", "not a url").is_err());
+        assert!(http_url("url", "https://example.com/#frag").is_err());
+    }
+}

@@ -1,0 +1,321 @@
+//! The replicated state of one status page and the deterministic `apply`.
+//!
+//! Invariants:
+//! - `apply` reads no clock, no randomness and no IO: the same proposals in the same order give
+//!   the same state (and digest) on every node.
+//! - A refused command leaves the state byte-for-byte unchanged: handlers check everything
+//!   before they change anything, and refusals are not remembered under their key.
+//! - Only maps with a total order (`BTreeMap`/`BTreeSet`) are used, so the canonical encoding
+//!   (and so the digest) does not depend on insertion history.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::command::{Applied, Command, Outcome, Proposal};
+use crate::entities::{Component, Incident, Maintenance, PageSettings, Subscriber};
+use crate::error::{CommandError, EntityKind};
+use crate::ids::{Id, Timestamp};
+use crate::limits::{self, IDEMPOTENCY_WINDOW_MS};
+use crate::status::ComponentStatus;
+
+/// A remembered successful command, for idempotent replays.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub at: Timestamp,
+    pub fingerprint: String,
+    pub index: u64,
+    pub applied: Applied,
+}
+
+/// Recently applied idempotency keys, remembered for [`IDEMPOTENCY_WINDOW_MS`] of command time.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyLog {
+    by_key: BTreeMap<String, KeyRecord>,
+    /// Keys in application order; since command time never decreases, also in time order.
+    order: VecDeque<(Timestamp, String)>,
+}
+
+impl IdempotencyLog {
+    pub fn get(&self, key: &str) -> Option<&KeyRecord> {
+        self.by_key.get(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+
+    fn remember(&mut self, key: String, record: KeyRecord) {
+        self.order.push_back((record.at, key.clone()));
+        self.by_key.insert(key, record);
+    }
+
+    fn forget_before(&mut self, cutoff: Timestamp) {
+        while let Some((at, _)) = self.order.front() {
+            if *at >= cutoff {
+                break;
+            }
+            if let Some((_, key)) = self.order.pop_front() {
+                self.by_key.remove(&key);
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub page: PageSettings,
+    pub components: BTreeMap<Id, Component>,
+    pub incidents: BTreeMap<Id, Incident>,
+    pub maintenances: BTreeMap<Id, Maintenance>,
+    pub subscribers: BTreeMap<Id, Subscriber>,
+    pub idempotency: IdempotencyLog,
+    /// The latest command time applied: the state's own clock, never decreasing.
+    pub clock: Timestamp,
+}
+
+impl State {
+    /// Applies one proposal committed at log `index`.
+    pub fn apply(&mut self, index: u64, proposal: &Proposal) -> Outcome {
+        if let Err(e) = check_envelope(proposal) {
+            return Outcome {
+                index,
+                replayed: false,
+                result: Err(e),
+            };
+        }
+        if let Some(rec) = self.idempotency.get(&proposal.idempotency_key) {
+            let result = if rec.fingerprint == proposal.fingerprint {
+                Ok(rec.applied.clone())
+            } else {
+                Err(CommandError::IdempotencyKeyReused {
+                    key: proposal.idempotency_key.clone(),
+                })
+            };
+            return Outcome {
+                index: rec.index,
+                replayed: true,
+                result,
+            };
+        }
+        let at = proposal.at.max(self.clock);
+        let result = self.execute(at, &proposal.command);
+        if let Ok(applied) = &result {
+            self.clock = at;
+            self.idempotency
+                .forget_before(Timestamp(at.0 - IDEMPOTENCY_WINDOW_MS));
+            self.idempotency.remember(
+                proposal.idempotency_key.clone(),
+                KeyRecord {
+                    at,
+                    fingerprint: proposal.fingerprint.clone(),
+                    index,
+                    applied: applied.clone(),
+                },
+            );
+        }
+        Outcome {
+            index,
+            replayed: false,
+            result,
+        }
+    }
+
+    fn execute(&mut self, at: Timestamp, command: &Command) -> Result<Applied, CommandError> {
+        match command {
+            Command::SetPage {
+                name,
+                url,
+                time_zone,
+            } => self.set_page(at, name.as_deref(), url.as_deref(), time_zone.as_deref()),
+            Command::CreateComponent { id, spec } => self.create_component(at, id, spec),
+            Command::UpdateComponent { id, patch } => self.update_component(at, id, patch),
+            Command::SetComponentStatus { id, status } => {
+                self.set_component_status(at, id, *status)
+            }
+            Command::DeleteComponent { id } => self.delete_component(id),
+            Command::CreateIncident {
+                id,
+                update_id,
+                spec,
+            } => self.create_incident(at, id, update_id, spec),
+            Command::UpdateIncident {
+                id,
+                update_id,
+                spec,
+            } => self.update_incident(at, id, update_id, spec),
+            Command::ResolveIncident {
+                id,
+                update_id,
+                body,
+                restore_components,
+            } => self.resolve_incident(at, id, update_id, body, *restore_components),
+            Command::PublishPostmortem { id, body } => self.publish_postmortem(at, id, body),
+            Command::ScheduleMaintenance {
+                id,
+                update_id,
+                spec,
+            } => self.schedule_maintenance(at, id, update_id, spec),
+            Command::UpdateMaintenance {
+                id,
+                update_id,
+                patch,
+            } => self.update_maintenance(at, id, update_id, patch),
+            Command::CancelMaintenance {
+                id,
+                update_id,
+                body,
+            } => self.cancel_maintenance(at, id, update_id, body.as_deref()),
+            Command::AutoTransitionMaintenance { id, update_id, to } => {
+                self.auto_transition_maintenance(at, id, update_id, *to)
+            }
+            Command::AddSubscriber { id, spec } => self.add_subscriber(at, id, spec),
+            Command::RemoveSubscriber { id } => self.remove_subscriber(id),
+        }
+    }
+
+    fn set_page(
+        &mut self,
+        at: Timestamp,
+        name: Option<&str>,
+        url: Option<&str>,
+        time_zone: Option<&str>,
+    ) -> Result<Applied, CommandError> {
+        if let Some(name) = name {
+            limits::text("name", name, limits::MAX_NAME_CHARS)?;
+        }
+        if let Some(url) = url {
+            limits::http_url("url", url)?;
+        }
+        if let Some(tz) = time_zone {
+            check_time_zone(tz)?;
+        }
+        if let Some(name) = name {
+            self.page.name = name.trim().to_owned();
+        }
+        if let Some(url) = url {
+            self.page.url = url.to_owned();
+        }
+        if let Some(tz) = time_zone {
+            self.page.time_zone = tz.to_owned();
+        }
+        self.page.updated_at = at;
+        Ok(Applied::Page)
+    }
+
+    /// A SHA-256 over the canonical (JSON, totally ordered) encoding of the whole state.
+    /// Equal digests on two nodes mean equal replicated state.
+    pub fn digest(&self) -> String {
+        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        hex::encode(Sha256::digest(&bytes))
+    }
+
+    /// A component's effective status: a group shows the worst status among its children.
+    pub fn component_status(&self, component: &Component) -> ComponentStatus {
+        if !component.is_group {
+            return component.status;
+        }
+        self.children(&component.id)
+            .map(|c| c.status)
+            .max()
+            .unwrap_or(ComponentStatus::Operational)
+    }
+
+    /// The components of a group, in display order.
+    pub fn children<'a>(&'a self, group: &'a Id) -> impl Iterator<Item = &'a Component> + 'a {
+        self.components
+            .values()
+            .filter(move |c| c.group_id.as_ref() == Some(group))
+    }
+
+    /// Components in display order: top level by position, each group followed by its children.
+    pub fn components_in_order(&self) -> Vec<&Component> {
+        let mut top: Vec<&Component> = self
+            .components
+            .values()
+            .filter(|c| c.group_id.is_none())
+            .collect();
+        top.sort_by(|a, b| (a.position, &a.name, &a.id).cmp(&(b.position, &b.name, &b.id)));
+        let mut out = Vec::with_capacity(self.components.len());
+        for c in top {
+            out.push(c);
+            if c.is_group {
+                let mut kids: Vec<&Component> = self.children(&c.id).collect();
+                kids.sort_by(|a, b| (a.position, &a.name, &a.id).cmp(&(b.position, &b.name, &b.id)));
+                out.extend(kids);
+            }
+        }
+        out
+    }
+
+    pub(crate) fn component(&self, id: &Id) -> Result<&Component, CommandError> {
+        self.components
+            .get(id)
+            .ok_or_else(|| CommandError::not_found(EntityKind::Component, id))
+    }
+
+    pub(crate) fn incident(&self, id: &Id) -> Result<&Incident, CommandError> {
+        self.incidents
+            .get(id)
+            .ok_or_else(|| CommandError::not_found(EntityKind::Incident, id))
+    }
+
+    pub(crate) fn maintenance(&self, id: &Id) -> Result<&Maintenance, CommandError> {
+        self.maintenances
+            .get(id)
+            .ok_or_else(|| CommandError::not_found(EntityKind::Maintenance, id))
+    }
+
+    /// Refuses an id that is already taken by an entity of the same kind or by any update.
+    pub(crate) fn check_new_id(&self, kind: EntityKind, id: &Id) -> Result<(), CommandError> {
+        let taken = match kind {
+            EntityKind::Component => self.components.contains_key(id),
+            EntityKind::Incident => self.incidents.contains_key(id),
+            EntityKind::Maintenance => self.maintenances.contains_key(id),
+            EntityKind::Subscriber => self.subscribers.contains_key(id),
+            EntityKind::Page => false,
+        };
+        if taken {
+            return Err(CommandError::AlreadyExists {
+                kind,
+                id: id.to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn check_envelope(p: &Proposal) -> Result<(), CommandError> {
+    let key = &p.idempotency_key;
+    if key.is_empty() || key.len() > limits::MAX_IDEMPOTENCY_KEY_CHARS {
+        return Err(CommandError::invalid(
+            "idempotency_key",
+            format!(
+                "must be 1 to {} characters, got {}",
+                limits::MAX_IDEMPOTENCY_KEY_CHARS,
+                key.len()
+            ),
+        ));
+    }
+    if !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(CommandError::invalid(
+            "idempotency_key",
+            "must be printable ASCII without spaces",
+        ));
+    }
+    limits::optional_text("actor", &p.actor, limits::MAX_ACTOR_CHARS)
+}
+
+pub(crate) fn check_time_zone(tz: &str) -> Result<(), CommandError> {
+    tz.parse::<chrono_tz::Tz>().map(|_| ()).map_err(|_| {
+        CommandError::invalid(
+            "time_zone",
+            format!("{tz:?} is not an IANA time zone name (e.g. Europe/Paris, UTC)"),
+        )
+    })
+}
