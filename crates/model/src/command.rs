@@ -185,7 +185,71 @@ pub enum Command {
     },
 }
 
+/// What the leader draws when stamping a command: fresh ids and webhook secrets.
+pub trait Entropy {
+    fn id(&mut self) -> Id;
+    fn secret(&mut self) -> String;
+}
+
 impl Command {
+    /// Fills every pending id and secret with values drawn by the leader. Called once, on the
+    /// leader, just before proposing; apply refuses commands that were not stamped.
+    pub fn stamp(&mut self, entropy: &mut dyn Entropy) {
+        let mut fill = |id: &mut Id| {
+            if id.is_pending() {
+                *id = entropy.id();
+            }
+        };
+        match self {
+            Command::CreateComponent { id, .. } => fill(id),
+            Command::CreateIncident { id, update_id, .. }
+            | Command::ScheduleMaintenance { id, update_id, .. } => {
+                fill(id);
+                fill(update_id);
+            }
+            Command::UpdateIncident { update_id, .. }
+            | Command::ResolveIncident { update_id, .. }
+            | Command::UpdateMaintenance { update_id, .. }
+            | Command::CancelMaintenance { update_id, .. }
+            | Command::AutoTransitionMaintenance { update_id, .. } => fill(update_id),
+            Command::AddSubscriber { id, spec } => {
+                fill(id);
+                if spec.secret.is_empty() {
+                    spec.secret = entropy.secret();
+                }
+            }
+            Command::SetPage { .. }
+            | Command::UpdateComponent { .. }
+            | Command::SetComponentStatus { .. }
+            | Command::DeleteComponent { .. }
+            | Command::PublishPostmortem { .. }
+            | Command::RemoveSubscriber { .. } => {}
+        }
+    }
+
+    /// True if some id the leader must choose is still pending.
+    pub fn is_unstamped(&self) -> bool {
+        match self {
+            Command::CreateComponent { id, .. } => id.is_pending(),
+            Command::CreateIncident { id, update_id, .. }
+            | Command::ScheduleMaintenance { id, update_id, .. } => {
+                id.is_pending() || update_id.is_pending()
+            }
+            Command::UpdateIncident { update_id, .. }
+            | Command::ResolveIncident { update_id, .. }
+            | Command::UpdateMaintenance { update_id, .. }
+            | Command::CancelMaintenance { update_id, .. }
+            | Command::AutoTransitionMaintenance { update_id, .. } => update_id.is_pending(),
+            Command::AddSubscriber { id, .. } => id.is_pending(),
+            Command::SetPage { .. }
+            | Command::UpdateComponent { .. }
+            | Command::SetComponentStatus { .. }
+            | Command::DeleteComponent { .. }
+            | Command::PublishPostmortem { .. }
+            | Command::RemoveSubscriber { .. } => false,
+        }
+    }
+
     /// A short name for logs and metrics.
     pub fn name(&self) -> &'static str {
         match self {

@@ -45,6 +45,16 @@ impl Id {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A placeholder for an id the leader has not chosen yet (see `Command::stamp`). Apply
+    /// refuses any command that still carries one.
+    pub fn pending() -> Self {
+        Id(String::new())
+    }
+
+    pub fn is_pending(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 impl fmt::Display for Id {

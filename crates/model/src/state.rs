@@ -291,6 +291,12 @@ impl State {
 }
 
 fn check_envelope(p: &Proposal) -> Result<(), CommandError> {
+    if p.command.is_unstamped() {
+        return Err(CommandError::invalid(
+            "id",
+            "an id was not assigned by the leader before proposing",
+        ));
+    }
     let key = &p.idempotency_key;
     if key.is_empty() || key.len() > limits::MAX_IDEMPOTENCY_KEY_CHARS {
         return Err(CommandError::invalid(

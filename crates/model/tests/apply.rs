@@ -655,3 +655,49 @@ fn same_commands_give_the_same_digest() {
     let decoded: State = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(decoded.digest(), a.state.digest());
 }
+
+struct Counter(u8);
+
+impl Entropy for Counter {
+    fn id(&mut self) -> Id {
+        self.0 += 1;
+        Id::from_random([self.0; 12])
+    }
+    fn secret(&mut self) -> String {
+        format!("whsec_{}", "B".repeat(32))
+    }
+}
+
+#[test]
+fn unstamped_commands_are_refused_and_stamping_fills_only_pending_ids() {
+    let mut h = Harness::seeded();
+    let mut cmd = Command::CreateIncident {
+        id: Id::pending(),
+        update_id: Id::pending(),
+        spec: new_incident(vec![]),
+    };
+    let e = h.refused(cmd.clone());
+    assert!(e.to_string().contains("not assigned by the leader"), "{e}");
+    cmd.stamp(&mut Counter(0));
+    assert!(!cmd.is_unstamped());
+    h.ok(cmd);
+
+    let mut sub = Command::AddSubscriber {
+        id: id("keepme"),
+        spec: NewSubscriber {
+            url: "https://example.com/hook".into(),
+            component_ids: vec![],
+            description: None,
+            secret: String::new(),
+        },
+    };
+    sub.stamp(&mut Counter(0));
+    match &sub {
+        Command::AddSubscriber { id: sid, spec } => {
+            assert_eq!(sid.as_str(), "keepme");
+            assert!(spec.secret.starts_with("whsec_"));
+        }
+        _ => unreachable!(),
+    }
+    h.ok(sub);
+}
