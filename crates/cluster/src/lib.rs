@@ -1,0 +1,19 @@
+//! The cluster: openraft wired to the RocksDB store, the tonic peer transport, the write path
+//! (leader stamping, forwarding, retries across leader changes), membership changes, and the
+//! leader's maintenance scheduler.
+//!
+//! Architecture invariant: ids, secrets and time are chosen here, on the leader, immediately
+//! before proposing; `statusmesh_model::State::apply` never reads them from the environment.
+//! Every peer request names its sender and target, and a node refuses one meant for another id.
+
+pub mod error;
+pub mod network;
+pub mod node;
+pub mod peer_server;
+pub mod profile;
+pub mod scheduler;
+
+pub use error::{MembershipError, ProposeError};
+pub use node::{now, ClusterNode, MemberStatus, NodeConfig, NodeStatus};
+pub use peer_server::PeerService;
+pub use profile::TimingProfile;

@@ -6,7 +6,7 @@
 //! openraft storage-v2 contract (synced vote, WAL-synced append before the callback, no holes,
 //! atomic snapshot install) and every persisted value starts with a format version byte.
 
-mod codec;
+pub mod codec;
 mod db;
 mod log_store;
 mod state_machine;

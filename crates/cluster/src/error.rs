@@ -1,0 +1,32 @@
+//! Why a proposal or a membership change did not complete.
+
+use serde::{Deserialize, Serialize};
+
+/// The error of a write that did not commit. Serializable: a leader returns it to the follower
+/// that forwarded the write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "snake_case", tag = "error", content = "detail")]
+pub enum ProposeError {
+    /// No leader could commit the write before the deadline: a majority of the cluster is
+    /// unreachable or an election did not settle. The write may still commit later; retrying
+    /// with the same idempotency key is safe.
+    #[error("no quorum: the write was not committed within {0} ms (a majority of nodes is unreachable or no leader is elected); retrying with the same idempotency key is safe")]
+    NoQuorum(u64),
+    /// This node is not the leader (internal: triggers forwarding).
+    #[error("node is not the leader")]
+    NotLeader { leader: Option<u64> },
+    #[error("raft failure: {0}")]
+    Fatal(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum MembershipError {
+    #[error("node {0} is not the leader; send membership changes to the leader")]
+    NotLeader(u64),
+    #[error("membership change failed: {0}")]
+    Rejected(String),
+    #[error("{0}")]
+    Invalid(String),
+}

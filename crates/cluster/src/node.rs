@@ -1,0 +1,467 @@
+//! One member of the cluster: the openraft instance, its replica, and the write path.
+//!
+//! Write path: the node that receives a write builds a [`Proposal`] with pending ids. If it is
+//! the leader it stamps the proposal (ids, secrets, time: chosen here, never in apply) and
+//! proposes it; otherwise it forwards the unstamped proposal to the leader over the peer port.
+//! Across a leader change the same proposal is retried until a deadline; its idempotency key
+//! makes the retry safe (the state machine answers a repeated key with the original outcome).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::{ChangeMembers, Raft, ServerState};
+use statusmesh_model::command::Entropy;
+use statusmesh_model::{Id, Outcome, Proposal, Timestamp};
+use statusmesh_store::{LogStore, NodeId, NodeInfo, Replica, StateMachineStore, TypeConfig};
+
+use crate::error::{MembershipError, ProposeError};
+use crate::network::{PeerMethod, PeerNetwork};
+use crate::profile::{raft_config, TimingProfile};
+
+/// What a node needs to know about itself.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub id: NodeId,
+    pub info: NodeInfo,
+    pub profile: TimingProfile,
+    /// Build a snapshot (and purge the log behind it) every this many applied entries.
+    pub snapshot_every: u64,
+}
+
+/// The leader's source of ids and secrets.
+struct Rng;
+
+impl Entropy for Rng {
+    fn id(&mut self) -> Id {
+        Id::from_random(rand::random())
+    }
+    fn secret(&mut self) -> String {
+        let bytes: [u8; 24] = rand::random();
+        format!(
+            "whsec_{}",
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        )
+    }
+}
+
+pub fn now() -> Timestamp {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    Timestamp(ms)
+}
+
+/// When this node last heard from a leader that it accepted (milliseconds since start, +1;
+/// 0 means never).
+#[derive(Debug)]
+pub(crate) struct LeaderContact {
+    started: Instant,
+    last: AtomicU64,
+}
+
+impl LeaderContact {
+    fn new() -> Self {
+        LeaderContact {
+            started: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn touch(&self) {
+        let ms = self.started.elapsed().as_millis() as u64 + 1;
+        self.last.store(ms, Ordering::Relaxed);
+    }
+
+    fn millis_since(&self) -> Option<u64> {
+        match self.last.load(Ordering::Relaxed) {
+            0 => None,
+            at => Some((self.started.elapsed().as_millis() as u64 + 1).saturating_sub(at)),
+        }
+    }
+}
+
+/// A member's view as reported by [`ClusterNode::status`].
+#[derive(Debug, Clone)]
+pub struct MemberStatus {
+    pub id: NodeId,
+    pub info: NodeInfo,
+    pub voter: bool,
+    /// The leader's last known matched index for this member (leader only).
+    pub matched_index: Option<u64>,
+}
+
+/// This node's view of the cluster.
+#[derive(Debug, Clone)]
+pub struct NodeStatus {
+    pub id: NodeId,
+    pub region: String,
+    pub state: &'static str,
+    pub leader: Option<NodeId>,
+    pub term: u64,
+    pub last_log_index: u64,
+    pub applied_index: u64,
+    pub millis_since_leader_contact: Option<u64>,
+    pub members: Vec<MemberStatus>,
+    pub profile: TimingProfile,
+    pub digest: String,
+    pub disk_bytes: u64,
+}
+
+pub struct ClusterNode {
+    pub id: NodeId,
+    pub info: NodeInfo,
+    pub profile: TimingProfile,
+    pub raft: Raft<TypeConfig>,
+    replica: Arc<Replica>,
+    sm: StateMachineStore,
+    network: PeerNetwork,
+    pub(crate) contact: LeaderContact,
+    /// Membership changes run one at a time.
+    membership_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for ClusterNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterNode")
+            .field("id", &self.id)
+            .field("info", &self.info)
+            .field("profile", &self.profile)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClusterNode {
+    pub async fn start(
+        config: NodeConfig,
+        log: LogStore,
+        sm: StateMachineStore,
+    ) -> Result<Arc<Self>, String> {
+        let raft_config = Arc::new(raft_config(config.profile, config.snapshot_every)?);
+        let network = PeerNetwork::new(config.id, config.profile.timings().connect_timeout);
+        let replica = sm.replica();
+        let raft = Raft::new(config.id, raft_config, network.clone(), log, sm.clone())
+            .await
+            .map_err(|e| format!("cannot start raft: {e}"))?;
+        Ok(Arc::new(ClusterNode {
+            id: config.id,
+            info: config.info,
+            profile: config.profile,
+            raft,
+            replica,
+            sm,
+            network,
+            contact: LeaderContact::new(),
+            membership_lock: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    pub fn replica(&self) -> &Arc<Replica> {
+        &self.replica
+    }
+
+    /// Initialises the cluster with `members` if this node has never been part of one. Safe to
+    /// call on every start and on every initial member (they all pass the same set): a node
+    /// that already has state answers "already initialised" and nothing happens.
+    pub async fn initialize(&self, members: BTreeMap<NodeId, NodeInfo>) -> Result<bool, String> {
+        match self.raft.initialize(members).await {
+            Ok(()) => Ok(true),
+            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(false),
+            Err(e) => Err(format!("cannot initialise the cluster: {e}")),
+        }
+    }
+
+    fn current_leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    fn leader_info(&self, leader: NodeId) -> Option<NodeInfo> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        m.membership_config
+            .membership()
+            .get_node(&leader)
+            .cloned()
+    }
+
+    /// Commits `proposal` through the leader, forwarding and retrying across leader changes
+    /// until `deadline` has passed. The outcome is the state machine's answer.
+    pub async fn propose(&self, proposal: Proposal, deadline: Duration) -> Result<Outcome, ProposeError> {
+        let started = Instant::now();
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let target = self.current_leader();
+            let attempt = match target {
+                Some(leader) if leader != self.id => self.forward(leader, &proposal).await,
+                _ => self.propose_as_leader(proposal.clone()).await,
+            };
+            match attempt {
+                Ok(outcome) => return Ok(outcome),
+                Err(e @ (ProposeError::Invalid(_) | ProposeError::Fatal(_))) => return Err(e),
+                Err(e) => {
+                    if started.elapsed() >= deadline {
+                        tracing::warn!(error = %e, key = %proposal.idempotency_key, "write not committed before the deadline");
+                        return Err(ProposeError::NoQuorum(deadline.as_millis() as u64));
+                    }
+                    tracing::debug!(error = %e, ?target, "write attempt failed; retrying");
+                    let left = deadline.saturating_sub(started.elapsed());
+                    tokio::time::sleep(backoff.min(left)).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                }
+            }
+        }
+    }
+
+    /// Stamps and proposes on this node, which must be the leader.
+    pub(crate) async fn propose_as_leader(&self, mut proposal: Proposal) -> Result<Outcome, ProposeError> {
+        proposal.command.stamp(&mut Rng);
+        proposal.at = now();
+        let attempt = self.profile.timings().propose_attempt;
+        match tokio::time::timeout(attempt, self.raft.client_write(proposal)).await {
+            Err(_) => Err(ProposeError::NoQuorum(attempt.as_millis() as u64)),
+            Ok(Ok(resp)) => resp
+                .data
+                .outcome
+                .ok_or_else(|| ProposeError::Fatal("a proposal produced no outcome".into())),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                Err(ProposeError::NotLeader {
+                    leader: f.leader_id,
+                })
+            }
+            Ok(Err(RaftError::APIError(e))) => Err(ProposeError::Invalid(e.to_string())),
+            Ok(Err(RaftError::Fatal(e))) => Err(ProposeError::Fatal(e.to_string())),
+        }
+    }
+
+    async fn forward(&self, leader: NodeId, proposal: &Proposal) -> Result<Outcome, ProposeError> {
+        let Some(info) = self.leader_info(leader) else {
+            return Err(ProposeError::NotLeader { leader: None });
+        };
+        let timeout = self.profile.timings().propose_attempt + Duration::from_millis(500);
+        let reply: Result<Outcome, ProposeError> = self
+            .network
+            .call(PeerMethod::Propose, leader, &info.peer_addr, proposal, timeout)
+            .await
+            .map_err(|e| {
+                tracing::debug!(leader, error = %e, "forwarding to the leader failed");
+                ProposeError::NotLeader { leader: None }
+            })?;
+        reply
+    }
+
+    /// Waits until this node's replica reflects every write committed before the call: on the
+    /// leader after confirming leadership with a quorum, on a follower after asking the leader
+    /// for its read index. Returns the index the replica reached.
+    pub async fn linearizable_barrier(&self, deadline: Duration) -> Result<u64, ProposeError> {
+        let started = Instant::now();
+        let index = loop {
+            let attempt = match self.current_leader() {
+                Some(leader) if leader != self.id => match self.leader_info(leader) {
+                    Some(info) => self
+                        .network
+                        .call::<(), Result<u64, ProposeError>>(
+                            PeerMethod::ReadIndex,
+                            leader,
+                            &info.peer_addr,
+                            &(),
+                            deadline,
+                        )
+                        .await
+                        .unwrap_or(Err(ProposeError::NotLeader { leader: None })),
+                    None => Err(ProposeError::NotLeader { leader: None }),
+                },
+                _ => self.read_index_as_leader(deadline).await,
+            };
+            match attempt {
+                Ok(index) => break index,
+                Err(e) if started.elapsed() >= deadline => {
+                    tracing::debug!(error = %e, "linearizable read failed");
+                    return Err(ProposeError::NoQuorum(deadline.as_millis() as u64));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        let left = deadline.saturating_sub(started.elapsed());
+        if self.replica.wait_applied(index, left).await {
+            Ok(index)
+        } else {
+            Err(ProposeError::NoQuorum(deadline.as_millis() as u64))
+        }
+    }
+
+    pub(crate) async fn read_index_as_leader(&self, deadline: Duration) -> Result<u64, ProposeError> {
+        match tokio::time::timeout(deadline, self.raft.ensure_linearizable()).await {
+            Err(_) => Err(ProposeError::NoQuorum(deadline.as_millis() as u64)),
+            Ok(Ok(log_id)) => Ok(log_id.map_or(0, |l| l.index)),
+            Ok(Err(RaftError::APIError(_))) => Err(ProposeError::NotLeader {
+                leader: self.current_leader(),
+            }),
+            Ok(Err(RaftError::Fatal(e))) => Err(ProposeError::Fatal(e.to_string())),
+        }
+    }
+
+    fn check_leader(&self) -> Result<(), MembershipError> {
+        if self.current_leader() == Some(self.id) {
+            Ok(())
+        } else {
+            Err(MembershipError::NotLeader(self.id))
+        }
+    }
+
+    /// Adds a node as a learner and waits until it has caught up. Leader only.
+    pub async fn add_learner(&self, id: NodeId, info: NodeInfo) -> Result<u64, MembershipError> {
+        let _guard = self.membership_lock.lock().await;
+        self.check_leader()?;
+        let existing = self.leader_info(id);
+        if let Some(existing) = existing {
+            if existing != info {
+                return Err(MembershipError::Invalid(format!(
+                    "node {id} is already a member at {}; remove it first",
+                    existing.peer_addr
+                )));
+            }
+        }
+        let resp = self
+            .raft
+            .add_learner(id, info, true)
+            .await
+            .map_err(|e| MembershipError::Rejected(e.to_string()))?;
+        Ok(resp.log_id.index)
+    }
+
+    /// Makes a learner a voter. Leader only.
+    pub async fn promote(&self, id: NodeId) -> Result<u64, MembershipError> {
+        let _guard = self.membership_lock.lock().await;
+        self.check_leader()?;
+        let is_learner = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow();
+            let found = m.membership_config.membership().learner_ids().any(|l| l == id);
+            found
+        };
+        if !is_learner {
+            return Err(MembershipError::Invalid(format!(
+                "node {id} is not a learner; add it first (or it is already a voter)"
+            )));
+        }
+        let resp = self
+            .raft
+            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+            .await
+            .map_err(|e| MembershipError::Rejected(e.to_string()))?;
+        Ok(resp.log_id.index)
+    }
+
+    /// Removes a node (voter or learner) from the cluster. Leader only.
+    pub async fn remove(&self, id: NodeId) -> Result<u64, MembershipError> {
+        let _guard = self.membership_lock.lock().await;
+        self.check_leader()?;
+        let (is_voter, is_member, voters) = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow();
+            let membership = m.membership_config.membership();
+            let voters = membership.voter_ids().count();
+            (
+                membership.voter_ids().any(|v| v == id),
+                membership.get_node(&id).is_some(),
+                voters,
+            )
+        };
+        if !is_member {
+            return Err(MembershipError::Invalid(format!("node {id} is not a member")));
+        }
+        let mut index = 0;
+        if is_voter {
+            if voters <= 1 {
+                return Err(MembershipError::Invalid(
+                    "cannot remove the last voter".into(),
+                ));
+            }
+            index = self
+                .raft
+                .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
+                .await
+                .map_err(|e| MembershipError::Rejected(e.to_string()))?
+                .log_id
+                .index;
+        }
+        // A leader removing itself steps down; the learner entry then goes via the new leader.
+        if id == self.id && is_voter {
+            return Ok(index);
+        }
+        let resp = self
+            .raft
+            .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false)
+            .await
+            .map_err(|e| MembershipError::Rejected(e.to_string()))?;
+        Ok(resp.log_id.index)
+    }
+
+    /// This node's view of the cluster.
+    pub fn status(&self) -> NodeStatus {
+        let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let members = membership
+            .nodes()
+            .map(|(id, info)| MemberStatus {
+                id: *id,
+                info: info.clone(),
+                voter: voters.contains(id),
+                matched_index: metrics
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(id).copied().flatten())
+                    .map(|l| l.index),
+            })
+            .collect();
+        let state = match metrics.state {
+            ServerState::Leader => "leader",
+            ServerState::Follower => "follower",
+            ServerState::Candidate => "candidate",
+            ServerState::Learner => "learner",
+            ServerState::Shutdown => "shutdown",
+        };
+        let millis_since_leader_contact = if metrics.state == ServerState::Leader {
+            metrics.millis_since_quorum_ack.or(Some(0))
+        } else {
+            self.contact.millis_since()
+        };
+        let (digest, applied_index) = {
+            let data = self.replica.read();
+            (
+                data.state.digest(),
+                data.last_applied.map_or(0, |l| l.index),
+            )
+        };
+        NodeStatus {
+            id: self.id,
+            region: self.info.region.clone(),
+            state,
+            leader: metrics.current_leader,
+            term: metrics.current_term,
+            last_log_index: metrics.last_log_index.unwrap_or(0),
+            applied_index,
+            millis_since_leader_contact,
+            members,
+            profile: self.profile,
+            digest,
+            disk_bytes: self.sm.disk_size(),
+        }
+    }
+
+    pub fn is_leader(&self) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.state == ServerState::Leader && m.current_leader == Some(self.id)
+    }
+
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown failed");
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! The server side of the peer port: Raft RPCs into openraft, forwarded proposals and read-index
+//! requests into the leader's write path. A request addressed to another node id is refused.
+
+use std::sync::Arc;
+
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, VoteRequest};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use statusmesh_model::Proposal;
+use statusmesh_proto::peer::peer_server::{Peer, PeerServer};
+use statusmesh_proto::peer::{PeerReply, PeerRequest};
+use statusmesh_store::codec;
+use statusmesh_store::{NodeId, TypeConfig};
+use tonic::{Request, Response, Status};
+
+use crate::error::ProposeError;
+use crate::network::MAX_PEER_MESSAGE;
+use crate::node::ClusterNode;
+
+#[derive(Debug, Clone)]
+pub struct PeerService {
+    node: Arc<ClusterNode>,
+}
+
+impl PeerService {
+    /// The tonic service for the peer port.
+    pub fn server(node: Arc<ClusterNode>) -> PeerServer<PeerService> {
+        PeerServer::new(PeerService { node })
+            .max_decoding_message_size(MAX_PEER_MESSAGE)
+            .max_encoding_message_size(MAX_PEER_MESSAGE)
+    }
+
+    fn open<T: DeserializeOwned>(&self, req: Request<PeerRequest>) -> Result<(NodeId, T), Status> {
+        let req = req.into_inner();
+        if req.to != self.node.id {
+            tracing::warn!(from = req.from, to = req.to, me = self.node.id, "refused a peer request meant for another node");
+            return Err(Status::permission_denied(format!(
+                "this is node {}, not node {}: check the peer address configured for node {}",
+                self.node.id, req.to, req.to
+            )));
+        }
+        let body = codec::decode(&req.payload)
+            .map_err(|e| Status::invalid_argument(format!("malformed peer payload: {e}")))?;
+        Ok((req.from, body))
+    }
+}
+
+fn reply<T: Serialize>(value: &T) -> Result<Response<PeerReply>, Status> {
+    let payload =
+        codec::encode(value).map_err(|e| Status::internal(format!("cannot encode reply: {e}")))?;
+    Ok(Response::new(PeerReply { payload }))
+}
+
+#[tonic::async_trait]
+impl Peer for PeerService {
+    async fn append_entries(&self, req: Request<PeerRequest>) -> Result<Response<PeerReply>, Status> {
+        let (_, rpc): (_, AppendEntriesRequest<TypeConfig>) = self.open(req)?;
+        let res = self.node.raft.append_entries(rpc).await;
+        if matches!(
+            res,
+            Ok(AppendEntriesResponse::Success
+                | AppendEntriesResponse::PartialSuccess(_)
+                | AppendEntriesResponse::Conflict)
+        ) {
+            self.node.contact.touch();
+        }
+        reply(&res)
+    }
+
+    async fn vote(&self, req: Request<PeerRequest>) -> Result<Response<PeerReply>, Status> {
+        let (_, rpc): (_, VoteRequest<NodeId>) = self.open(req)?;
+        reply(&self.node.raft.vote(rpc).await)
+    }
+
+    async fn install_snapshot(&self, req: Request<PeerRequest>) -> Result<Response<PeerReply>, Status> {
+        let (_, rpc): (_, InstallSnapshotRequest<TypeConfig>) = self.open(req)?;
+        let res = self.node.raft.install_snapshot(rpc).await;
+        if res.is_ok() {
+            self.node.contact.touch();
+        }
+        reply(&res)
+    }
+
+    async fn propose(&self, req: Request<PeerRequest>) -> Result<Response<PeerReply>, Status> {
+        let (from, proposal): (_, Proposal) = self.open(req)?;
+        tracing::debug!(from, key = %proposal.idempotency_key, "forwarded write");
+        let res: Result<_, ProposeError> = self.node.propose_as_leader(proposal).await;
+        reply(&res)
+    }
+
+    async fn read_index(&self, req: Request<PeerRequest>) -> Result<Response<PeerReply>, Status> {
+        let (_, ()): (_, ()) = self.open(req)?;
+        let deadline = self.node.profile.timings().propose_attempt;
+        reply(&self.node.read_index_as_leader(deadline).await)
+    }
+}

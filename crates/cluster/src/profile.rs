@@ -1,0 +1,100 @@
+//! Named timing profiles. In openraft 0.9 every AppendEntries RPC times out after the
+//! heartbeat interval, so the heartbeat must exceed the worst round trip plus a follower's
+//! fsync; a follower campaigns after `election_timeout_max` plus its own random timeout, so
+//! failover takes roughly 1.5-2x `election_timeout_max`.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimingProfile {
+    /// Loopback or one data center (tests, demo): heartbeat 100 ms, election 400-800 ms.
+    /// Expect a new leader about 1-1.5 s after the old one dies.
+    #[default]
+    Lan,
+    /// Regions on different continents: heartbeat 500 ms, election 2-4 s, snapshot install
+    /// timeout 30 s. Tolerates 300 ms RTT without election churn; expect failover in 4-8 s.
+    Wan,
+}
+
+/// The timing values a profile stands for.
+#[derive(Debug, Clone, Copy)]
+pub struct Timings {
+    pub heartbeat: Duration,
+    pub election_min: Duration,
+    pub election_max: Duration,
+    pub install_snapshot_timeout: Duration,
+    /// How long one proposal may wait for a commit before it is retried (same key).
+    pub propose_attempt: Duration,
+    /// Connect timeout for peer channels.
+    pub connect_timeout: Duration,
+}
+
+impl TimingProfile {
+    pub fn timings(self) -> Timings {
+        match self {
+            TimingProfile::Lan => Timings {
+                heartbeat: Duration::from_millis(100),
+                election_min: Duration::from_millis(400),
+                election_max: Duration::from_millis(800),
+                install_snapshot_timeout: Duration::from_secs(10),
+                propose_attempt: Duration::from_secs(2),
+                connect_timeout: Duration::from_millis(500),
+            },
+            TimingProfile::Wan => Timings {
+                heartbeat: Duration::from_millis(500),
+                election_min: Duration::from_millis(2000),
+                election_max: Duration::from_millis(4000),
+                install_snapshot_timeout: Duration::from_secs(30),
+                propose_attempt: Duration::from_secs(8),
+                connect_timeout: Duration::from_secs(3),
+            },
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimingProfile::Lan => "lan",
+            TimingProfile::Wan => "wan",
+        }
+    }
+}
+
+impl fmt::Display for TimingProfile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TimingProfile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "lan" => Ok(TimingProfile::Lan),
+            "wan" => Ok(TimingProfile::Wan),
+            other => Err(format!("{other:?} is not a timing profile (lan or wan)")),
+        }
+    }
+}
+
+/// The openraft configuration for a profile, with snapshot and purge policy.
+pub fn raft_config(profile: TimingProfile, snapshot_every: u64) -> Result<openraft::Config, String> {
+    let t = profile.timings();
+    let config = openraft::Config {
+        cluster_name: "statusmesh".into(),
+        heartbeat_interval: t.heartbeat.as_millis() as u64,
+        election_timeout_min: t.election_min.as_millis() as u64,
+        election_timeout_max: t.election_max.as_millis() as u64,
+        install_snapshot_timeout: t.install_snapshot_timeout.as_millis() as u64,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_every),
+        // Keep some log behind the snapshot so a briefly lagging follower catches up by log.
+        max_in_snapshot_log_to_keep: snapshot_every.min(500),
+        purge_batch_size: 256,
+        ..Default::default()
+    };
+    config.validate().map_err(|e| e.to_string())
+}
