@@ -19,6 +19,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.join("statusmesh_descriptor.bin"),
         prost::Message::encode_to_vec(&fds),
     )?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    // Admin messages serialize to JSON for `statusctl --output json`.
+    tonic_prost_build::configure()
+        .type_attribute(".statusmesh.admin.v1", "#[derive(serde::Serialize)]")
+        .compile_fds(fds)?;
     Ok(())
 }

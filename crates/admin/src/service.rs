@@ -1,0 +1,422 @@
+//! The admin gRPC service. Writes become proposals (with the caller's idempotency key) that the
+//! cluster commits through the leader; the reply carries the committed index and the entity as
+//! this node holds it once it has applied that index. Reads come from the local replica, or
+//! after a linearizable barrier when the caller asks for it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::Message;
+use sha2::{Digest, Sha256};
+use statusmesh_cluster::{ClusterNode, NodeStatus};
+use statusmesh_model::{Applied, Command, CommandError, Id, Proposal, State, Timestamp};
+use statusmesh_proto::admin::admin_client::AdminClient;
+use statusmesh_proto::admin::admin_server::Admin;
+use statusmesh_proto::admin::{self as pb, write_reply::Entity, Consistency};
+use statusmesh_proto::convert;
+use statusmesh_store::NodeInfo;
+use tonic::{Request, Response, Status};
+
+use crate::auth::Authenticator;
+use crate::errors::{command_status, membership_status, propose_status};
+
+/// Header carrying the client's idempotency key on every write.
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
+#[derive(Debug, Clone)]
+pub struct AdminService {
+    node: Arc<ClusterNode>,
+    auth: Authenticator,
+    /// How long a write may take, retries across leader changes included.
+    write_timeout: Duration,
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+impl AdminService {
+    pub fn new(node: Arc<ClusterNode>, auth: Authenticator, write_timeout: Duration) -> Self {
+        AdminService {
+            node,
+            auth,
+            write_timeout,
+        }
+    }
+
+    /// Runs a write: authenticate, build the proposal, commit it, and answer from the replica.
+    async fn write<T: Message>(
+        &self,
+        method: &str,
+        req: &Request<T>,
+        command: Result<Command, CommandError>,
+    ) -> Reply<pb::WriteReply> {
+        let actor = self.auth.check(req.metadata())?;
+        let key = req
+            .metadata()
+            .get(IDEMPOTENCY_HEADER)
+            .ok_or_else(|| Status::invalid_argument("missing idempotency-key header (any unique string per write; statusctl sets one)"))?
+            .to_str()
+            .map_err(|_| Status::invalid_argument("idempotency-key must be printable ASCII"))?
+            .to_owned();
+        let command = command.map_err(|e| command_status(&e))?;
+        let mut hasher = Sha256::new();
+        hasher.update(method.as_bytes());
+        hasher.update(req.get_ref().encode_to_vec());
+        let proposal = Proposal {
+            idempotency_key: key,
+            fingerprint: hex::encode(hasher.finalize()),
+            at: Timestamp::default(),
+            actor,
+            via_node: self.node.id,
+            command,
+        };
+        let outcome = self
+            .node
+            .propose(proposal, self.write_timeout)
+            .await
+            .map_err(|e| propose_status(&e))?;
+        let applied = outcome.result.map_err(|e| command_status(&e))?;
+        // Read-your-write on this node: answer once the local replica has the write.
+        if !self
+            .node
+            .replica()
+            .wait_applied(outcome.index, self.write_timeout)
+            .await
+        {
+            return Err(Status::unavailable(format!(
+                "the write committed at index {} but this node has not applied it yet",
+                outcome.index
+            )));
+        }
+        let data = self.node.replica().read();
+        let s = &data.state;
+        let entity = match applied {
+            Applied::Page => Some(Entity::Page(convert::page(s))),
+            Applied::Component(id) => s.components.get(&id).map(|c| Entity::Component(convert::component(s, c))),
+            Applied::Incident(id) => s.incidents.get(&id).map(|i| Entity::Incident(convert::incident(i))),
+            Applied::Maintenance(id) => s.maintenances.get(&id).map(|m| Entity::Maintenance(convert::maintenance(m))),
+            // The reply to the creating write (or its replay) is the one place the secret shows.
+            Applied::Subscriber(id) => s.subscribers.get(&id).map(|x| Entity::Subscriber(convert::subscriber_with_secret(x))),
+            Applied::ComponentDeleted(id) | Applied::SubscriberRemoved(id) => Some(Entity::DeletedId(id.to_string())),
+        };
+        Ok(Response::new(pb::WriteReply {
+            index: outcome.index,
+            replayed: outcome.replayed,
+            entity,
+        }))
+    }
+
+    /// Authenticates a read and applies the requested consistency before reading.
+    async fn read<T, R>(&self, req: &Request<T>, consistency: i32, f: impl FnOnce(&State) -> Result<R, Status>) -> Reply<R> {
+        self.auth.check(req.metadata())?;
+        if consistency == Consistency::Linearizable as i32 {
+            self.node
+                .linearizable_barrier(self.write_timeout)
+                .await
+                .map_err(|e| propose_status(&e))?;
+        }
+        let data = self.node.replica().read();
+        f(&data.state).map(Response::new)
+    }
+
+    /// Runs a membership change here if this node leads, or on the leader's admin port.
+    async fn on_leader<T: Clone + Send + 'static, R>(
+        &self,
+        req: Request<T>,
+        local: impl AsyncFnOnce(&ClusterNode, T) -> Reply<R>,
+        remote: impl AsyncFnOnce(AdminClient<tonic::transport::Channel>, Request<T>) -> Reply<R>,
+    ) -> Reply<R> {
+        self.auth.check(req.metadata())?;
+        let status = self.node.status();
+        match status.leader {
+            Some(l) if l == self.node.id => local(&self.node, req.into_inner()).await,
+            Some(l) => {
+                let member = status.members.iter().find(|m| m.id == l).ok_or_else(|| {
+                    Status::unavailable(format!("leader {l} is not in this node's membership view"))
+                })?;
+                let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", member.info.admin_addr))
+                    .map_err(|e| Status::internal(format!("bad leader admin address: {e}")))?
+                    .connect_timeout(Duration::from_secs(2))
+                    .connect()
+                    .await
+                    .map_err(|e| Status::unavailable(format!("cannot reach leader {l} at {}: {e}", member.info.admin_addr)))?;
+                let auth = req.metadata().get("authorization").cloned();
+                let mut fwd = Request::new(req.into_inner());
+                if let Some(a) = auth {
+                    fwd.metadata_mut().insert("authorization", a);
+                }
+                remote(AdminClient::new(channel), fwd).await
+            }
+            None => Err(Status::unavailable("no leader is elected; membership changes need a quorum")),
+        }
+    }
+}
+
+fn parse_id(s: &str) -> Result<Id, Status> {
+    Id::parse("id", s).map_err(|e| command_status(&e))
+}
+
+fn not_found(kind: &str, id: &Id) -> Status {
+    Status::not_found(format!("{kind} {id} not found"))
+}
+
+fn members_pb(status: &NodeStatus) -> Vec<pb::Member> {
+    status
+        .members
+        .iter()
+        .map(|m| pb::Member {
+            id: m.id,
+            region: m.info.region.clone(),
+            peer_addr: m.info.peer_addr.clone(),
+            admin_addr: m.info.admin_addr.clone(),
+            public_addr: m.info.public_addr.clone(),
+            role: if m.voter { "voter" } else { "learner" }.into(),
+            matched_index: m.matched_index.unwrap_or(0),
+            reachable: m.matched_index.is_some() || m.id == status.id,
+        })
+        .collect()
+}
+
+fn membership_reply(node: &ClusterNode, index: u64) -> pb::MembershipReply {
+    pb::MembershipReply {
+        index,
+        members: members_pb(&node.status()),
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn get_page(&self, req: Request<pb::ReadRequest>) -> Reply<pb::Page> {
+        let c = req.get_ref().consistency;
+        self.read(&req, c, |s| Ok(convert::page(s))).await
+    }
+
+    async fn set_page(&self, req: Request<pb::SetPageRequest>) -> Reply<pb::WriteReply> {
+        let cmd = convert::set_page(req.get_ref());
+        self.write("SetPage", &req, cmd).await
+    }
+
+    async fn create_component(&self, req: Request<pb::CreateComponentRequest>) -> Reply<pb::WriteReply> {
+        let cmd = convert::create_component(req.get_ref());
+        self.write("CreateComponent", &req, cmd).await
+    }
+
+    async fn update_component(&self, req: Request<pb::UpdateComponentRequest>) -> Reply<pb::WriteReply> {
+        let cmd = convert::update_component(req.get_ref());
+        self.write("UpdateComponent", &req, cmd).await
+    }
+
+    async fn set_component_status(&self, req: Request<pb::SetComponentStatusRequest>) -> Reply<pb::WriteReply> {
+        let cmd = convert::set_component_status(req.get_ref());
+        self.write("SetComponentStatus", &req, cmd).await
+    }
+
+    async fn delete_component(&self, req: Request<pb::IdRequest>) -> Reply<pb::WriteReply> {
+        let cmd = convert::delete_component(req.get_ref());
+        self.write("DeleteComponent", &req, cmd).await
+    }
+
+    async fn get_component(&self, req: Request<pb::GetRequest>) -> Reply<pb::Component> {
+        let id = parse_id(&req.get_ref().id)?;
+        let c = req.get_ref().consistency;
+        self.read(&req, c, |s| {
+            s.components
+                .get(&id)
+                .map(|x| convert::component(s, x))
+                .ok_or_else(|| not_found("component", &id))
+        })
+        .await
+    }
+
+    async fn list_components(&self, req: Request<pb::ReadRequest>) -> Reply<pb::ComponentList> {
+        let c = req.get_ref().consistency;
+        self.read(&req, c, |s| {
+            Ok(pb::ComponentList {
+                components: s.components_in_order().into_iter().map(|x| convert::component(s, x)).collect(),
+            })
+        })
+        .await
+    }
+
+    async fn create_incident(&self, req: Request<pb::CreateIncidentRequest>) -> Reply<pb::WriteReply> {
+        let cmd = convert::create_incident(req.get_ref());
+        self.write("CreateIncident", &req, cmd).await
+    }
+
+    async fn update_incident(&self, req: Request<pb::UpdateIncidentRequest>) -> Reply<pb::WriteReply> {
+        let cmd = convert::update_incident(req.get_ref());
+        self.write("UpdateIncident", &req, cmd).await
+    }
+
+    async fn resolve_incident(&self, req: Request<pb::ResolveIncidentRequest>) -> Reply<pb::WriteReply> {
+        let cmd = convert::resolve_incident(req.get_ref());
+        self.write("ResolveIncident", &req, cmd).await
+    }
+
+    async fn publish_postmortem(&self, req: Request<pb::PostmortemRequest>) -> Reply<pb::WriteReply> {
+        let cmd = convert::publish_postmortem(req.get_ref());
+        self.write("PublishPostmortem", &req, cmd).await
+    }
+
+    async fn get_incident(&self, req: Request<pb::GetRequest>) -> Reply<pb::Incident> {
+        let id = parse_id(&req.get_ref().id)?;
+        let c = req.get_ref().consistency;
+        self.read(&req, c, |s| {
+            s.incidents.get(&id).map(convert::incident).ok_or_else(|| not_found("incident", &id))
+        })
+        .await
+    }
+
+    async fn list_incidents(&self, req: Request<pb::ListIncidentsRequest>) -> Reply<pb::IncidentList> {
+        let r = req.get_ref().clone();
+        let limit = if r.limit == 0 { 50 } else { r.limit.min(1000) } as usize;
+        self.read(&req, r.consistency, |s| {
+            let mut all: Vec<_> = s
+                .incidents
+                .values()
+                .filter(|i| !r.unresolved_only || i.status.is_open())
+                .collect();
+            all.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+            Ok(pb::IncidentList {
+                incidents: all.into_iter().take(limit).map(convert::incident).collect(),
+            })
+        })
+        .await
+    }
+
+    async fn schedule_maintenance(&self, req: Request<pb::ScheduleMaintenanceRequest>) -> Reply<pb::WriteReply> {
+        let cmd = convert::schedule_maintenance(req.get_ref());
+        self.write("ScheduleMaintenance", &req, cmd).await
+    }
+
+    async fn update_maintenance(&self, req: Request<pb::UpdateMaintenanceRequest>) -> Reply<pb::WriteReply> {
+        let cmd = convert::update_maintenance(req.get_ref());
+        self.write("UpdateMaintenance", &req, cmd).await
+    }
+
+    async fn cancel_maintenance(&self, req: Request<pb::CancelMaintenanceRequest>) -> Reply<pb::WriteReply> {
+        let cmd = convert::cancel_maintenance(req.get_ref());
+        self.write("CancelMaintenance", &req, cmd).await
+    }
+
+    async fn get_maintenance(&self, req: Request<pb::GetRequest>) -> Reply<pb::Maintenance> {
+        let id = parse_id(&req.get_ref().id)?;
+        let c = req.get_ref().consistency;
+        self.read(&req, c, |s| {
+            s.maintenances.get(&id).map(convert::maintenance).ok_or_else(|| not_found("maintenance", &id))
+        })
+        .await
+    }
+
+    async fn list_maintenances(&self, req: Request<pb::ReadRequest>) -> Reply<pb::MaintenanceList> {
+        let c = req.get_ref().consistency;
+        self.read(&req, c, |s| {
+            let mut all: Vec<_> = s.maintenances.values().collect();
+            all.sort_by(|a, b| (a.scheduled_for, &a.id).cmp(&(b.scheduled_for, &b.id)));
+            Ok(pb::MaintenanceList {
+                maintenances: all.into_iter().map(convert::maintenance).collect(),
+            })
+        })
+        .await
+    }
+
+    async fn add_subscriber(&self, req: Request<pb::AddSubscriberRequest>) -> Reply<pb::WriteReply> {
+        let cmd = convert::add_subscriber(req.get_ref());
+        self.write("AddSubscriber", &req, cmd).await
+    }
+
+    async fn remove_subscriber(&self, req: Request<pb::IdRequest>) -> Reply<pb::WriteReply> {
+        let cmd = convert::remove_subscriber(req.get_ref());
+        self.write("RemoveSubscriber", &req, cmd).await
+    }
+
+    async fn get_subscriber(&self, req: Request<pb::GetRequest>) -> Reply<pb::Subscriber> {
+        let id = parse_id(&req.get_ref().id)?;
+        let c = req.get_ref().consistency;
+        self.read(&req, c, |s| {
+            s.subscribers.get(&id).map(convert::subscriber_redacted).ok_or_else(|| not_found("subscriber", &id))
+        })
+        .await
+    }
+
+    async fn list_subscribers(&self, req: Request<pb::ReadRequest>) -> Reply<pb::SubscriberList> {
+        let c = req.get_ref().consistency;
+        self.read(&req, c, |s| {
+            Ok(pb::SubscriberList {
+                subscribers: s.subscribers.values().map(convert::subscriber_redacted).collect(),
+            })
+        })
+        .await
+    }
+
+    async fn cluster_status(&self, req: Request<pb::ClusterStatusRequest>) -> Reply<pb::ClusterStatusReply> {
+        self.auth.check(req.metadata())?;
+        let s = self.node.status();
+        Ok(Response::new(pb::ClusterStatusReply {
+            node_id: s.id,
+            region: s.region.clone(),
+            state: s.state.into(),
+            leader_id: s.leader,
+            term: s.term,
+            last_log_index: s.last_log_index,
+            applied_index: s.applied_index,
+            state_digest: s.digest.clone(),
+            members: members_pb(&s),
+            millis_since_leader_contact: s.millis_since_leader_contact,
+            timing_profile: s.profile.to_string(),
+            disk_bytes: s.disk_bytes,
+        }))
+    }
+
+    async fn add_node(&self, req: Request<pb::AddNodeRequest>) -> Reply<pb::MembershipReply> {
+        let r = req.get_ref();
+        if r.id == 0 || r.region.trim().is_empty() || r.peer_addr.is_empty() || r.admin_addr.is_empty() {
+            return Err(Status::invalid_argument(
+                "add-node needs a non-zero id, a region, a peer address and an admin address",
+            ));
+        }
+        for (field, addr) in [("peer_addr", &r.peer_addr), ("admin_addr", &r.admin_addr)] {
+            if addr.parse::<std::net::SocketAddr>().is_err() && !addr.contains(':') {
+                return Err(Status::invalid_argument(format!("invalid {field}: {addr:?} is not host:port")));
+            }
+        }
+        self.on_leader(
+            req,
+            async |node, r| {
+                let info = NodeInfo {
+                    region: r.region,
+                    peer_addr: r.peer_addr,
+                    admin_addr: r.admin_addr,
+                    public_addr: r.public_addr,
+                };
+                let index = node.add_learner(r.id, info).await.map_err(|e| membership_status(&e))?;
+                Ok(Response::new(membership_reply(node, index)))
+            },
+            async |mut c, r| c.add_node(r).await,
+        )
+        .await
+    }
+
+    async fn promote_node(&self, req: Request<pb::NodeIdRequest>) -> Reply<pb::MembershipReply> {
+        self.on_leader(
+            req,
+            async |node, r| {
+                let index = node.promote(r.id).await.map_err(|e| membership_status(&e))?;
+                Ok(Response::new(membership_reply(node, index)))
+            },
+            async |mut c, r| c.promote_node(r).await,
+        )
+        .await
+    }
+
+    async fn remove_node(&self, req: Request<pb::NodeIdRequest>) -> Reply<pb::MembershipReply> {
+        self.on_leader(
+            req,
+            async |node, r| {
+                let index = node.remove(r.id).await.map_err(|e| membership_status(&e))?;
+                Ok(Response::new(membership_reply(node, index)))
+            },
+            async |mut c, r| c.remove_node(r).await,
+        )
+        .await
+    }
+}
