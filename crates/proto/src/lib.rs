@@ -6,6 +6,22 @@
 
 pub mod convert;
 
+/// Builds an admin request with its bearer token and, for writes, the idempotency key.
+pub fn authed<T>(message: T, token: &str, idempotency_key: Option<&str>) -> Result<tonic::Request<T>, String> {
+    let mut req = tonic::Request::new(message);
+    let bearer = format!("Bearer {token}")
+        .parse()
+        .map_err(|_| "the token contains characters not allowed in a header".to_string())?;
+    req.metadata_mut().insert("authorization", bearer);
+    if let Some(key) = idempotency_key {
+        let key = key
+            .parse()
+            .map_err(|_| format!("idempotency key {key:?} is not a valid header value"))?;
+        req.metadata_mut().insert("idempotency-key", key);
+    }
+    Ok(req)
+}
+
 #[allow(clippy::all, missing_debug_implementations, unreachable_pub)]
 pub mod admin {
     tonic::include_proto!("statusmesh.admin.v1");

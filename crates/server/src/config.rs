@@ -1,0 +1,376 @@
+//! The node configuration: a TOML file, every key overridable by an environment variable,
+//! validated at start-up with errors that name the key.
+//!
+//! Environment overrides: `STATUSMESH_<KEY>` for a top-level key and `STATUSMESH_<TABLE>__<KEY>`
+//! for a nested one (e.g. `STATUSMESH_LISTEN__ADMIN=0.0.0.0:7001`). The value is read as TOML
+//! when it parses as TOML (numbers, booleans, arrays such as `[{ id = 1, ... }]`), else as a
+//! string. `STATUSMESH_ADMIN_TOKEN` is a shortcut that adds a token named `admin`.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use statusmesh_cluster::TimingProfile;
+
+const ENV_PREFIX: &str = "STATUSMESH_";
+/// Env vars with the prefix that are not config keys (used by statusctl, or shortcuts).
+const ENV_NOT_KEYS: &[&str] = &["ENDPOINT", "TOKEN", "CA_CERT", "ADMIN_TOKEN", "LOG"];
+
+/// A member of the initial cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberConfig {
+    /// Node id (non-zero, unique).
+    pub id: u64,
+    /// Region or data-center name.
+    pub region: String,
+    /// Raft peer address others dial (`host:port`).
+    pub peer_addr: String,
+    /// Admin gRPC address (`host:port`).
+    pub admin_addr: String,
+    /// Public HTTP address (`host:port`).
+    #[serde(default)]
+    pub public_addr: String,
+}
+
+/// An operator API token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Shown in logs and the audit trail.
+    pub name: String,
+    /// The bearer token (at least 16 characters).
+    pub token: String,
+}
+
+impl std::fmt::Debug for TokenConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenConfig").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// Where this node listens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenConfig {
+    /// Raft peer gRPC (node-to-node traffic only).
+    pub peer: SocketAddr,
+    /// Admin gRPC (operators, statusctl).
+    pub admin: SocketAddr,
+    /// Public HTTP (status page, health checks).
+    pub public: SocketAddr,
+}
+
+/// The whole node configuration. See `deploy/` and the README for examples.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This node's id (non-zero). A data directory belongs to one id forever.
+    pub node_id: u64,
+    /// This node's region.
+    pub region: String,
+    /// Where RocksDB keeps this node's log, vote and snapshots.
+    pub data_dir: PathBuf,
+    pub listen: ListenConfig,
+    /// `lan` (tests, demo, one data center) or `wan` (regions apart). Default `lan`.
+    #[serde(default)]
+    pub timing_profile: TimingProfile,
+    /// Snapshot (and purge the log behind it) every this many entries. Default 1000.
+    #[serde(default = "default_snapshot_every")]
+    pub snapshot_every: u64,
+    /// Longest time an admin write may take before it fails with "no quorum", in ms.
+    /// Default: 10000 with `lan`, 30000 with `wan`.
+    #[serde(default)]
+    pub write_timeout_ms: Option<u64>,
+    /// The initial cluster. Nodes listed here initialise the cluster once, together; a node
+    /// not listed waits to be added with `statusctl cluster add-node`.
+    #[serde(default)]
+    pub initial_members: Vec<MemberConfig>,
+    /// Operator tokens (at least one).
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+}
+
+fn default_snapshot_every() -> u64 {
+    1000
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// Loads `path`, applies environment overrides from `env`, and validates.
+    pub fn load(path: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::from_toml(&shown, &text, env)
+    }
+
+    pub fn from_toml(
+        origin: &str,
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut value: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
+            path: origin.into(),
+            message: e.message().to_owned() + &span_hint(text, e.span()),
+        })?;
+        apply_env(&mut value, env)?;
+        let config: Config = Config::deserialize(value).map_err(|e| ConfigError::Parse {
+            path: origin.into(),
+            message: e.message().to_owned(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.node_id == 0 {
+            return Err(invalid("node_id", "must be a positive integer"));
+        }
+        if self.region.trim().is_empty() {
+            return Err(invalid("region", "must not be empty"));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must not be empty"));
+        }
+        if self.snapshot_every < 10 {
+            return Err(invalid("snapshot_every", format!("{} is too small (at least 10)", self.snapshot_every)));
+        }
+        if let Some(ms) = self.write_timeout_ms {
+            if !(500..=600_000).contains(&ms) {
+                return Err(invalid("write_timeout_ms", format!("{ms} is outside 500..=600000")));
+            }
+        }
+        let l = &self.listen;
+        if l.peer == l.admin || l.peer == l.public || l.admin == l.public {
+            return Err(invalid("listen", "peer, admin and public must be different addresses"));
+        }
+        let mut ids = BTreeSet::new();
+        for (i, m) in self.initial_members.iter().enumerate() {
+            let key = |k: &str| format!("initial_members[{i}].{k}");
+            if m.id == 0 {
+                return Err(invalid(&key("id"), "must be a positive integer"));
+            }
+            if !ids.insert(m.id) {
+                return Err(invalid(&key("id"), format!("node id {} is listed twice", m.id)));
+            }
+            if m.region.trim().is_empty() {
+                return Err(invalid(&key("region"), "must not be empty"));
+            }
+            for (k, v) in [("peer_addr", &m.peer_addr), ("admin_addr", &m.admin_addr)] {
+                if !looks_like_host_port(v) {
+                    return Err(invalid(&key(k), format!("{v:?} is not host:port")));
+                }
+            }
+            if !m.public_addr.is_empty() && !looks_like_host_port(&m.public_addr) {
+                return Err(invalid(&key("public_addr"), format!("{:?} is not host:port", m.public_addr)));
+            }
+            if m.id == self.node_id && m.region != self.region {
+                return Err(invalid(&key("region"), format!(
+                    "this node ({}) is in region {:?} but is listed in {:?}",
+                    self.node_id, self.region, m.region
+                )));
+            }
+        }
+        if self.tokens.is_empty() {
+            return Err(invalid("tokens", "at least one operator token is needed (or set STATUSMESH_ADMIN_TOKEN)"));
+        }
+        let mut names = BTreeSet::new();
+        for (i, t) in self.tokens.iter().enumerate() {
+            if t.name.trim().is_empty() {
+                return Err(invalid(&format!("tokens[{i}].name"), "must not be empty"));
+            }
+            if !names.insert(&t.name) {
+                return Err(invalid(&format!("tokens[{i}].name"), format!("{:?} is used twice", t.name)));
+            }
+            if t.token.len() < 16 || !t.token.bytes().all(|b| b.is_ascii_graphic()) {
+                // Never echo the token itself.
+                return Err(invalid(&format!("tokens[{i}].token"), "must be at least 16 printable characters"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.write_timeout_ms.unwrap_or(match self.timing_profile {
+            TimingProfile::Lan => 10_000,
+            TimingProfile::Wan => 30_000,
+        }))
+    }
+
+    /// Whether this node is one of the initial members (and so initialises the cluster).
+    pub fn is_initial_member(&self) -> bool {
+        self.initial_members.iter().any(|m| m.id == self.node_id)
+    }
+}
+
+fn looks_like_host_port(s: &str) -> bool {
+    match s.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0),
+        None => false,
+    }
+}
+
+fn span_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(r) => {
+            let line = text[..r.start.min(text.len())].matches('\n').count() + 1;
+            format!(" (line {line})")
+        }
+        None => String::new(),
+    }
+}
+
+fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) -> Result<(), ConfigError> {
+    let mut vars: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .collect();
+    vars.sort();
+    for (var, raw) in vars {
+        let name = &var[ENV_PREFIX.len()..];
+        if name == "ADMIN_TOKEN" {
+            let tokens = table
+                .entry("tokens")
+                .or_insert_with(|| toml::Value::Array(vec![]));
+            let arr = tokens.as_array_mut().ok_or_else(|| ConfigError::Env {
+                var: var.clone(),
+                message: "`tokens` in the file is not an array".into(),
+            })?;
+            arr.retain(|t| t.get("name").and_then(|n| n.as_str()) != Some("admin"));
+            let mut t = toml::Table::new();
+            t.insert("name".into(), "admin".into());
+            t.insert("token".into(), raw.clone().into());
+            arr.push(toml::Value::Table(t));
+            continue;
+        }
+        if ENV_NOT_KEYS.contains(&name) {
+            continue;
+        }
+        let path: Vec<String> = name.split("__").map(str::to_ascii_lowercase).collect();
+        let value = parse_env_value(&raw);
+        let mut cursor = &mut *table;
+        for seg in &path[..path.len() - 1] {
+            let entry = cursor
+                .entry(seg.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            cursor = entry.as_table_mut().ok_or_else(|| ConfigError::Env {
+                var: var.clone(),
+                message: format!("`{seg}` is not a table"),
+            })?;
+        }
+        if let Some(last) = path.last() {
+            cursor.insert(last.clone(), value);
+        }
+    }
+    Ok(())
+}
+
+fn parse_env_value(raw: &str) -> toml::Value {
+    let doc = format!("v = {raw}");
+    match doc.parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| raw.into()),
+        Err(_) => toml::Value::String(raw.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+node_id = 1
+region = "paris"
+data_dir = "/tmp/x"
+timing_profile = "lan"
+[listen]
+peer = "127.0.0.1:9001"
+admin = "127.0.0.1:7001"
+public = "127.0.0.1:8081"
+[[initial_members]]
+id = 1
+region = "paris"
+peer_addr = "127.0.0.1:9001"
+admin_addr = "127.0.0.1:7001"
+[[tokens]]
+name = "ops"
+token = "0123456789abcdef0123"
+"#;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn loads_and_applies_env_overrides() {
+        let c = Config::from_toml("t", GOOD, env(&[
+            ("STATUSMESH_LISTEN__ADMIN", "127.0.0.1:7101"),
+            ("STATUSMESH_TIMING_PROFILE", "wan"),
+            ("STATUSMESH_SNAPSHOT_EVERY", "50"),
+            ("STATUSMESH_ADMIN_TOKEN", "env-token-0123456789"),
+            ("STATUSMESH_ENDPOINT", "ignored"),
+            ("OTHER", "ignored"),
+        ]))
+        .unwrap();
+        assert_eq!(c.listen.admin.port(), 7101);
+        assert_eq!(c.timing_profile, TimingProfile::Wan);
+        assert_eq!(c.snapshot_every, 50);
+        assert_eq!(c.tokens.len(), 2);
+        assert_eq!(c.write_timeout(), Duration::from_secs(30));
+        assert!(c.is_initial_member());
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let bad = GOOD.replace("node_id = 1", "node_id = 0");
+        let e = Config::from_toml("t", &bad, vec![]).unwrap_err().to_string();
+        assert!(e.contains("`node_id`"), "{e}");
+
+        let bad = GOOD.replace("timing_profile = \"lan\"", "timing_profile = \"moon\"");
+        let e = Config::from_toml("t", &bad, vec![]).unwrap_err().to_string();
+        assert!(e.contains("moon"), "{e}");
+
+        let bad = GOOD.replace("region = \"paris\"\ndata_dir", "regoin = \"paris\"\ndata_dir");
+        let e = Config::from_toml("t", &bad, vec![]).unwrap_err().to_string();
+        assert!(e.contains("regoin"), "{e}");
+
+        let e = Config::from_toml("t", GOOD, env(&[("STATUSMESH_LISTEN__PEER", "nowhere")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("socket address") || e.contains("peer"), "{e}");
+
+        let bad = GOOD.replace("0123456789abcdef0123", "short");
+        let e = Config::from_toml("t", &bad, vec![]).unwrap_err().to_string();
+        assert!(e.contains("tokens[0].token") && !e.contains("short\""), "{e}");
+
+        let bad = GOOD.replace("peer_addr = \"127.0.0.1:9001\"", "peer_addr = \"nohost\"");
+        let e = Config::from_toml("t", &bad, vec![]).unwrap_err().to_string();
+        assert!(e.contains("initial_members[0].peer_addr"), "{e}");
+    }
+}

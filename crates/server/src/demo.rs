@@ -1,0 +1,296 @@
+//! `statusmesh demo`: a three-region cluster on this machine, as three child processes of
+//! `statusmesh serve`, seeded with a realistic page on first start.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use statusmesh_proto::admin::admin_client::AdminClient;
+use statusmesh_proto::admin::{self as pb, write_reply::Entity};
+use statusmesh_proto::authed;
+use tokio::process::{Child, Command};
+
+use crate::config::{Config, ListenConfig, MemberConfig, TokenConfig};
+
+pub const REGIONS: [&str; 3] = ["paris", "montreal", "singapore"];
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub data_dir: PathBuf,
+    /// Public HTTP ports are `public_port`, +1, +2 (one per region).
+    pub public_port: u16,
+    pub admin_port: u16,
+    pub peer_port: u16,
+    /// The `statusmesh` binary to run as children.
+    pub exe: PathBuf,
+}
+
+struct DemoNode {
+    region: &'static str,
+    config_path: PathBuf,
+    child: Child,
+}
+
+/// The three node configs of the demo cluster (the same on every run with the same options).
+pub fn demo_configs(opts: &DemoOptions, token: &str) -> Vec<Config> {
+    let addr = |base: u16, i: usize| format!("127.0.0.1:{}", base + i as u16);
+    let members: Vec<MemberConfig> = REGIONS
+        .iter()
+        .enumerate()
+        .map(|(i, r)| MemberConfig {
+            id: i as u64 + 1,
+            region: (*r).into(),
+            peer_addr: addr(opts.peer_port, i),
+            admin_addr: addr(opts.admin_port, i),
+            public_addr: addr(opts.public_port, i),
+        })
+        .collect();
+    REGIONS
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Config {
+            node_id: i as u64 + 1,
+            region: (*r).into(),
+            data_dir: opts.data_dir.join(r),
+            listen: ListenConfig {
+                peer: addr(opts.peer_port, i).parse().unwrap_or_else(|_| unreachable!()),
+                admin: addr(opts.admin_port, i).parse().unwrap_or_else(|_| unreachable!()),
+                public: addr(opts.public_port, i).parse().unwrap_or_else(|_| unreachable!()),
+            },
+            timing_profile: statusmesh_cluster::TimingProfile::Lan,
+            snapshot_every: 1000,
+            write_timeout_ms: None,
+            initial_members: members.clone(),
+            tokens: vec![TokenConfig {
+                name: "admin".into(),
+                token: token.into(),
+            }],
+        })
+        .collect()
+}
+
+/// Reuses the token of an earlier run (from statusctl.env) so a restarted demo keeps working
+/// with the same statusctl settings.
+fn load_or_create_token(env_file: &Path) -> String {
+    if let Ok(text) = std::fs::read_to_string(env_file) {
+        for line in text.lines() {
+            if let Some(t) = line.strip_prefix("export STATUSMESH_TOKEN=") {
+                return t.trim().to_owned();
+            }
+        }
+    }
+    hex::encode(rand::random::<[u8; 24]>())
+}
+
+pub async fn run_demo(opts: DemoOptions, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&opts.data_dir)
+        .with_context(|| format!("cannot create {}", opts.data_dir.display()))?;
+    let data_dir = opts.data_dir.canonicalize()?;
+    let opts = DemoOptions { data_dir: data_dir.clone(), ..opts };
+    let env_file = data_dir.join("statusctl.env");
+    let token = load_or_create_token(&env_file);
+    let configs = demo_configs(&opts, &token);
+    let endpoints: Vec<String> = configs.iter().map(|c| format!("http://{}", c.listen.admin)).collect();
+    std::fs::write(
+        &env_file,
+        format!(
+            "# Source this file: . {}\nexport STATUSMESH_ENDPOINT={}\nexport STATUSMESH_TOKEN={}\n",
+            env_file.display(),
+            endpoints.join(","),
+            token
+        ),
+    )?;
+
+    let mut nodes = Vec::new();
+    for (region, config) in REGIONS.iter().zip(&configs) {
+        let path = data_dir.join(format!("{region}.toml"));
+        std::fs::write(&path, toml::to_string(config)?)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.join(format!("{region}.log")))?;
+        let child = Command::new(&opts.exe)
+            .arg("serve")
+            .arg("--config")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", opts.exe.display()))?;
+        nodes.push(DemoNode {
+            region,
+            config_path: path,
+            child,
+        });
+    }
+
+    let result = async {
+        let mut client = wait_for_leader(&endpoints, &token, Duration::from_secs(30)).await?;
+        seed_if_empty(&mut client, &token).await?;
+        print_welcome(&configs, &nodes, &env_file);
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(e) = &result {
+        eprintln!("demo failed to start: {e:#} (see the logs in {})", data_dir.display());
+    } else {
+        supervise(&mut nodes, shutdown).await;
+    }
+    stop_all(&mut nodes).await;
+    result
+}
+
+async fn wait_for_leader(endpoints: &[String], token: &str, limit: Duration) -> anyhow::Result<AdminClient<tonic::transport::Channel>> {
+    let started = Instant::now();
+    loop {
+        for ep in endpoints {
+            if let Ok(mut c) = AdminClient::connect(ep.clone()).await {
+                let req = authed(pb::ClusterStatusRequest {}, token, None).map_err(anyhow::Error::msg)?;
+                if let Ok(s) = c.cluster_status(req).await {
+                    if s.get_ref().leader_id.is_some() {
+                        return Ok(c);
+                    }
+                }
+            }
+        }
+        if started.elapsed() > limit {
+            bail!("no leader was elected within {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Seeds the page once: fixed idempotency keys make a repeated or interrupted seed harmless,
+/// and an existing page (any component) is left alone.
+async fn seed_if_empty(c: &mut AdminClient<tonic::transport::Channel>, token: &str) -> anyhow::Result<()> {
+    let req = authed(pb::ReadRequest { consistency: pb::Consistency::Linearizable as i32 }, token, None).map_err(anyhow::Error::msg)?;
+    if !c.list_components(req).await?.into_inner().components.is_empty() {
+        return Ok(());
+    }
+    let mut n = 0;
+    let mut key = || {
+        n += 1;
+        format!("demo-seed-{n}")
+    };
+    c.set_page(w(token, pb::SetPageRequest {
+        name: Some("Acme Cloud".into()),
+        url: Some("http://127.0.0.1:8081/".into()),
+        time_zone: Some("Europe/Paris".into()),
+    }, key())?).await?;
+    let mut ids = std::collections::HashMap::new();
+    for (name, group, desc) in [
+        ("Platform", None, "Core services"),
+        ("API", Some("Platform"), "Public REST API"),
+        ("Dashboard", Some("Platform"), "Web console"),
+        ("Database", Some("Platform"), "Managed PostgreSQL"),
+        ("Regions", None, "Data centers"),
+        ("Europe (Paris)", Some("Regions"), "eu-west"),
+        ("North America (Montreal)", Some("Regions"), "ca-east"),
+        ("Asia (Singapore)", Some("Regions"), "ap-southeast"),
+        ("Email delivery", None, "Transactional email"),
+    ] {
+        let reply = c.create_component(w(token, pb::CreateComponentRequest {
+            name: name.into(),
+            description: Some(desc.into()),
+            group: group.is_none() && name != "Email delivery",
+            group_id: group.and_then(|g| ids.get(g).cloned()),
+            showcase: true,
+            ..Default::default()
+        }, key())?).await?.into_inner();
+        if let Some(Entity::Component(comp)) = reply.entity {
+            ids.insert(name, comp.id);
+        }
+    }
+    let id = |n: &str| ids.get(n).cloned().unwrap_or_default();
+    c.create_incident(w(token, pb::CreateIncidentRequest {
+        name: "Elevated API error rates in Europe".into(),
+        status: Some("identified".into()),
+        impact: Some("major".into()),
+        body: "Some API requests served from Paris fail with 503. We have identified a faulty load balancer and are replacing it.".into(),
+        started_at: None,
+        component_changes: vec![
+            pb::ComponentChange { component_id: id("API"), status: "partial_outage".into() },
+            pb::ComponentChange { component_id: id("Europe (Paris)"), status: "degraded_performance".into() },
+        ],
+    }, key())?).await?;
+    let start = chrono::Utc::now() + chrono::Duration::days(2);
+    let end = start + chrono::Duration::hours(2);
+    c.schedule_maintenance(w(token, pb::ScheduleMaintenanceRequest {
+        name: "Database engine upgrade".into(),
+        body: "We will upgrade the managed PostgreSQL fleet. Connections may drop briefly.".into(),
+        scheduled_for: start.to_rfc3339(),
+        scheduled_until: end.to_rfc3339(),
+        component_ids: vec![id("Database")],
+        manual_transitions: false,
+    }, key())?).await?;
+    Ok(())
+}
+
+fn w<T>(token: &str, message: T, key: String) -> anyhow::Result<tonic::Request<T>> {
+    authed(message, token, Some(&key)).map_err(anyhow::Error::msg)
+}
+
+fn print_welcome(configs: &[Config], nodes: &[DemoNode], env_file: &Path) {
+    println!("\nstatusmesh demo: three regions running on this machine\n");
+    for (c, n) in configs.iter().zip(nodes) {
+        println!(
+            "  {:<10} node {}  public http://{}  admin {}  (pid {})",
+            c.region,
+            c.node_id,
+            c.listen.public,
+            c.listen.admin,
+            n.child.id().unwrap_or(0)
+        );
+    }
+    println!("\nTry it (in another terminal):");
+    println!("  . {}", env_file.display());
+    println!("  statusctl cluster status");
+    println!("  statusctl --endpoint http://{} incident create --name \"Login failures\" --body \"Investigating\" --impact minor", configs[2].listen.admin);
+    println!("  statusctl incident list");
+    println!("  curl http://{}/api/cluster", configs[0].listen.public);
+    println!("\nKill one node (e.g. `kill {}`) and the other two keep serving; bring it back with:", nodes[0].child.id().unwrap_or(0));
+    println!("  statusmesh serve --config {}", nodes[0].config_path.display());
+    println!("\nPress Ctrl-C to stop all nodes.");
+}
+
+/// Waits for Ctrl-C. A child that exits is reported, not restarted: the demo shows what the
+/// remaining regions do without it.
+async fn supervise(nodes: &mut [DemoNode], shutdown: impl std::future::Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    let mut reported = vec![false; nodes.len()];
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        for (i, n) in nodes.iter_mut().enumerate() {
+            if !reported[i] {
+                if let Ok(Some(status)) = n.child.try_wait() {
+                    reported[i] = true;
+                    println!("node {} exited ({status}); the others keep serving. Restart it with: statusmesh serve --config {}", n.region, n.config_path.display());
+                }
+            }
+        }
+    }
+}
+
+async fn stop_all(nodes: &mut [DemoNode]) {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    for n in nodes.iter() {
+        if let Some(pid) = n.child.id() {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+        }
+    }
+    for n in nodes.iter_mut() {
+        match tokio::time::timeout(Duration::from_secs(10), n.child.wait()).await {
+            Ok(_) => {}
+            Err(_) => {
+                let _ = n.child.kill().await;
+            }
+        }
+    }
+    println!("all demo nodes stopped");
+}
