@@ -1,0 +1,294 @@
+//! Command-line definitions. `statusctl --help` is generated from these doc comments.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "statusctl",
+    version,
+    about = "Operate a statusmesh cluster: components, incidents, maintenances, subscribers, membership",
+    after_help = "Every write carries an idempotency key (generated unless --idempotency-key is given), \
+so retrying a command, or statusctl retrying it on the next endpoint, never applies it twice.\n\
+Exit status: 0 success, 1 error (the message names the gRPC code), 2 usage error."
+)]
+pub struct Cli {
+    /// Admin endpoint(s), comma-separated; the next is tried when one is unreachable.
+    #[arg(long, env = "STATUSMESH_ENDPOINT", default_value = "http://127.0.0.1:7001", global = true)]
+    pub endpoint: String,
+    /// Bearer token for the admin API.
+    #[arg(long, env = "STATUSMESH_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// PEM file of the CA that signs the nodes' admin certificates (for https:// endpoints).
+    #[arg(long, env = "STATUSMESH_CA_CERT", global = true)]
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Table, global = true)]
+    pub output: Output,
+    /// Reads: confirm with the leader's quorum first (default: this node's replica).
+    #[arg(long, global = true)]
+    pub linearizable: bool,
+    /// Idempotency key for a write (default: a fresh random key per invocation).
+    #[arg(long, global = true)]
+    pub idempotency_key: Option<String>,
+    /// Per-call deadline in seconds.
+    #[arg(long, default_value_t = 30, global = true)]
+    pub timeout: u64,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Page settings (name, public URL, time zone).
+    #[command(subcommand)]
+    Page(PageCmd),
+    /// Components and component groups.
+    #[command(subcommand)]
+    Component(ComponentCmd),
+    /// Incidents and their updates.
+    #[command(subcommand)]
+    Incident(IncidentCmd),
+    /// Scheduled maintenances.
+    #[command(subcommand)]
+    Maintenance(MaintenanceCmd),
+    /// Webhook subscribers.
+    #[command(subcommand)]
+    Subscriber(SubscriberCmd),
+    /// Cluster status and membership.
+    #[command(subcommand)]
+    Cluster(ClusterCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PageCmd {
+    /// Show the page settings and overall status.
+    Get,
+    /// Change page settings.
+    Set {
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        url: Option<String>,
+        /// IANA time zone, e.g. Europe/Paris.
+        #[arg(long)]
+        time_zone: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ComponentCmd {
+    /// Create a component (or a group with --group).
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+        /// Put the component in this group.
+        #[arg(long)]
+        group_id: Option<String>,
+        /// Create a group instead of a component.
+        #[arg(long)]
+        group: bool,
+        #[arg(long)]
+        position: Option<u32>,
+        /// operational, degraded_performance, partial_outage, major_outage, under_maintenance.
+        #[arg(long)]
+        status: Option<String>,
+        /// Show an uptime bar for it on the public page.
+        #[arg(long)]
+        showcase: bool,
+        #[arg(long)]
+        only_show_if_degraded: bool,
+    },
+    /// List components in display order.
+    List,
+    /// Show one component.
+    Get { id: String },
+    /// Change a component's fields.
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// An empty string clears the description.
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        position: Option<u32>,
+        /// An empty string moves it out of its group.
+        #[arg(long)]
+        group_id: Option<String>,
+        #[arg(long)]
+        showcase: Option<bool>,
+        #[arg(long)]
+        only_show_if_degraded: Option<bool>,
+    },
+    /// Set a component's status.
+    SetStatus { id: String, status: String },
+    /// Delete a component (a group must be empty).
+    Delete { id: String },
+}
+
+#[derive(Args, Debug)]
+pub struct ComponentChanges {
+    /// A component's new status, as ID=STATUS (repeatable).
+    #[arg(long = "component", value_name = "ID=STATUS")]
+    pub components: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IncidentCmd {
+    /// Open an incident with its first update.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        body: String,
+        /// investigating (default), identified, monitoring, resolved.
+        #[arg(long)]
+        status: Option<String>,
+        /// none, minor (default), major, critical.
+        #[arg(long)]
+        impact: Option<String>,
+        /// RFC 3339 time the incident started (default: now).
+        #[arg(long)]
+        started_at: Option<String>,
+        #[command(flatten)]
+        changes: ComponentChanges,
+    },
+    /// Post an update (optionally changing status, impact, name, components).
+    Update {
+        id: String,
+        #[arg(long)]
+        body: String,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        impact: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        changes: ComponentChanges,
+    },
+    /// Resolve an incident; its components return to operational unless --keep-component-status.
+    Resolve {
+        id: String,
+        #[arg(long)]
+        body: Option<String>,
+        #[arg(long)]
+        keep_component_status: bool,
+    },
+    /// Publish a postmortem on a resolved incident.
+    Postmortem {
+        id: String,
+        #[arg(long)]
+        body: String,
+    },
+    /// List incidents, newest first.
+    List {
+        #[arg(long)]
+        unresolved: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Show an incident with its timeline.
+    Get { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MaintenanceCmd {
+    /// Schedule a maintenance window.
+    Schedule {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        body: String,
+        /// RFC 3339 start of the window.
+        #[arg(long)]
+        from: String,
+        /// RFC 3339 end of the window.
+        #[arg(long)]
+        until: String,
+        /// An affected component (repeatable).
+        #[arg(long = "component", value_name = "ID")]
+        components: Vec<String>,
+        /// Start and complete by hand instead of at the window's edges.
+        #[arg(long)]
+        manual: bool,
+    },
+    /// List maintenances, soonest first.
+    List,
+    /// Show a maintenance.
+    Get { id: String },
+    /// Change a maintenance or move its status (in_progress, verifying, completed) with --body.
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        until: Option<String>,
+        /// Replace the affected components (repeatable).
+        #[arg(long = "component", value_name = "ID")]
+        components: Option<Vec<String>>,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        body: Option<String>,
+    },
+    /// Cancel a maintenance.
+    Cancel {
+        id: String,
+        #[arg(long)]
+        body: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SubscriberCmd {
+    /// Add a webhook subscriber; its signing secret is shown once, in this reply.
+    Add {
+        #[arg(long)]
+        url: String,
+        /// Only events touching this component (repeatable; default: all events).
+        #[arg(long = "component", value_name = "ID")]
+        components: Vec<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List subscribers (secrets masked).
+    List,
+    /// Show a subscriber (secret masked).
+    Get { id: String },
+    /// Remove a subscriber.
+    Remove { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCmd {
+    /// Show this endpoint's view: role, leader, term, indexes, digest, members.
+    Status,
+    /// Add a node as a learner (it catches up, then `promote` makes it a voter).
+    AddNode {
+        #[arg(long)]
+        id: u64,
+        #[arg(long)]
+        region: String,
+        #[arg(long)]
+        peer_addr: String,
+        #[arg(long)]
+        admin_addr: String,
+        #[arg(long, default_value = "")]
+        public_addr: String,
+    },
+    /// Make a learner a voter.
+    Promote { id: u64 },
+    /// Remove a node from the cluster.
+    RemoveNode { id: u64 },
+}

@@ -1,0 +1,106 @@
+//! Talking to the admin API: endpoint failover, auth, idempotency keys, optional TLS.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _};
+use statusmesh_proto::admin::admin_client::AdminClient;
+use statusmesh_proto::authed;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::{Code, Response, Status};
+
+pub struct Client {
+    endpoints: Vec<String>,
+    token: String,
+    ca_pem: Option<Vec<u8>>,
+    timeout: Duration,
+    /// Used by every write of this invocation, on every endpoint tried.
+    pub idempotency_key: String,
+}
+
+impl Client {
+    pub fn new(endpoint: &str, token: Option<String>, ca_cert: Option<&std::path::Path>, timeout: u64, key: Option<String>) -> anyhow::Result<Self> {
+        let endpoints: Vec<String> = endpoint
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(|e| if e.contains("://") { e.to_owned() } else { format!("http://{e}") })
+            .collect();
+        if endpoints.is_empty() {
+            bail!("--endpoint is empty");
+        }
+        let token = token.ok_or_else(|| anyhow!("no token: pass --token or set STATUSMESH_TOKEN"))?;
+        let ca_pem = ca_cert
+            .map(|p| std::fs::read(p).with_context(|| format!("cannot read --ca-cert {}", p.display())))
+            .transpose()?;
+        let idempotency_key = key.unwrap_or_else(|| format!("statusctl-{}", hex::encode(rand::random::<[u8; 16]>())));
+        Ok(Client {
+            endpoints,
+            token,
+            ca_pem,
+            timeout: Duration::from_secs(timeout.max(1)),
+            idempotency_key,
+        })
+    }
+
+    async fn connect(&self, endpoint: &str) -> anyhow::Result<AdminClient<Channel>> {
+        let mut ep = Endpoint::from_shared(endpoint.to_owned())
+            .with_context(|| format!("invalid endpoint {endpoint:?}"))?
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(self.timeout);
+        if endpoint.starts_with("https://") {
+            let mut tls = ClientTlsConfig::new().with_enabled_roots();
+            if let Some(pem) = &self.ca_pem {
+                tls = tls.ca_certificate(Certificate::from_pem(pem));
+            }
+            ep = ep.tls_config(tls).context("invalid TLS settings")?;
+        }
+        let channel = ep.connect().await.with_context(|| format!("cannot connect to {endpoint}"))?;
+        Ok(AdminClient::new(channel).max_decoding_message_size(64 * 1024 * 1024))
+    }
+
+    /// Calls `f` on the first endpoint that answers; an unreachable endpoint, or one that
+    /// answers UNAVAILABLE, passes the call to the next (writes keep their idempotency key).
+    pub async fn call<Req: Clone, Resp>(
+        &self,
+        write: bool,
+        message: Req,
+        f: impl AsyncFn(&mut AdminClient<Channel>, tonic::Request<Req>) -> Result<Response<Resp>, Status>,
+    ) -> anyhow::Result<Resp> {
+        let key = write.then_some(self.idempotency_key.as_str());
+        let mut last_err = None;
+        for ep in &self.endpoints {
+            let mut client = match self.connect(ep).await {
+                Ok(c) => c,
+                Err(e) => {
+                    last_err = Some(e);
+                    continue;
+                }
+            };
+            let req = authed(message.clone(), &self.token, key).map_err(anyhow::Error::msg)?;
+            match f(&mut client, req).await {
+                Ok(resp) => return Ok(resp.into_inner()),
+                Err(s) if s.code() == Code::Unavailable && self.endpoints.len() > 1 => {
+                    last_err = Some(anyhow!("{ep}: {}: {}", code_name(s.code()), s.message()));
+                }
+                Err(s) => bail!("{}: {}", code_name(s.code()), s.message()),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| anyhow!("no endpoint answered")))
+    }
+}
+
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::Internal => "INTERNAL",
+        _ => "ERROR",
+    }
+}
