@@ -167,6 +167,9 @@ impl ClusterNode {
     /// call on every start and on every initial member (they all pass the same set): a node
     /// that already has state answers "already initialised" and nothing happens.
     pub async fn initialize(&self, members: BTreeMap<NodeId, NodeInfo>) -> Result<bool, String> {
+        if self.raft.is_initialized().await.map_err(|e| e.to_string())? {
+            return Ok(false);
+        }
         match self.raft.initialize(members).await {
             Ok(()) => Ok(true),
             Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(false),

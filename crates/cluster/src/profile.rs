@@ -93,7 +93,8 @@ pub fn raft_config(profile: TimingProfile, snapshot_every: u64) -> Result<openra
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_every),
         // Keep some log behind the snapshot so a briefly lagging follower catches up by log.
         max_in_snapshot_log_to_keep: snapshot_every.min(500),
-        purge_batch_size: 256,
+        // Purge in batches no larger than half a snapshot interval, so the log really shrinks.
+        purge_batch_size: (snapshot_every / 2).clamp(1, 256),
         ..Default::default()
     };
     config.validate().map_err(|e| e.to_string())
