@@ -111,9 +111,25 @@ pub fn subscribers(out: Output, list: &pb::SubscriberList) -> anyhow::Result<()>
     Ok(())
 }
 
+/// A write reply as `{"index", "replayed", "<kind>": {...}}`.
+fn write_json(w: &pb::WriteReply) -> anyhow::Result<serde_json::Value> {
+    let mut v = serde_json::json!({ "index": w.index, "replayed": w.replayed });
+    let (kind, entity) = match &w.entity {
+        Some(Entity::Page(p)) => ("page", serde_json::to_value(p)?),
+        Some(Entity::Component(c)) => ("component", serde_json::to_value(c)?),
+        Some(Entity::Incident(i)) => ("incident", serde_json::to_value(i)?),
+        Some(Entity::Maintenance(m)) => ("maintenance", serde_json::to_value(m)?),
+        Some(Entity::Subscriber(s)) => ("subscriber", serde_json::to_value(s)?),
+        Some(Entity::DeletedId(id)) => ("deleted_id", serde_json::to_value(id)?),
+        None => return Ok(v),
+    };
+    v[kind] = entity;
+    Ok(v)
+}
+
 pub fn write(out: Output, w: &pb::WriteReply) -> anyhow::Result<()> {
     if out == Output::Json {
-        return json(w);
+        return json(&write_json(w)?);
     }
     let replay = if w.replayed { " (replayed: already applied)" } else { "" };
     match &w.entity {
