@@ -4,8 +4,11 @@
 //!
 //! The binaries must be built first (`cargo build --workspace`); `.ci/run` does that.
 
+// Test-only crate: a failed unwrap is a failed test with its message.
+#![allow(clippy::unwrap_used)]
+
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,9 +24,16 @@ pub const TOKEN: &str = "test-token-0123456789abcdef";
 
 /// Path of a workspace binary next to the running test executable.
 pub fn binary(name: &str) -> PathBuf {
+    // Test executables run from target/debug/deps, tools such as the benchmarks from
+    // target/debug; the binaries are in target/debug.
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let path = dir.join(name);
+    let here = exe.parent().expect("executable dir");
+    let dir = if here.ends_with("deps") {
+        here.parent().unwrap_or(here)
+    } else {
+        here
+    };
+    let path: PathBuf = dir.join(name);
     assert!(
         path.exists(),
         "{} is missing: run `cargo build --workspace` before the tests (.ci/run does)",
@@ -129,14 +139,19 @@ impl TestCluster {
             timing_profile: TimingProfile::Lan,
             snapshot_every: self.snapshot_every,
             write_timeout_ms: Some(8000),
-            initial_members: if initial { self.members.clone() } else { vec![] },
+            initial_members: if initial {
+                self.members.clone()
+            } else {
+                vec![]
+            },
             tokens: vec![TokenConfig {
                 name: "test".into(),
                 token: TOKEN.into(),
             }],
         };
         let config_path = self.dir.path().join(format!("node{}.toml", m.id));
-        std::fs::write(&config_path, toml::to_string(&config).expect("toml")).expect("write config");
+        std::fs::write(&config_path, toml::to_string(&config).expect("toml"))
+            .expect("write config");
         let log_path = self.dir.path().join(format!("node{}.log", m.id));
         self.nodes.push(TestNode {
             id: m.id,
@@ -200,7 +215,10 @@ impl TestCluster {
             }
             let _ = c.kill();
             let _ = c.wait();
-            panic!("node {} did not stop within 15 s of SIGTERM", self.nodes[i].id);
+            panic!(
+                "node {} did not stop within 15 s of SIGTERM",
+                self.nodes[i].id
+            );
         }
     }
 
@@ -219,12 +237,16 @@ impl TestCluster {
 
     pub async fn status(&self, i: usize) -> anyhow::Result<pb::ClusterStatusReply> {
         let mut c = self.admin(i).await?;
-        Ok(c.cluster_status(read(pb::ClusterStatusRequest {})).await?.into_inner())
+        Ok(c.cluster_status(read(pb::ClusterStatusRequest {}))
+            .await?
+            .into_inner())
     }
 
     /// Waits until the running nodes agree on a leader; returns its index in `nodes`.
     pub async fn wait_leader(&mut self, limit: Duration) -> usize {
-        let running: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.nodes[i].is_running()).collect();
+        let running: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].is_running())
+            .collect();
         let this = &*self;
         eventually(limit, "a leader every running node agrees on", || async {
             let mut leader = None;
@@ -245,20 +267,26 @@ impl TestCluster {
 
     /// Waits until every running node reports the same state digest at the same applied index.
     pub async fn wait_converged(&mut self, limit: Duration) -> String {
-        let running: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.nodes[i].is_running()).collect();
+        let running: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].is_running())
+            .collect();
         let this = &*self;
-        eventually(limit, "equal state digests on every running node", || async {
-            let mut seen: Option<(u64, String)> = None;
-            for &i in &running {
-                let s = this.status(i).await.ok()?;
-                let here = (s.applied_index, s.state_digest);
-                if seen.as_ref().is_some_and(|x| *x != here) {
-                    return None;
+        eventually(
+            limit,
+            "equal state digests on every running node",
+            || async {
+                let mut seen: Option<(u64, String)> = None;
+                for &i in &running {
+                    let s = this.status(i).await.ok()?;
+                    let here = (s.applied_index, s.state_digest);
+                    if seen.as_ref().is_some_and(|x| *x != here) {
+                        return None;
+                    }
+                    seen = Some(here);
                 }
-                seen = Some(here);
-            }
-            seen.map(|(_, d)| d)
-        })
+                seen.map(|(_, d)| d)
+            },
+        )
         .await
     }
 }
@@ -285,7 +313,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -304,7 +335,11 @@ pub fn write<T>(m: T, key: &str) -> tonic::Request<T> {
 pub fn key(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 pub fn component_request(name: &str) -> pb::CreateComponentRequest {

@@ -1,5 +1,8 @@
 //! `statusctl` against a running cluster: JSON output parsed, endpoint failover, exit codes.
 
+// Test-only crate: a failed unwrap is a failed test with its message.
+#![allow(clippy::unwrap_used)]
+
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -32,49 +35,132 @@ async fn statusctl_drives_the_cluster_with_json_output() {
     let eps: Vec<String> = cluster.nodes.iter().map(|n| n.admin_endpoint()).collect();
     let singapore = &eps[2];
 
-    let group = json(&statusctl(singapore, &["component", "create", "--name", "Platform", "--group"]));
+    let group = json(&statusctl(
+        singapore,
+        &["component", "create", "--name", "Platform", "--group"],
+    ));
     let group_id = group["component"]["id"].as_str().unwrap().to_owned();
-    let api = json(&statusctl(singapore, &["component", "create", "--name", "API", "--group-id", &group_id, "--showcase"]));
+    let api = json(&statusctl(
+        singapore,
+        &[
+            "component",
+            "create",
+            "--name",
+            "API",
+            "--group-id",
+            &group_id,
+            "--showcase",
+        ],
+    ));
     let api_id = api["component"]["id"].as_str().unwrap().to_owned();
     assert_eq!(api["component"]["group_id"], group_id.as_str());
 
-    let inc = json(&statusctl(singapore, &[
-        "incident", "create", "--name", "API down", "--body", "Investigating", "--impact", "major",
-        "--component", &format!("{api_id}=major_outage"),
-    ]));
+    let inc = json(&statusctl(
+        singapore,
+        &[
+            "incident",
+            "create",
+            "--name",
+            "API down",
+            "--body",
+            "Investigating",
+            "--impact",
+            "major",
+            "--component",
+            &format!("{api_id}=major_outage"),
+        ],
+    ));
     let inc_id = inc["incident"]["id"].as_str().unwrap().to_owned();
     assert_eq!(inc["incident"]["status"], "investigating");
     assert!(inc["index"].as_u64().unwrap() > 0);
 
     // The incident is on every node.
     for ep in &eps {
-        let got = json(&statusctl(ep, &["--linearizable", "incident", "get", &inc_id]));
+        let got = json(&statusctl(
+            ep,
+            &["--linearizable", "incident", "get", &inc_id],
+        ));
         assert_eq!(got["name"], "API down");
-        assert_eq!(got["updates"][0]["affected_components"][0]["new_status"], "major_outage");
+        assert_eq!(
+            got["updates"][0]["affected_components"][0]["new_status"],
+            "major_outage"
+        );
     }
     let list = json(&statusctl(&eps[0], &["component", "list"]));
     let comps = list["components"].as_array().unwrap();
     assert_eq!(comps.len(), 2);
-    assert_eq!(comps[0]["status"], "major_outage", "a group shows its worst component");
+    assert_eq!(
+        comps[0]["status"], "major_outage",
+        "a group shows its worst component"
+    );
 
-    json(&statusctl(&eps[1], &["incident", "update", &inc_id, "--status", "identified", "--body", "Found it"]));
+    json(&statusctl(
+        &eps[1],
+        &[
+            "incident",
+            "update",
+            &inc_id,
+            "--status",
+            "identified",
+            "--body",
+            "Found it",
+        ],
+    ));
     let resolved = json(&statusctl(&eps[1], &["incident", "resolve", &inc_id]));
     assert_eq!(resolved["incident"]["status"], "resolved");
-    let pm = json(&statusctl(&eps[1], &["incident", "postmortem", &inc_id, "--body", "Root cause: a bad config push."]));
+    let pm = json(&statusctl(
+        &eps[1],
+        &[
+            "incident",
+            "postmortem",
+            &inc_id,
+            "--body",
+            "Root cause: a bad config push.",
+        ],
+    ));
     assert_eq!(pm["incident"]["status"], "postmortem");
-    let comp = json(&statusctl(&eps[0], &["--linearizable", "component", "get", &api_id]));
+    let comp = json(&statusctl(
+        &eps[0],
+        &["--linearizable", "component", "get", &api_id],
+    ));
     assert_eq!(comp["components"][0]["status"], "operational");
 
-    let m = json(&statusctl(&eps[0], &[
-        "maintenance", "schedule", "--name", "DB upgrade", "--body", "Brief blips",
-        "--from", "2099-01-01T00:00:00Z", "--until", "2099-01-01T02:00:00Z", "--component", &api_id,
-    ]));
+    let m = json(&statusctl(
+        &eps[0],
+        &[
+            "maintenance",
+            "schedule",
+            "--name",
+            "DB upgrade",
+            "--body",
+            "Brief blips",
+            "--from",
+            "2099-01-01T00:00:00Z",
+            "--until",
+            "2099-01-01T02:00:00Z",
+            "--component",
+            &api_id,
+        ],
+    ));
     let m_id = m["maintenance"]["id"].as_str().unwrap().to_owned();
     let cancelled = json(&statusctl(&eps[0], &["maintenance", "cancel", &m_id]));
     assert_eq!(cancelled["maintenance"]["status"], "cancelled");
 
-    let sub = json(&statusctl(&eps[0], &["subscriber", "add", "--url", "https://hooks.example.com/s", "--component", &api_id]));
-    assert!(sub["subscriber"]["secret"].as_str().unwrap().starts_with("whsec_"));
+    let sub = json(&statusctl(
+        &eps[0],
+        &[
+            "subscriber",
+            "add",
+            "--url",
+            "https://hooks.example.com/s",
+            "--component",
+            &api_id,
+        ],
+    ));
+    assert!(sub["subscriber"]["secret"]
+        .as_str()
+        .unwrap()
+        .starts_with("whsec_"));
     let subs = json(&statusctl(&eps[0], &["subscriber", "list"]));
     assert_eq!(subs["subscribers"][0]["secret"], "whsec_****");
 
@@ -87,12 +173,35 @@ async fn statusctl_drives_the_cluster_with_json_output() {
     let down = (leader + 1) % 3;
     cluster.kill(down);
     let order = format!("{},{}", eps[down], eps[(down + 1) % 3]);
-    let c = json(&statusctl(&order, &["component", "create", "--name", "Via failover"]));
+    let c = json(&statusctl(
+        &order,
+        &["component", "create", "--name", "Via failover"],
+    ));
     assert_eq!(c["component"]["name"], "Via failover");
 
     // The same explicit idempotency key twice: applied once, replayed the second time.
-    let a = json(&statusctl(&order, &["--idempotency-key", "cli-once", "component", "create", "--name", "Once"]));
-    let b = json(&statusctl(&order, &["--idempotency-key", "cli-once", "component", "create", "--name", "Once"]));
+    let a = json(&statusctl(
+        &order,
+        &[
+            "--idempotency-key",
+            "cli-once",
+            "component",
+            "create",
+            "--name",
+            "Once",
+        ],
+    ));
+    let b = json(&statusctl(
+        &order,
+        &[
+            "--idempotency-key",
+            "cli-once",
+            "component",
+            "create",
+            "--name",
+            "Once",
+        ],
+    ));
     assert_eq!(a["component"]["id"], b["component"]["id"]);
     assert_eq!(b["replayed"], true);
 
@@ -100,7 +209,10 @@ async fn statusctl_drives_the_cluster_with_json_output() {
     let out = statusctl(&order, &["component", "set-status", &api_id, "down"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("INVALID_ARGUMENT") && err.contains("\"down\""), "{err}");
+    assert!(
+        err.contains("INVALID_ARGUMENT") && err.contains("\"down\""),
+        "{err}"
+    );
     let out = Command::new(binary("statusctl"))
         .env_remove("STATUSMESH_TOKEN")
         .args(["--endpoint", &order, "component", "list"])
@@ -112,9 +224,26 @@ async fn statusctl_drives_the_cluster_with_json_output() {
 
 #[test]
 fn statusctl_help_lists_every_noun() {
-    let out = Command::new(binary("statusctl")).arg("--help").output().unwrap();
+    let out = Command::new(binary("statusctl"))
+        .arg("--help")
+        .output()
+        .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for noun in ["page", "component", "incident", "maintenance", "subscriber", "cluster", "--endpoint", "--token", "--ca-cert", "--output"] {
-        assert!(help.contains(noun), "--help does not mention {noun}:\n{help}");
+    for noun in [
+        "page",
+        "component",
+        "incident",
+        "maintenance",
+        "subscriber",
+        "cluster",
+        "--endpoint",
+        "--token",
+        "--ca-cert",
+        "--output",
+    ] {
+        assert!(
+            help.contains(noun),
+            "--help does not mention {noun}:\n{help}"
+        );
     }
 }

@@ -1,5 +1,8 @@
 //! Three-node clusters of real `statusmesh` processes on loopback.
 
+// Test-only crate: a failed unwrap is a failed test with its message.
+#![allow(clippy::unwrap_used)]
+
 use std::time::{Duration, Instant};
 
 use statusmesh_proto::admin::{self as pb, write_reply::Entity};
@@ -22,11 +25,20 @@ async fn follower_writes_commit_and_writes_resume_after_the_leader_dies() -> any
 
     // A write sent to a follower is forwarded to the leader and answered with its index.
     let mut c = cluster.admin(follower).await?;
-    let reply = c.create_component(write(component_request("API"), &key("c"))).await?.into_inner();
+    let reply = c
+        .create_component(write(component_request("API"), &key("c")))
+        .await?
+        .into_inner();
     assert!(reply.index > 0);
     let api = component_id(&reply);
     // Read-your-write on the follower that answered.
-    let got = c.get_component(read(pb::GetRequest { id: api.clone(), consistency: 0 })).await?.into_inner();
+    let got = c
+        .get_component(read(pb::GetRequest {
+            id: api.clone(),
+            consistency: 0,
+        }))
+        .await?
+        .into_inner();
     assert_eq!(got.name, "API");
     let digest_before = cluster.wait_converged(LIMIT).await;
 
@@ -40,7 +52,10 @@ async fn follower_writes_commit_and_writes_resume_after_the_leader_dies() -> any
             pb::CreateIncidentRequest {
                 name: "Leader region lost".into(),
                 body: "Failing over".into(),
-                component_changes: vec![pb::ComponentChange { component_id: api.clone(), status: "major_outage".into() }],
+                component_changes: vec![pb::ComponentChange {
+                    component_id: api.clone(),
+                    status: "major_outage".into(),
+                }],
                 ..Default::default()
             },
             &key("i"),
@@ -48,10 +63,14 @@ async fn follower_writes_commit_and_writes_resume_after_the_leader_dies() -> any
         .await?
         .into_inner();
     let failover = killed_at.elapsed();
-    println!("failover: first write acknowledged {} ms after SIGKILL of the leader", failover.as_millis());
+    println!(
+        "failover: first write acknowledged {} ms after SIGKILL of the leader",
+        failover.as_millis()
+    );
     assert!(matches!(reply.entity, Some(Entity::Incident(_))));
     for n in 0..5 {
-        c.create_component(write(component_request(&format!("after-{n}")), &key("c"))).await?;
+        c.create_component(write(component_request(&format!("after-{n}")), &key("c")))
+            .await?;
     }
     let new_leader = cluster.wait_leader(LIMIT).await;
     assert_ne!(new_leader, leader);
@@ -63,7 +82,10 @@ async fn follower_writes_commit_and_writes_resume_after_the_leader_dies() -> any
     let s = cluster.status(leader).await?;
     assert_eq!(s.state_digest, digest_after);
     let mut c = cluster.admin(leader).await?;
-    let list = c.list_components(read(pb::ReadRequest { consistency: 0 })).await?.into_inner();
+    let list = c
+        .list_components(read(pb::ReadRequest { consistency: 0 }))
+        .await?
+        .into_inner();
     assert_eq!(list.components.len(), 6);
     Ok(())
 }
@@ -76,13 +98,17 @@ async fn a_lagging_node_catches_up_by_snapshot_after_the_log_is_purged() -> anyh
     cluster.stop(lagging);
     let mut c = cluster.admin(leader).await?;
     for n in 0..80 {
-        c.create_component(write(component_request(&format!("c{n}")), &key("c"))).await?;
+        c.create_component(write(component_request(&format!("c{n}")), &key("c")))
+            .await?;
     }
     cluster.spawn(lagging);
     let digest = cluster.wait_converged(LIMIT).await;
     assert_eq!(cluster.status(lagging).await?.state_digest, digest);
     let log = cluster.nodes[lagging].log();
-    assert!(log.contains("snapshot installed"), "the lagging node should have caught up by snapshot:\n{log}");
+    assert!(
+        log.contains("snapshot installed"),
+        "the lagging node should have caught up by snapshot:\n{log}"
+    );
     Ok(())
 }
 
@@ -93,7 +119,10 @@ async fn sigkill_of_every_node_loses_no_acknowledged_write() -> anyhow::Result<(
     let mut c = cluster.admin(leader).await?;
     let mut acked = Vec::new();
     for n in 0..40 {
-        let r = c.create_component(write(component_request(&format!("k{n}")), &key("k"))).await?.into_inner();
+        let r = c
+            .create_component(write(component_request(&format!("k{n}")), &key("k")))
+            .await?
+            .into_inner();
         acked.push(component_id(&r));
     }
     for i in 0..3 {
@@ -106,10 +135,16 @@ async fn sigkill_of_every_node_loses_no_acknowledged_write() -> anyhow::Result<(
     cluster.wait_converged(LIMIT).await;
     for i in 0..3 {
         let mut c = cluster.admin(i).await?;
-        let list = c.list_components(read(pb::ReadRequest { consistency: 0 })).await?.into_inner();
+        let list = c
+            .list_components(read(pb::ReadRequest { consistency: 0 }))
+            .await?
+            .into_inner();
         let ids: Vec<String> = list.components.into_iter().map(|c| c.id).collect();
         for id in &acked {
-            assert!(ids.contains(id), "node {i} lost acknowledged component {id}");
+            assert!(
+                ids.contains(id),
+                "node {i} lost acknowledged component {id}"
+            );
         }
         assert_eq!(ids.len(), acked.len());
     }
@@ -117,7 +152,8 @@ async fn sigkill_of_every_node_loses_no_acknowledged_write() -> anyhow::Result<(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_retried_write_through_another_node_after_a_leader_change_applies_once() -> anyhow::Result<()> {
+async fn a_retried_write_through_another_node_after_a_leader_change_applies_once(
+) -> anyhow::Result<()> {
     let mut cluster = TestCluster::start(3);
     let leader = cluster.wait_leader(LIMIT).await;
     let k = key("retry");
@@ -127,19 +163,31 @@ async fn a_retried_write_through_another_node_after_a_leader_change_applies_once
         ..Default::default()
     };
     let mut c = cluster.admin(leader).await?;
-    let first = c.create_incident(write(req.clone(), &k)).await?.into_inner();
+    let first = c
+        .create_incident(write(req.clone(), &k))
+        .await?
+        .into_inner();
     cluster.kill(leader);
     let other = (leader + 1) % 3;
     let mut c = cluster.admin(other).await?;
-    let again = c.create_incident(write(req.clone(), &k)).await?.into_inner();
-    assert!(again.replayed, "the retry must be answered from the idempotency log");
+    let again = c
+        .create_incident(write(req.clone(), &k))
+        .await?
+        .into_inner();
+    assert!(
+        again.replayed,
+        "the retry must be answered from the idempotency log"
+    );
     assert_eq!(again.index, first.index);
     let id = |r: &pb::WriteReply| match &r.entity {
         Some(Entity::Incident(i)) => i.id.clone(),
         _ => panic!("expected an incident"),
     };
     assert_eq!(id(&again), id(&first));
-    let list = c.list_incidents(read(pb::ListIncidentsRequest::default())).await?.into_inner();
+    let list = c
+        .list_incidents(read(pb::ListIncidentsRequest::default()))
+        .await?
+        .into_inner();
     assert_eq!(list.incidents.len(), 1);
 
     // The same key with a different request is refused, not silently answered.
@@ -147,7 +195,12 @@ async fn a_retried_write_through_another_node_after_a_leader_change_applies_once
     other_req.name = "Something else".into();
     let err = c.create_incident(write(other_req, &k)).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
-    assert!(err.message().contains("already used for a different request"), "{}", err.message());
+    assert!(
+        err.message()
+            .contains("already used for a different request"),
+        "{}",
+        err.message()
+    );
     Ok(())
 }
 
@@ -157,7 +210,8 @@ async fn nodes_join_and_leave_at_run_time() -> anyhow::Result<()> {
     let leader = cluster.wait_leader(LIMIT).await;
     let mut c = cluster.admin(leader).await?;
     for n in 0..5 {
-        c.create_component(write(component_request(&format!("pre{n}")), &key("c"))).await?;
+        c.create_component(write(component_request(&format!("pre{n}")), &key("c")))
+            .await?;
     }
     let new = cluster.start_extra_node(4);
     let cfg = cluster.nodes[new].config.clone();
@@ -174,22 +228,35 @@ async fn nodes_join_and_leave_at_run_time() -> anyhow::Result<()> {
         }))
         .await?
         .into_inner();
-    assert!(reply.members.iter().any(|m| m.id == 4 && m.role == "learner"));
-    let reply = f.promote_node(read(pb::NodeIdRequest { id: 4 })).await?.into_inner();
+    assert!(reply
+        .members
+        .iter()
+        .any(|m| m.id == 4 && m.role == "learner"));
+    let reply = f
+        .promote_node(read(pb::NodeIdRequest { id: 4 }))
+        .await?
+        .into_inner();
     assert!(reply.members.iter().any(|m| m.id == 4 && m.role == "voter"));
     let digest = cluster.wait_converged(LIMIT).await;
     assert_eq!(cluster.status(new).await?.state_digest, digest);
 
     // Promoting a voter again is refused with a clear reason.
-    let err = f.promote_node(read(pb::NodeIdRequest { id: 4 })).await.unwrap_err();
+    let err = f
+        .promote_node(read(pb::NodeIdRequest { id: 4 }))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
 
-    let reply = f.remove_node(read(pb::NodeIdRequest { id: 4 })).await?.into_inner();
+    let reply = f
+        .remove_node(read(pb::NodeIdRequest { id: 4 }))
+        .await?
+        .into_inner();
     assert!(!reply.members.iter().any(|m| m.id == 4));
     assert_eq!(reply.members.len(), 3);
     cluster.kill(new);
     // The three remaining nodes keep committing.
-    c.create_component(write(component_request("post"), &key("c"))).await?;
+    c.create_component(write(component_request("post"), &key("c")))
+        .await?;
     Ok(())
 }
 
@@ -198,53 +265,109 @@ async fn bad_calls_are_refused_with_clear_errors_and_change_nothing() -> anyhow:
     let mut cluster = TestCluster::start(3);
     let leader = cluster.wait_leader(LIMIT).await;
     let mut c = cluster.admin(leader).await?;
-    c.create_component(write(component_request("API"), &key("c"))).await?;
+    c.create_component(write(component_request("API"), &key("c")))
+        .await?;
     let before = cluster.wait_converged(LIMIT).await;
 
-    let err = c.list_components(tonic::Request::new(pb::ReadRequest::default())).await.unwrap_err();
+    let err = c
+        .list_components(tonic::Request::new(pb::ReadRequest::default()))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unauthenticated);
     let mut bad = tonic::Request::new(pb::ReadRequest::default());
-    bad.metadata_mut().insert("authorization", "Bearer wrong-token".parse()?);
-    assert_eq!(c.list_components(bad).await.unwrap_err().code(), tonic::Code::Unauthenticated);
-
-    let err = c.create_component(read(component_request("no key"))).await.unwrap_err();
-    assert_eq!(err.code(), tonic::Code::InvalidArgument);
-    assert!(err.message().contains("idempotency-key"), "{}", err.message());
+    bad.metadata_mut()
+        .insert("authorization", "Bearer wrong-token".parse()?);
+    assert_eq!(
+        c.list_components(bad).await.unwrap_err().code(),
+        tonic::Code::Unauthenticated
+    );
 
     let err = c
-        .set_component_status(write(pb::SetComponentStatusRequest { id: "nope".into(), status: "major_outage".into() }, &key("s")))
+        .create_component(read(component_request("no key")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(
+        err.message().contains("idempotency-key"),
+        "{}",
+        err.message()
+    );
+
+    let err = c
+        .set_component_status(write(
+            pb::SetComponentStatusRequest {
+                id: "nope".into(),
+                status: "major_outage".into(),
+            },
+            &key("s"),
+        ))
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
     assert_eq!(err.message(), "component nope not found");
 
     let err = c
-        .create_incident(write(pb::CreateIncidentRequest { name: "x".into(), body: "y".into(), impact: Some("apocalyptic".into()), ..Default::default() }, &key("i")))
+        .create_incident(write(
+            pb::CreateIncidentRequest {
+                name: "x".into(),
+                body: "y".into(),
+                impact: Some("apocalyptic".into()),
+                ..Default::default()
+            },
+            &key("i"),
+        ))
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
-    assert!(err.message().contains("impact") && err.message().contains("apocalyptic"), "{}", err.message());
+    assert!(
+        err.message().contains("impact") && err.message().contains("apocalyptic"),
+        "{}",
+        err.message()
+    );
 
     let err = c
-        .add_subscriber(write(pb::AddSubscriberRequest { url: "not a url".into(), ..Default::default() }, &key("s")))
+        .add_subscriber(write(
+            pb::AddSubscriberRequest {
+                url: "not a url".into(),
+                ..Default::default()
+            },
+            &key("s"),
+        ))
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert!(err.message().contains("invalid url"), "{}", err.message());
 
-    let err = c.create_component(write(component_request(&"n".repeat(300)), &key("c"))).await.unwrap_err();
+    let err = c
+        .create_component(write(component_request(&"n".repeat(300)), &key("c")))
+        .await
+        .unwrap_err();
     assert!(err.message().contains("limit of 255"), "{}", err.message());
 
     assert_eq!(cluster.wait_converged(LIMIT).await, before);
 
     // The subscriber secret is shown once, then masked.
     let r = c
-        .add_subscriber(write(pb::AddSubscriberRequest { url: "https://hooks.example.com/x".into(), ..Default::default() }, &key("s")))
+        .add_subscriber(write(
+            pb::AddSubscriberRequest {
+                url: "https://hooks.example.com/x".into(),
+                ..Default::default()
+            },
+            &key("s"),
+        ))
         .await?
         .into_inner();
-    let Some(Entity::Subscriber(s)) = r.entity else { panic!("expected a subscriber") };
+    let Some(Entity::Subscriber(s)) = r.entity else {
+        panic!("expected a subscriber")
+    };
     assert!(s.secret.starts_with("whsec_") && s.secret.len() > 30);
-    let got = c.get_subscriber(read(pb::GetRequest { id: s.id.clone(), consistency: 1 })).await?.into_inner();
+    let got = c
+        .get_subscriber(read(pb::GetRequest {
+            id: s.id.clone(),
+            consistency: 1,
+        }))
+        .await?
+        .into_inner();
     assert_eq!(got.secret, "whsec_****");
     Ok(())
 }

@@ -14,7 +14,9 @@ pub struct Token {
 
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Token").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Token")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 

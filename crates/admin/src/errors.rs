@@ -16,7 +16,9 @@ pub fn command_status(e: &CommandError) -> Status {
 
 pub fn propose_status(e: &ProposeError) -> Status {
     match e {
-        ProposeError::NoQuorum(_) | ProposeError::NotLeader { .. } => Status::unavailable(e.to_string()),
+        ProposeError::NoQuorum(_) | ProposeError::NotLeader { .. } => {
+            Status::unavailable(e.to_string())
+        }
         ProposeError::Invalid(m) => Status::invalid_argument(m.clone()),
         ProposeError::Fatal(_) => Status::internal(e.to_string()),
     }

@@ -91,12 +91,26 @@ impl AdminService {
         let s = &data.state;
         let entity = match applied {
             Applied::Page => Some(Entity::Page(convert::page(s))),
-            Applied::Component(id) => s.components.get(&id).map(|c| Entity::Component(convert::component(s, c))),
-            Applied::Incident(id) => s.incidents.get(&id).map(|i| Entity::Incident(convert::incident(i))),
-            Applied::Maintenance(id) => s.maintenances.get(&id).map(|m| Entity::Maintenance(convert::maintenance(m))),
+            Applied::Component(id) => s
+                .components
+                .get(&id)
+                .map(|c| Entity::Component(convert::component(s, c))),
+            Applied::Incident(id) => s
+                .incidents
+                .get(&id)
+                .map(|i| Entity::Incident(convert::incident(i))),
+            Applied::Maintenance(id) => s
+                .maintenances
+                .get(&id)
+                .map(|m| Entity::Maintenance(convert::maintenance(m))),
             // The reply to the creating write (or its replay) is the one place the secret shows.
-            Applied::Subscriber(id) => s.subscribers.get(&id).map(|x| Entity::Subscriber(convert::subscriber_with_secret(x))),
-            Applied::ComponentDeleted(id) | Applied::SubscriberRemoved(id) => Some(Entity::DeletedId(id.to_string())),
+            Applied::Subscriber(id) => s
+                .subscribers
+                .get(&id)
+                .map(|x| Entity::Subscriber(convert::subscriber_with_secret(x))),
+            Applied::ComponentDeleted(id) | Applied::SubscriberRemoved(id) => {
+                Some(Entity::DeletedId(id.to_string()))
+            }
         };
         Ok(Response::new(pb::WriteReply {
             index: outcome.index,
@@ -106,7 +120,12 @@ impl AdminService {
     }
 
     /// Authenticates a read and applies the requested consistency before reading.
-    async fn read<T, R>(&self, req: &Request<T>, consistency: i32, f: impl FnOnce(&State) -> Result<R, Status>) -> Reply<R> {
+    async fn read<T, R>(
+        &self,
+        req: &Request<T>,
+        consistency: i32,
+        f: impl FnOnce(&State) -> Result<R, Status>,
+    ) -> Reply<R> {
         self.auth.check(req.metadata())?;
         if consistency == Consistency::Linearizable as i32 {
             self.node
@@ -133,12 +152,20 @@ impl AdminService {
                 let member = status.members.iter().find(|m| m.id == l).ok_or_else(|| {
                     Status::unavailable(format!("leader {l} is not in this node's membership view"))
                 })?;
-                let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", member.info.admin_addr))
-                    .map_err(|e| Status::internal(format!("bad leader admin address: {e}")))?
-                    .connect_timeout(Duration::from_secs(2))
-                    .connect()
-                    .await
-                    .map_err(|e| Status::unavailable(format!("cannot reach leader {l} at {}: {e}", member.info.admin_addr)))?;
+                let channel = tonic::transport::Endpoint::from_shared(format!(
+                    "http://{}",
+                    member.info.admin_addr
+                ))
+                .map_err(|e| Status::internal(format!("bad leader admin address: {e}")))?
+                .connect_timeout(Duration::from_secs(2))
+                .connect()
+                .await
+                .map_err(|e| {
+                    Status::unavailable(format!(
+                        "cannot reach leader {l} at {}: {e}",
+                        member.info.admin_addr
+                    ))
+                })?;
                 let auth = req.metadata().get("authorization").cloned();
                 let mut fwd = Request::new(req.into_inner());
                 if let Some(a) = auth {
@@ -146,7 +173,9 @@ impl AdminService {
                 }
                 remote(AdminClient::new(channel), fwd).await
             }
-            None => Err(Status::unavailable("no leader is elected; membership changes need a quorum")),
+            None => Err(Status::unavailable(
+                "no leader is elected; membership changes need a quorum",
+            )),
         }
     }
 }
@@ -195,17 +224,26 @@ impl Admin for AdminService {
         self.write("SetPage", &req, cmd).await
     }
 
-    async fn create_component(&self, req: Request<pb::CreateComponentRequest>) -> Reply<pb::WriteReply> {
+    async fn create_component(
+        &self,
+        req: Request<pb::CreateComponentRequest>,
+    ) -> Reply<pb::WriteReply> {
         let cmd = convert::create_component(req.get_ref());
         self.write("CreateComponent", &req, cmd).await
     }
 
-    async fn update_component(&self, req: Request<pb::UpdateComponentRequest>) -> Reply<pb::WriteReply> {
+    async fn update_component(
+        &self,
+        req: Request<pb::UpdateComponentRequest>,
+    ) -> Reply<pb::WriteReply> {
         let cmd = convert::update_component(req.get_ref());
         self.write("UpdateComponent", &req, cmd).await
     }
 
-    async fn set_component_status(&self, req: Request<pb::SetComponentStatusRequest>) -> Reply<pb::WriteReply> {
+    async fn set_component_status(
+        &self,
+        req: Request<pb::SetComponentStatusRequest>,
+    ) -> Reply<pb::WriteReply> {
         let cmd = convert::set_component_status(req.get_ref());
         self.write("SetComponentStatus", &req, cmd).await
     }
@@ -231,28 +269,44 @@ impl Admin for AdminService {
         let c = req.get_ref().consistency;
         self.read(&req, c, |s| {
             Ok(pb::ComponentList {
-                components: s.components_in_order().into_iter().map(|x| convert::component(s, x)).collect(),
+                components: s
+                    .components_in_order()
+                    .into_iter()
+                    .map(|x| convert::component(s, x))
+                    .collect(),
             })
         })
         .await
     }
 
-    async fn create_incident(&self, req: Request<pb::CreateIncidentRequest>) -> Reply<pb::WriteReply> {
+    async fn create_incident(
+        &self,
+        req: Request<pb::CreateIncidentRequest>,
+    ) -> Reply<pb::WriteReply> {
         let cmd = convert::create_incident(req.get_ref());
         self.write("CreateIncident", &req, cmd).await
     }
 
-    async fn update_incident(&self, req: Request<pb::UpdateIncidentRequest>) -> Reply<pb::WriteReply> {
+    async fn update_incident(
+        &self,
+        req: Request<pb::UpdateIncidentRequest>,
+    ) -> Reply<pb::WriteReply> {
         let cmd = convert::update_incident(req.get_ref());
         self.write("UpdateIncident", &req, cmd).await
     }
 
-    async fn resolve_incident(&self, req: Request<pb::ResolveIncidentRequest>) -> Reply<pb::WriteReply> {
+    async fn resolve_incident(
+        &self,
+        req: Request<pb::ResolveIncidentRequest>,
+    ) -> Reply<pb::WriteReply> {
         let cmd = convert::resolve_incident(req.get_ref());
         self.write("ResolveIncident", &req, cmd).await
     }
 
-    async fn publish_postmortem(&self, req: Request<pb::PostmortemRequest>) -> Reply<pb::WriteReply> {
+    async fn publish_postmortem(
+        &self,
+        req: Request<pb::PostmortemRequest>,
+    ) -> Reply<pb::WriteReply> {
         let cmd = convert::publish_postmortem(req.get_ref());
         self.write("PublishPostmortem", &req, cmd).await
     }
@@ -261,13 +315,19 @@ impl Admin for AdminService {
         let id = parse_id(&req.get_ref().id)?;
         let c = req.get_ref().consistency;
         self.read(&req, c, |s| {
-            s.incidents.get(&id).map(convert::incident).ok_or_else(|| not_found("incident", &id))
+            s.incidents
+                .get(&id)
+                .map(convert::incident)
+                .ok_or_else(|| not_found("incident", &id))
         })
         .await
     }
 
-    async fn list_incidents(&self, req: Request<pb::ListIncidentsRequest>) -> Reply<pb::IncidentList> {
-        let r = req.get_ref().clone();
+    async fn list_incidents(
+        &self,
+        req: Request<pb::ListIncidentsRequest>,
+    ) -> Reply<pb::IncidentList> {
+        let r = *req.get_ref();
         let limit = if r.limit == 0 { 50 } else { r.limit.min(1000) } as usize;
         self.read(&req, r.consistency, |s| {
             let mut all: Vec<_> = s
@@ -283,17 +343,26 @@ impl Admin for AdminService {
         .await
     }
 
-    async fn schedule_maintenance(&self, req: Request<pb::ScheduleMaintenanceRequest>) -> Reply<pb::WriteReply> {
+    async fn schedule_maintenance(
+        &self,
+        req: Request<pb::ScheduleMaintenanceRequest>,
+    ) -> Reply<pb::WriteReply> {
         let cmd = convert::schedule_maintenance(req.get_ref());
         self.write("ScheduleMaintenance", &req, cmd).await
     }
 
-    async fn update_maintenance(&self, req: Request<pb::UpdateMaintenanceRequest>) -> Reply<pb::WriteReply> {
+    async fn update_maintenance(
+        &self,
+        req: Request<pb::UpdateMaintenanceRequest>,
+    ) -> Reply<pb::WriteReply> {
         let cmd = convert::update_maintenance(req.get_ref());
         self.write("UpdateMaintenance", &req, cmd).await
     }
 
-    async fn cancel_maintenance(&self, req: Request<pb::CancelMaintenanceRequest>) -> Reply<pb::WriteReply> {
+    async fn cancel_maintenance(
+        &self,
+        req: Request<pb::CancelMaintenanceRequest>,
+    ) -> Reply<pb::WriteReply> {
         let cmd = convert::cancel_maintenance(req.get_ref());
         self.write("CancelMaintenance", &req, cmd).await
     }
@@ -302,7 +371,10 @@ impl Admin for AdminService {
         let id = parse_id(&req.get_ref().id)?;
         let c = req.get_ref().consistency;
         self.read(&req, c, |s| {
-            s.maintenances.get(&id).map(convert::maintenance).ok_or_else(|| not_found("maintenance", &id))
+            s.maintenances
+                .get(&id)
+                .map(convert::maintenance)
+                .ok_or_else(|| not_found("maintenance", &id))
         })
         .await
     }
@@ -319,7 +391,10 @@ impl Admin for AdminService {
         .await
     }
 
-    async fn add_subscriber(&self, req: Request<pb::AddSubscriberRequest>) -> Reply<pb::WriteReply> {
+    async fn add_subscriber(
+        &self,
+        req: Request<pb::AddSubscriberRequest>,
+    ) -> Reply<pb::WriteReply> {
         let cmd = convert::add_subscriber(req.get_ref());
         self.write("AddSubscriber", &req, cmd).await
     }
@@ -333,7 +408,10 @@ impl Admin for AdminService {
         let id = parse_id(&req.get_ref().id)?;
         let c = req.get_ref().consistency;
         self.read(&req, c, |s| {
-            s.subscribers.get(&id).map(convert::subscriber_redacted).ok_or_else(|| not_found("subscriber", &id))
+            s.subscribers
+                .get(&id)
+                .map(convert::subscriber_redacted)
+                .ok_or_else(|| not_found("subscriber", &id))
         })
         .await
     }
@@ -342,13 +420,20 @@ impl Admin for AdminService {
         let c = req.get_ref().consistency;
         self.read(&req, c, |s| {
             Ok(pb::SubscriberList {
-                subscribers: s.subscribers.values().map(convert::subscriber_redacted).collect(),
+                subscribers: s
+                    .subscribers
+                    .values()
+                    .map(convert::subscriber_redacted)
+                    .collect(),
             })
         })
         .await
     }
 
-    async fn cluster_status(&self, req: Request<pb::ClusterStatusRequest>) -> Reply<pb::ClusterStatusReply> {
+    async fn cluster_status(
+        &self,
+        req: Request<pb::ClusterStatusRequest>,
+    ) -> Reply<pb::ClusterStatusReply> {
         self.auth.check(req.metadata())?;
         let s = self.node.status();
         Ok(Response::new(pb::ClusterStatusReply {
@@ -369,14 +454,20 @@ impl Admin for AdminService {
 
     async fn add_node(&self, req: Request<pb::AddNodeRequest>) -> Reply<pb::MembershipReply> {
         let r = req.get_ref();
-        if r.id == 0 || r.region.trim().is_empty() || r.peer_addr.is_empty() || r.admin_addr.is_empty() {
+        if r.id == 0
+            || r.region.trim().is_empty()
+            || r.peer_addr.is_empty()
+            || r.admin_addr.is_empty()
+        {
             return Err(Status::invalid_argument(
                 "add-node needs a non-zero id, a region, a peer address and an admin address",
             ));
         }
         for (field, addr) in [("peer_addr", &r.peer_addr), ("admin_addr", &r.admin_addr)] {
             if addr.parse::<std::net::SocketAddr>().is_err() && !addr.contains(':') {
-                return Err(Status::invalid_argument(format!("invalid {field}: {addr:?} is not host:port")));
+                return Err(Status::invalid_argument(format!(
+                    "invalid {field}: {addr:?} is not host:port"
+                )));
             }
         }
         self.on_leader(
@@ -388,7 +479,10 @@ impl Admin for AdminService {
                     admin_addr: r.admin_addr,
                     public_addr: r.public_addr,
                 };
-                let index = node.add_learner(r.id, info).await.map_err(|e| membership_status(&e))?;
+                let index = node
+                    .add_learner(r.id, info)
+                    .await
+                    .map_err(|e| membership_status(&e))?;
                 Ok(Response::new(membership_reply(node, index)))
             },
             async |mut c, r| c.add_node(r).await,
@@ -400,7 +494,10 @@ impl Admin for AdminService {
         self.on_leader(
             req,
             async |node, r| {
-                let index = node.promote(r.id).await.map_err(|e| membership_status(&e))?;
+                let index = node
+                    .promote(r.id)
+                    .await
+                    .map_err(|e| membership_status(&e))?;
                 Ok(Response::new(membership_reply(node, index)))
             },
             async |mut c, r| c.promote_node(r).await,

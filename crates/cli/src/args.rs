@@ -13,7 +13,12 @@ Exit status: 0 success, 1 error (the message names the gRPC code), 2 usage error
 )]
 pub struct Cli {
     /// Admin endpoint(s), comma-separated; the next is tried when one is unreachable.
-    #[arg(long, env = "STATUSMESH_ENDPOINT", default_value = "http://127.0.0.1:7001", global = true)]
+    #[arg(
+        long,
+        env = "STATUSMESH_ENDPOINT",
+        default_value = "http://127.0.0.1:7001",
+        global = true
+    )]
     pub endpoint: String,
     /// Bearer token for the admin API.
     #[arg(long, env = "STATUSMESH_TOKEN", hide_env_values = true, global = true)]

@@ -18,21 +18,37 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(endpoint: &str, token: Option<String>, ca_cert: Option<&std::path::Path>, timeout: u64, key: Option<String>) -> anyhow::Result<Self> {
+    pub fn new(
+        endpoint: &str,
+        token: Option<String>,
+        ca_cert: Option<&std::path::Path>,
+        timeout: u64,
+        key: Option<String>,
+    ) -> anyhow::Result<Self> {
         let endpoints: Vec<String> = endpoint
             .split(',')
             .map(str::trim)
             .filter(|e| !e.is_empty())
-            .map(|e| if e.contains("://") { e.to_owned() } else { format!("http://{e}") })
+            .map(|e| {
+                if e.contains("://") {
+                    e.to_owned()
+                } else {
+                    format!("http://{e}")
+                }
+            })
             .collect();
         if endpoints.is_empty() {
             bail!("--endpoint is empty");
         }
-        let token = token.ok_or_else(|| anyhow!("no token: pass --token or set STATUSMESH_TOKEN"))?;
+        let token =
+            token.ok_or_else(|| anyhow!("no token: pass --token or set STATUSMESH_TOKEN"))?;
         let ca_pem = ca_cert
-            .map(|p| std::fs::read(p).with_context(|| format!("cannot read --ca-cert {}", p.display())))
+            .map(|p| {
+                std::fs::read(p).with_context(|| format!("cannot read --ca-cert {}", p.display()))
+            })
             .transpose()?;
-        let idempotency_key = key.unwrap_or_else(|| format!("statusctl-{}", hex::encode(rand::random::<[u8; 16]>())));
+        let idempotency_key =
+            key.unwrap_or_else(|| format!("statusctl-{}", hex::encode(rand::random::<[u8; 16]>())));
         Ok(Client {
             endpoints,
             token,
@@ -54,7 +70,10 @@ impl Client {
             }
             ep = ep.tls_config(tls).context("invalid TLS settings")?;
         }
-        let channel = ep.connect().await.with_context(|| format!("cannot connect to {endpoint}"))?;
+        let channel = ep
+            .connect()
+            .await
+            .with_context(|| format!("cannot connect to {endpoint}"))?;
         Ok(AdminClient::new(channel).max_decoding_message_size(64 * 1024 * 1024))
     }
 
@@ -64,7 +83,10 @@ impl Client {
         &self,
         write: bool,
         message: Req,
-        f: impl AsyncFn(&mut AdminClient<Channel>, tonic::Request<Req>) -> Result<Response<Resp>, Status>,
+        f: impl AsyncFn(
+            &mut AdminClient<Channel>,
+            tonic::Request<Req>,
+        ) -> Result<Response<Resp>, Status>,
     ) -> anyhow::Result<Resp> {
         let key = write.then_some(self.idempotency_key.as_str());
         let mut last_err = None;

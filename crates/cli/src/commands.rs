@@ -15,21 +15,33 @@ pub struct Ctx {
 
 impl Ctx {
     fn consistency(&self) -> i32 {
-        (if self.linearizable { Consistency::Linearizable } else { Consistency::Local }) as i32
+        (if self.linearizable {
+            Consistency::Linearizable
+        } else {
+            Consistency::Local
+        }) as i32
     }
 
     fn read(&self) -> pb::ReadRequest {
-        pb::ReadRequest { consistency: self.consistency() }
+        pb::ReadRequest {
+            consistency: self.consistency(),
+        }
     }
 
     fn get(&self, id: String) -> pb::GetRequest {
-        pb::GetRequest { id, consistency: self.consistency() }
+        pb::GetRequest {
+            id,
+            consistency: self.consistency(),
+        }
     }
 
     async fn write<Req: Clone>(
         &self,
         message: Req,
-        f: impl AsyncFn(&mut pb::admin_client::AdminClient<tonic::transport::Channel>, tonic::Request<Req>) -> Result<tonic::Response<pb::WriteReply>, tonic::Status>,
+        f: impl AsyncFn(
+            &mut pb::admin_client::AdminClient<tonic::transport::Channel>,
+            tonic::Request<Req>,
+        ) -> Result<tonic::Response<pb::WriteReply>, tonic::Status>,
     ) -> anyhow::Result<()> {
         let reply = self.client.call(true, message, f).await?;
         output::write(self.out, &reply)
@@ -40,10 +52,13 @@ fn parse_changes(items: &[String]) -> anyhow::Result<Vec<pb::ComponentChange>> {
     items
         .iter()
         .map(|s| {
-            let (id, status) = s
-                .split_once('=')
-                .ok_or_else(|| anyhow!("--component {s:?}: expected ID=STATUS, e.g. api=major_outage"))?;
-            Ok(pb::ComponentChange { component_id: id.trim().into(), status: status.trim().into() })
+            let (id, status) = s.split_once('=').ok_or_else(|| {
+                anyhow!("--component {s:?}: expected ID=STATUS, e.g. api=major_outage")
+            })?;
+            Ok(pb::ComponentChange {
+                component_id: id.trim().into(),
+                status: status.trim().into(),
+            })
         })
         .collect()
 }
@@ -51,67 +66,192 @@ fn parse_changes(items: &[String]) -> anyhow::Result<Vec<pb::ComponentChange>> {
 pub async fn page(ctx: &Ctx, cmd: PageCmd) -> anyhow::Result<()> {
     match cmd {
         PageCmd::Get => {
-            let p = ctx.client.call(false, ctx.read(), async |c, r| c.get_page(r).await).await?;
+            let p = ctx
+                .client
+                .call(false, ctx.read(), async |c, r| c.get_page(r).await)
+                .await?;
             if ctx.out == Output::Json {
                 return output::json(&p);
             }
-            println!("{}  {}  ({})\nstatus: {} ({})", p.name, p.url, p.time_zone, p.description, p.indicator);
+            println!(
+                "{}  {}  ({})\nstatus: {} ({})",
+                p.name, p.url, p.time_zone, p.description, p.indicator
+            );
             Ok(())
         }
-        PageCmd::Set { name, url, time_zone } => {
-            ctx.write(pb::SetPageRequest { name, url, time_zone }, async |c, r| c.set_page(r).await).await
+        PageCmd::Set {
+            name,
+            url,
+            time_zone,
+        } => {
+            ctx.write(
+                pb::SetPageRequest {
+                    name,
+                    url,
+                    time_zone,
+                },
+                async |c, r| c.set_page(r).await,
+            )
+            .await
         }
     }
 }
 
 pub async fn component(ctx: &Ctx, cmd: ComponentCmd) -> anyhow::Result<()> {
     match cmd {
-        ComponentCmd::Create { name, description, group_id, group, position, status, showcase, only_show_if_degraded } => {
-            let m = pb::CreateComponentRequest { name, description, position, status, group_id, group, showcase, only_show_if_degraded };
+        ComponentCmd::Create {
+            name,
+            description,
+            group_id,
+            group,
+            position,
+            status,
+            showcase,
+            only_show_if_degraded,
+        } => {
+            let m = pb::CreateComponentRequest {
+                name,
+                description,
+                position,
+                status,
+                group_id,
+                group,
+                showcase,
+                only_show_if_degraded,
+            };
             ctx.write(m, async |c, r| c.create_component(r).await).await
         }
         ComponentCmd::List => {
-            let l = ctx.client.call(false, ctx.read(), async |c, r| c.list_components(r).await).await?;
+            let l = ctx
+                .client
+                .call(false, ctx.read(), async |c, r| c.list_components(r).await)
+                .await?;
             output::components(ctx.out, &l)
         }
         ComponentCmd::Get { id } => {
-            let comp = ctx.client.call(false, ctx.get(id), async |c, r| c.get_component(r).await).await?;
-            output::components(ctx.out, &pb::ComponentList { components: vec![comp] })
+            let comp = ctx
+                .client
+                .call(false, ctx.get(id), async |c, r| c.get_component(r).await)
+                .await?;
+            output::components(
+                ctx.out,
+                &pb::ComponentList {
+                    components: vec![comp],
+                },
+            )
         }
-        ComponentCmd::Update { id, name, description, position, group_id, showcase, only_show_if_degraded } => {
-            let m = pb::UpdateComponentRequest { id, name, description, position, group_id, showcase, only_show_if_degraded };
+        ComponentCmd::Update {
+            id,
+            name,
+            description,
+            position,
+            group_id,
+            showcase,
+            only_show_if_degraded,
+        } => {
+            let m = pb::UpdateComponentRequest {
+                id,
+                name,
+                description,
+                position,
+                group_id,
+                showcase,
+                only_show_if_degraded,
+            };
             ctx.write(m, async |c, r| c.update_component(r).await).await
         }
         ComponentCmd::SetStatus { id, status } => {
-            ctx.write(pb::SetComponentStatusRequest { id, status }, async |c, r| c.set_component_status(r).await).await
+            ctx.write(
+                pb::SetComponentStatusRequest { id, status },
+                async |c, r| c.set_component_status(r).await,
+            )
+            .await
         }
-        ComponentCmd::Delete { id } => ctx.write(pb::IdRequest { id }, async |c, r| c.delete_component(r).await).await,
+        ComponentCmd::Delete { id } => {
+            ctx.write(pb::IdRequest { id }, async |c, r| {
+                c.delete_component(r).await
+            })
+            .await
+        }
     }
 }
 
 pub async fn incident(ctx: &Ctx, cmd: IncidentCmd) -> anyhow::Result<()> {
     match cmd {
-        IncidentCmd::Create { name, body, status, impact, started_at, changes } => {
-            let m = pb::CreateIncidentRequest { name, status, impact, body, started_at, component_changes: parse_changes(&changes.components)? };
+        IncidentCmd::Create {
+            name,
+            body,
+            status,
+            impact,
+            started_at,
+            changes,
+        } => {
+            let m = pb::CreateIncidentRequest {
+                name,
+                status,
+                impact,
+                body,
+                started_at,
+                component_changes: parse_changes(&changes.components)?,
+            };
             ctx.write(m, async |c, r| c.create_incident(r).await).await
         }
-        IncidentCmd::Update { id, body, status, impact, name, changes } => {
-            let m = pb::UpdateIncidentRequest { id, status, impact, name, body, component_changes: parse_changes(&changes.components)? };
+        IncidentCmd::Update {
+            id,
+            body,
+            status,
+            impact,
+            name,
+            changes,
+        } => {
+            let m = pb::UpdateIncidentRequest {
+                id,
+                status,
+                impact,
+                name,
+                body,
+                component_changes: parse_changes(&changes.components)?,
+            };
             ctx.write(m, async |c, r| c.update_incident(r).await).await
         }
-        IncidentCmd::Resolve { id, body, keep_component_status } => {
-            ctx.write(pb::ResolveIncidentRequest { id, body, keep_component_status }, async |c, r| c.resolve_incident(r).await).await
+        IncidentCmd::Resolve {
+            id,
+            body,
+            keep_component_status,
+        } => {
+            ctx.write(
+                pb::ResolveIncidentRequest {
+                    id,
+                    body,
+                    keep_component_status,
+                },
+                async |c, r| c.resolve_incident(r).await,
+            )
+            .await
         }
         IncidentCmd::Postmortem { id, body } => {
-            ctx.write(pb::PostmortemRequest { id, body }, async |c, r| c.publish_postmortem(r).await).await
+            ctx.write(pb::PostmortemRequest { id, body }, async |c, r| {
+                c.publish_postmortem(r).await
+            })
+            .await
         }
         IncidentCmd::List { unresolved, limit } => {
-            let m = pb::ListIncidentsRequest { consistency: ctx.consistency(), unresolved_only: unresolved, limit };
-            let l = ctx.client.call(false, m, async |c, r| c.list_incidents(r).await).await?;
+            let m = pb::ListIncidentsRequest {
+                consistency: ctx.consistency(),
+                unresolved_only: unresolved,
+                limit,
+            };
+            let l = ctx
+                .client
+                .call(false, m, async |c, r| c.list_incidents(r).await)
+                .await?;
             output::incidents(ctx.out, &l)
         }
         IncidentCmd::Get { id } => {
-            let i = ctx.client.call(false, ctx.get(id), async |c, r| c.get_incident(r).await).await?;
+            let i = ctx
+                .client
+                .call(false, ctx.get(id), async |c, r| c.get_incident(r).await)
+                .await?;
             output::incident(ctx.out, &i)
         }
     }
@@ -119,26 +259,60 @@ pub async fn incident(ctx: &Ctx, cmd: IncidentCmd) -> anyhow::Result<()> {
 
 pub async fn maintenance(ctx: &Ctx, cmd: MaintenanceCmd) -> anyhow::Result<()> {
     match cmd {
-        MaintenanceCmd::Schedule { name, body, from, until, components, manual } => {
-            let m = pb::ScheduleMaintenanceRequest { name, body, scheduled_for: from, scheduled_until: until, component_ids: components, manual_transitions: manual };
-            ctx.write(m, async |c, r| c.schedule_maintenance(r).await).await
+        MaintenanceCmd::Schedule {
+            name,
+            body,
+            from,
+            until,
+            components,
+            manual,
+        } => {
+            let m = pb::ScheduleMaintenanceRequest {
+                name,
+                body,
+                scheduled_for: from,
+                scheduled_until: until,
+                component_ids: components,
+                manual_transitions: manual,
+            };
+            ctx.write(m, async |c, r| c.schedule_maintenance(r).await)
+                .await
         }
         MaintenanceCmd::List => {
-            let l = ctx.client.call(false, ctx.read(), async |c, r| c.list_maintenances(r).await).await?;
+            let l = ctx
+                .client
+                .call(false, ctx.read(), async |c, r| c.list_maintenances(r).await)
+                .await?;
             output::maintenances(ctx.out, &l)
         }
         MaintenanceCmd::Get { id } => {
-            let m = ctx.client.call(false, ctx.get(id), async |c, r| c.get_maintenance(r).await).await?;
+            let m = ctx
+                .client
+                .call(false, ctx.get(id), async |c, r| c.get_maintenance(r).await)
+                .await?;
             if ctx.out == Output::Json {
                 return output::json(&m);
             }
-            output::maintenances(ctx.out, &pb::MaintenanceList { maintenances: vec![m.clone()] })?;
+            output::maintenances(
+                ctx.out,
+                &pb::MaintenanceList {
+                    maintenances: vec![m.clone()],
+                },
+            )?;
             for u in &m.updates {
                 println!("\n{}  [{}]\n  {}", u.created_at, u.status, u.body);
             }
             Ok(())
         }
-        MaintenanceCmd::Update { id, name, from, until, components, status, body } => {
+        MaintenanceCmd::Update {
+            id,
+            name,
+            from,
+            until,
+            components,
+            status,
+            body,
+        } => {
             let m = pb::UpdateMaintenanceRequest {
                 id,
                 name,
@@ -149,44 +323,104 @@ pub async fn maintenance(ctx: &Ctx, cmd: MaintenanceCmd) -> anyhow::Result<()> {
                 status,
                 body,
             };
-            ctx.write(m, async |c, r| c.update_maintenance(r).await).await
+            ctx.write(m, async |c, r| c.update_maintenance(r).await)
+                .await
         }
         MaintenanceCmd::Cancel { id, body } => {
-            ctx.write(pb::CancelMaintenanceRequest { id, body }, async |c, r| c.cancel_maintenance(r).await).await
+            ctx.write(pb::CancelMaintenanceRequest { id, body }, async |c, r| {
+                c.cancel_maintenance(r).await
+            })
+            .await
         }
     }
 }
 
 pub async fn subscriber(ctx: &Ctx, cmd: SubscriberCmd) -> anyhow::Result<()> {
     match cmd {
-        SubscriberCmd::Add { url, components, description } => {
-            let m = pb::AddSubscriberRequest { url, component_ids: components, description };
+        SubscriberCmd::Add {
+            url,
+            components,
+            description,
+        } => {
+            let m = pb::AddSubscriberRequest {
+                url,
+                component_ids: components,
+                description,
+            };
             ctx.write(m, async |c, r| c.add_subscriber(r).await).await
         }
         SubscriberCmd::List => {
-            let l = ctx.client.call(false, ctx.read(), async |c, r| c.list_subscribers(r).await).await?;
+            let l = ctx
+                .client
+                .call(false, ctx.read(), async |c, r| c.list_subscribers(r).await)
+                .await?;
             output::subscribers(ctx.out, &l)
         }
         SubscriberCmd::Get { id } => {
-            let s = ctx.client.call(false, ctx.get(id), async |c, r| c.get_subscriber(r).await).await?;
-            output::subscribers(ctx.out, &pb::SubscriberList { subscribers: vec![s] })
+            let s = ctx
+                .client
+                .call(false, ctx.get(id), async |c, r| c.get_subscriber(r).await)
+                .await?;
+            output::subscribers(
+                ctx.out,
+                &pb::SubscriberList {
+                    subscribers: vec![s],
+                },
+            )
         }
-        SubscriberCmd::Remove { id } => ctx.write(pb::IdRequest { id }, async |c, r| c.remove_subscriber(r).await).await,
+        SubscriberCmd::Remove { id } => {
+            ctx.write(pb::IdRequest { id }, async |c, r| {
+                c.remove_subscriber(r).await
+            })
+            .await
+        }
     }
 }
 
 pub async fn cluster(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
     let reply = match cmd {
         ClusterCmd::Status => {
-            let s = ctx.client.call(false, pb::ClusterStatusRequest {}, async |c, r| c.cluster_status(r).await).await?;
+            let s = ctx
+                .client
+                .call(false, pb::ClusterStatusRequest {}, async |c, r| {
+                    c.cluster_status(r).await
+                })
+                .await?;
             return output::cluster(ctx.out, &s);
         }
-        ClusterCmd::AddNode { id, region, peer_addr, admin_addr, public_addr } => {
-            let m = pb::AddNodeRequest { id, region, peer_addr, admin_addr, public_addr };
-            ctx.client.call(false, m, async |c, r| c.add_node(r).await).await.context("add-node")?
+        ClusterCmd::AddNode {
+            id,
+            region,
+            peer_addr,
+            admin_addr,
+            public_addr,
+        } => {
+            let m = pb::AddNodeRequest {
+                id,
+                region,
+                peer_addr,
+                admin_addr,
+                public_addr,
+            };
+            ctx.client
+                .call(false, m, async |c, r| c.add_node(r).await)
+                .await
+                .context("add-node")?
         }
-        ClusterCmd::Promote { id } => ctx.client.call(false, pb::NodeIdRequest { id }, async |c, r| c.promote_node(r).await).await.context("promote")?,
-        ClusterCmd::RemoveNode { id } => ctx.client.call(false, pb::NodeIdRequest { id }, async |c, r| c.remove_node(r).await).await.context("remove-node")?,
+        ClusterCmd::Promote { id } => ctx
+            .client
+            .call(false, pb::NodeIdRequest { id }, async |c, r| {
+                c.promote_node(r).await
+            })
+            .await
+            .context("promote")?,
+        ClusterCmd::RemoveNode { id } => ctx
+            .client
+            .call(false, pb::NodeIdRequest { id }, async |c, r| {
+                c.remove_node(r).await
+            })
+            .await
+            .context("remove-node")?,
     };
     if ctx.out == Output::Json {
         return output::json(&reply);

@@ -29,7 +29,13 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let client = client::Client::new(&cli.endpoint, cli.token, cli.ca_cert.as_deref(), cli.timeout, cli.idempotency_key)?;
+    let client = client::Client::new(
+        &cli.endpoint,
+        cli.token,
+        cli.ca_cert.as_deref(),
+        cli.timeout,
+        cli.idempotency_key,
+    )?;
     let ctx = Ctx {
         client,
         out: cli.output,

@@ -18,7 +18,11 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) {
         }
     }
     let line = |cells: Vec<String>| {
-        let s: Vec<String> = cells.iter().enumerate().map(|(i, c)| format!("{:<w$}", c, w = widths[i])).collect();
+        let s: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{:<w$}", c, w = widths[i]))
+            .collect();
         println!("{}", s.join("  ").trim_end());
     };
     line(headers.iter().map(|h| h.to_string()).collect());
@@ -40,8 +44,21 @@ pub fn components(out: Output, list: &pb::ComponentList) -> anyhow::Result<()> {
         list.components
             .iter()
             .map(|c| {
-                let name = if c.group_id.is_some() { format!("  {}", c.name) } else if c.group { format!("{} (group)", c.name) } else { c.name.clone() };
-                vec![c.id.clone(), name, c.status.clone(), opt(&c.group_id), c.position.to_string(), c.showcase.to_string()]
+                let name = if c.group_id.is_some() {
+                    format!("  {}", c.name)
+                } else if c.group {
+                    format!("{} (group)", c.name)
+                } else {
+                    c.name.clone()
+                };
+                vec![
+                    c.id.clone(),
+                    name,
+                    c.status.clone(),
+                    opt(&c.group_id),
+                    c.position.to_string(),
+                    c.showcase.to_string(),
+                ]
             })
             .collect(),
     );
@@ -53,18 +70,30 @@ pub fn incident(out: Output, i: &pb::Incident) -> anyhow::Result<()> {
         return json(i);
     }
     println!("{}  {}", i.id, i.name);
-    println!("status {}  impact {}  started {}", i.status, i.impact, i.started_at);
+    println!(
+        "status {}  impact {}  started {}",
+        i.status, i.impact, i.started_at
+    );
     if let Some(r) = &i.resolved_at {
         println!("resolved {r}");
     }
     for u in &i.updates {
-        println!("\n{}  [{}]\n  {}", u.created_at, u.status, u.body.replace('\n', "\n  "));
+        println!(
+            "\n{}  [{}]\n  {}",
+            u.created_at,
+            u.status,
+            u.body.replace('\n', "\n  ")
+        );
         for a in &u.affected_components {
             println!("  {} : {} -> {}", a.name, a.old_status, a.new_status);
         }
     }
     if let Some(p) = &i.postmortem {
-        println!("\nPostmortem ({}):\n  {}", opt(&i.postmortem_published_at), p.replace('\n', "\n  "));
+        println!(
+            "\nPostmortem ({}):\n  {}",
+            opt(&i.postmortem_published_at),
+            p.replace('\n', "\n  ")
+        );
     }
     Ok(())
 }
@@ -77,7 +106,16 @@ pub fn incidents(out: Output, list: &pb::IncidentList) -> anyhow::Result<()> {
         &["ID", "NAME", "STATUS", "IMPACT", "STARTED", "UPDATES"],
         list.incidents
             .iter()
-            .map(|i| vec![i.id.clone(), i.name.clone(), i.status.clone(), i.impact.clone(), i.started_at.clone(), i.updates.len().to_string()])
+            .map(|i| {
+                vec![
+                    i.id.clone(),
+                    i.name.clone(),
+                    i.status.clone(),
+                    i.impact.clone(),
+                    i.started_at.clone(),
+                    i.updates.len().to_string(),
+                ]
+            })
             .collect(),
     );
     Ok(())
@@ -91,7 +129,16 @@ pub fn maintenances(out: Output, list: &pb::MaintenanceList) -> anyhow::Result<(
         &["ID", "NAME", "STATUS", "FROM", "UNTIL", "COMPONENTS"],
         list.maintenances
             .iter()
-            .map(|m| vec![m.id.clone(), m.name.clone(), m.status.clone(), m.scheduled_for.clone(), m.scheduled_until.clone(), m.component_ids.join(",")])
+            .map(|m| {
+                vec![
+                    m.id.clone(),
+                    m.name.clone(),
+                    m.status.clone(),
+                    m.scheduled_for.clone(),
+                    m.scheduled_until.clone(),
+                    m.component_ids.join(","),
+                ]
+            })
             .collect(),
     );
     Ok(())
@@ -105,7 +152,19 @@ pub fn subscribers(out: Output, list: &pb::SubscriberList) -> anyhow::Result<()>
         &["ID", "URL", "COMPONENTS", "ENABLED", "SECRET"],
         list.subscribers
             .iter()
-            .map(|s| vec![s.id.clone(), s.url.clone(), if s.component_ids.is_empty() { "all".into() } else { s.component_ids.join(",") }, s.enabled.to_string(), s.secret.clone()])
+            .map(|s| {
+                vec![
+                    s.id.clone(),
+                    s.url.clone(),
+                    if s.component_ids.is_empty() {
+                        "all".into()
+                    } else {
+                        s.component_ids.join(",")
+                    },
+                    s.enabled.to_string(),
+                    s.secret.clone(),
+                ]
+            })
             .collect(),
     );
     Ok(())
@@ -131,12 +190,24 @@ pub fn write(out: Output, w: &pb::WriteReply) -> anyhow::Result<()> {
     if out == Output::Json {
         return json(&write_json(w)?);
     }
-    let replay = if w.replayed { " (replayed: already applied)" } else { "" };
+    let replay = if w.replayed {
+        " (replayed: already applied)"
+    } else {
+        ""
+    };
     match &w.entity {
         Some(Entity::Page(p)) => println!("page {:?} updated ({}){replay}", p.name, p.description),
-        Some(Entity::Component(c)) => println!("component {} {:?} is {}{replay}", c.id, c.name, c.status),
-        Some(Entity::Incident(i)) => println!("incident {} {:?} is {} (impact {}){replay}", i.id, i.name, i.status, i.impact),
-        Some(Entity::Maintenance(m)) => println!("maintenance {} {:?} is {} ({} .. {}){replay}", m.id, m.name, m.status, m.scheduled_for, m.scheduled_until),
+        Some(Entity::Component(c)) => {
+            println!("component {} {:?} is {}{replay}", c.id, c.name, c.status)
+        }
+        Some(Entity::Incident(i)) => println!(
+            "incident {} {:?} is {} (impact {}){replay}",
+            i.id, i.name, i.status, i.impact
+        ),
+        Some(Entity::Maintenance(m)) => println!(
+            "maintenance {} {:?} is {} ({} .. {}){replay}",
+            m.id, m.name, m.status, m.scheduled_for, m.scheduled_until
+        ),
         Some(Entity::Subscriber(s)) => {
             println!("subscriber {} -> {}{replay}", s.id, s.url);
             println!("signing secret (shown once, store it now): {}", s.secret);
@@ -152,8 +223,18 @@ pub fn cluster(out: Output, s: &pb::ClusterStatusReply) -> anyhow::Result<()> {
     if out == Output::Json {
         return json(s);
     }
-    println!("node {} ({})  {}  term {}  leader {}", s.node_id, s.region, s.state, s.term, s.leader_id.map_or("none".into(), |l| l.to_string()));
-    println!("applied {}  last log {}  profile {}  disk {} bytes", s.applied_index, s.last_log_index, s.timing_profile, s.disk_bytes);
+    println!(
+        "node {} ({})  {}  term {}  leader {}",
+        s.node_id,
+        s.region,
+        s.state,
+        s.term,
+        s.leader_id.map_or("none".into(), |l| l.to_string())
+    );
+    println!(
+        "applied {}  last log {}  profile {}  disk {} bytes",
+        s.applied_index, s.last_log_index, s.timing_profile, s.disk_bytes
+    );
     if let Some(ms) = s.millis_since_leader_contact {
         println!("last leader contact {ms} ms ago");
     }
@@ -167,7 +248,17 @@ pub fn members(members: &[pb::Member]) {
         &["ID", "REGION", "ROLE", "PEER", "ADMIN", "PUBLIC", "MATCHED"],
         members
             .iter()
-            .map(|m| vec![m.id.to_string(), m.region.clone(), m.role.clone(), m.peer_addr.clone(), m.admin_addr.clone(), m.public_addr.clone(), m.matched_index.to_string()])
+            .map(|m| {
+                vec![
+                    m.id.to_string(),
+                    m.region.clone(),
+                    m.role.clone(),
+                    m.peer_addr.clone(),
+                    m.admin_addr.clone(),
+                    m.public_addr.clone(),
+                    m.matched_index.to_string(),
+                ]
+            })
             .collect(),
     );
 }

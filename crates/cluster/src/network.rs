@@ -169,7 +169,12 @@ type RpcResult<T, E = openraft::error::Infallible> =
     Result<T, RPCError<NodeId, NodeInfo, RaftError<NodeId, E>>>;
 
 impl PeerConnection {
-    async fn rpc<Req, Resp, E>(&self, method: PeerMethod, req: &Req, option: &RPCOption) -> RpcResult<Resp, E>
+    async fn rpc<Req, Resp, E>(
+        &self,
+        method: PeerMethod,
+        req: &Req,
+        option: &RPCOption,
+    ) -> RpcResult<Resp, E>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
@@ -205,7 +210,11 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         self.rpc(PeerMethod::InstallSnapshot, &rpc, &option).await
     }
 
-    async fn vote(&mut self, rpc: VoteRequest<NodeId>, option: RPCOption) -> RpcResult<VoteResponse<NodeId>> {
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<NodeId>> {
         self.rpc(PeerMethod::Vote, &rpc, &option).await
     }
 }

@@ -167,7 +167,12 @@ impl ClusterNode {
     /// call on every start and on every initial member (they all pass the same set): a node
     /// that already has state answers "already initialised" and nothing happens.
     pub async fn initialize(&self, members: BTreeMap<NodeId, NodeInfo>) -> Result<bool, String> {
-        if self.raft.is_initialized().await.map_err(|e| e.to_string())? {
+        if self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| e.to_string())?
+        {
             return Ok(false);
         }
         match self.raft.initialize(members).await {
@@ -184,15 +189,16 @@ impl ClusterNode {
     fn leader_info(&self, leader: NodeId) -> Option<NodeInfo> {
         let metrics = self.raft.metrics();
         let m = metrics.borrow();
-        m.membership_config
-            .membership()
-            .get_node(&leader)
-            .cloned()
+        m.membership_config.membership().get_node(&leader).cloned()
     }
 
     /// Commits `proposal` through the leader, forwarding and retrying across leader changes
     /// until `deadline` has passed. The outcome is the state machine's answer.
-    pub async fn propose(&self, proposal: Proposal, deadline: Duration) -> Result<Outcome, ProposeError> {
+    pub async fn propose(
+        &self,
+        proposal: Proposal,
+        deadline: Duration,
+    ) -> Result<Outcome, ProposeError> {
         let started = Instant::now();
         let mut backoff = Duration::from_millis(50);
         loop {
@@ -211,15 +217,27 @@ impl ClusterNode {
                     }
                     tracing::debug!(error = %e, ?target, "write attempt failed; retrying");
                     let left = deadline.saturating_sub(started.elapsed());
-                    tokio::time::sleep(backoff.min(left)).await;
+                    self.wait_for_leader_change(target, backoff.min(left)).await;
                     backoff = (backoff * 2).min(Duration::from_millis(500));
                 }
             }
         }
     }
 
+    /// Sleeps up to `limit`, waking early when this node learns of a leader other than
+    /// `previous` (so a retry goes to the new leader as soon as it is elected).
+    async fn wait_for_leader_change(&self, previous: Option<NodeId>, limit: Duration) {
+        let mut metrics = self.raft.metrics();
+        let changed =
+            metrics.wait_for(|m| m.current_leader.is_some() && m.current_leader != previous);
+        let _ = tokio::time::timeout(limit, changed).await;
+    }
+
     /// Stamps and proposes on this node, which must be the leader.
-    pub(crate) async fn propose_as_leader(&self, mut proposal: Proposal) -> Result<Outcome, ProposeError> {
+    pub(crate) async fn propose_as_leader(
+        &self,
+        mut proposal: Proposal,
+    ) -> Result<Outcome, ProposeError> {
         proposal.command.stamp(&mut Rng);
         proposal.at = now();
         let attempt = self.profile.timings().propose_attempt;
@@ -246,7 +264,13 @@ impl ClusterNode {
         let timeout = self.profile.timings().propose_attempt + Duration::from_millis(500);
         let reply: Result<Outcome, ProposeError> = self
             .network
-            .call(PeerMethod::Propose, leader, &info.peer_addr, proposal, timeout)
+            .call(
+                PeerMethod::Propose,
+                leader,
+                &info.peer_addr,
+                proposal,
+                timeout,
+            )
             .await
             .map_err(|e| {
                 tracing::debug!(leader, error = %e, "forwarding to the leader failed");
@@ -295,7 +319,10 @@ impl ClusterNode {
         }
     }
 
-    pub(crate) async fn read_index_as_leader(&self, deadline: Duration) -> Result<u64, ProposeError> {
+    pub(crate) async fn read_index_as_leader(
+        &self,
+        deadline: Duration,
+    ) -> Result<u64, ProposeError> {
         match tokio::time::timeout(deadline, self.raft.ensure_linearizable()).await {
             Err(_) => Err(ProposeError::NoQuorum(deadline.as_millis() as u64)),
             Ok(Ok(log_id)) => Ok(log_id.map_or(0, |l| l.index)),
@@ -342,7 +369,11 @@ impl ClusterNode {
         let is_learner = {
             let metrics = self.raft.metrics();
             let m = metrics.borrow();
-            let found = m.membership_config.membership().learner_ids().any(|l| l == id);
+            let found = m
+                .membership_config
+                .membership()
+                .learner_ids()
+                .any(|l| l == id);
             found
         };
         if !is_learner {
@@ -374,7 +405,9 @@ impl ClusterNode {
             )
         };
         if !is_member {
-            return Err(MembershipError::Invalid(format!("node {id} is not a member")));
+            return Err(MembershipError::Invalid(format!(
+                "node {id} is not a member"
+            )));
         }
         let mut index = 0;
         if is_voter {

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, VoteRequest};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, VoteRequest,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use statusmesh_model::Proposal;
@@ -33,7 +35,12 @@ impl PeerService {
     fn open<T: DeserializeOwned>(&self, req: Request<PeerRequest>) -> Result<(NodeId, T), Status> {
         let req = req.into_inner();
         if req.to != self.node.id {
-            tracing::warn!(from = req.from, to = req.to, me = self.node.id, "refused a peer request meant for another node");
+            tracing::warn!(
+                from = req.from,
+                to = req.to,
+                me = self.node.id,
+                "refused a peer request meant for another node"
+            );
             return Err(Status::permission_denied(format!(
                 "this is node {}, not node {}: check the peer address configured for node {}",
                 self.node.id, req.to, req.to
@@ -53,7 +60,10 @@ fn reply<T: Serialize>(value: &T) -> Result<Response<PeerReply>, Status> {
 
 #[tonic::async_trait]
 impl Peer for PeerService {
-    async fn append_entries(&self, req: Request<PeerRequest>) -> Result<Response<PeerReply>, Status> {
+    async fn append_entries(
+        &self,
+        req: Request<PeerRequest>,
+    ) -> Result<Response<PeerReply>, Status> {
         let (_, rpc): (_, AppendEntriesRequest<TypeConfig>) = self.open(req)?;
         let res = self.node.raft.append_entries(rpc).await;
         if matches!(
@@ -72,7 +82,10 @@ impl Peer for PeerService {
         reply(&self.node.raft.vote(rpc).await)
     }
 
-    async fn install_snapshot(&self, req: Request<PeerRequest>) -> Result<Response<PeerReply>, Status> {
+    async fn install_snapshot(
+        &self,
+        req: Request<PeerRequest>,
+    ) -> Result<Response<PeerReply>, Status> {
         let (_, rpc): (_, InstallSnapshotRequest<TypeConfig>) = self.open(req)?;
         let res = self.node.raft.install_snapshot(rpc).await;
         if res.is_ok() {

@@ -82,7 +82,10 @@ impl FromStr for TimingProfile {
 }
 
 /// The openraft configuration for a profile, with snapshot and purge policy.
-pub fn raft_config(profile: TimingProfile, snapshot_every: u64) -> Result<openraft::Config, String> {
+pub fn raft_config(
+    profile: TimingProfile,
+    snapshot_every: u64,
+) -> Result<openraft::Config, String> {
     let t = profile.timings();
     let config = openraft::Config {
         cluster_name: "statusmesh".into(),

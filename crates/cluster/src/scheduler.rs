@@ -16,7 +16,10 @@ use crate::node::{now, ClusterNode};
 pub const SCHEDULER_TICK: Duration = Duration::from_secs(1);
 
 /// Runs until `shutdown` turns true.
-pub async fn run_maintenance_scheduler(node: Arc<ClusterNode>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run_maintenance_scheduler(
+    node: Arc<ClusterNode>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(SCHEDULER_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -30,7 +33,11 @@ pub async fn run_maintenance_scheduler(node: Arc<ClusterNode>, mut shutdown: wat
         if !node.is_leader() {
             continue;
         }
-        let due = node.replica().read().state.due_maintenance_transitions(now());
+        let due = node
+            .replica()
+            .read()
+            .state
+            .due_maintenance_transitions(now());
         for (id, to) in due {
             let key = format!("auto:{id}:{to}");
             let proposal = Proposal {
@@ -47,10 +54,16 @@ pub async fn run_maintenance_scheduler(node: Arc<ClusterNode>, mut shutdown: wat
             };
             match node.propose_as_leader(proposal).await {
                 Ok(outcome) => match outcome.result {
-                    Ok(_) => tracing::info!(maintenance = %id, status = %to, "maintenance moved at its window edge"),
-                    Err(e) => tracing::warn!(maintenance = %id, status = %to, error = %e, "automatic maintenance transition refused"),
+                    Ok(_) => {
+                        tracing::info!(maintenance = %id, status = %to, "maintenance moved at its window edge")
+                    }
+                    Err(e) => {
+                        tracing::warn!(maintenance = %id, status = %to, error = %e, "automatic maintenance transition refused")
+                    }
                 },
-                Err(e) => tracing::warn!(maintenance = %id, error = %e, "automatic maintenance transition not committed"),
+                Err(e) => {
+                    tracing::warn!(maintenance = %id, error = %e, "automatic maintenance transition not committed")
+                }
             }
         }
     }

@@ -22,7 +22,8 @@ impl Id {
     pub fn parse(field: &str, s: &str) -> Result<Self, CommandError> {
         let ok = !s.is_empty()
             && s.len() <= 32
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         if ok {
             Ok(Id(s.to_owned()))
         } else {
@@ -104,7 +105,11 @@ impl Timestamp {
 impl fmt::Display for Timestamp {
     /// ISO 8601 in UTC with milliseconds, the format Statuspage clients expect.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_datetime().to_rfc3339_opts(SecondsFormat::Millis, true))
+        f.write_str(
+            &self
+                .to_datetime()
+                .to_rfc3339_opts(SecondsFormat::Millis, true),
+        )
     }
 }
 

@@ -51,7 +51,10 @@ pub fn http_url(field: &str, value: &str) -> Result<url::Url, CommandError> {
     if value.len() > MAX_URL_CHARS {
         return Err(CommandError::invalid(
             field,
-            format!("{} bytes is longer than the limit of {MAX_URL_CHARS}", value.len()),
+            format!(
+                "{} bytes is longer than the limit of {MAX_URL_CHARS}",
+                value.len()
+            ),
         ));
     }
     let url = url::Url::parse(value)
@@ -63,10 +66,16 @@ pub fn http_url(field: &str, value: &str) -> Result<url::Url, CommandError> {
         ));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(CommandError::invalid(field, format!("{value:?} has no host")));
+        return Err(CommandError::invalid(
+            field,
+            format!("{value:?} has no host"),
+        ));
     }
     if url.fragment().is_some() {
-        return Err(CommandError::invalid(field, format!("{value:?} has a fragment")));
+        return Err(CommandError::invalid(
+            field,
+            format!("{value:?} has a fragment"),
+        ));
     }
     Ok(url)
 }

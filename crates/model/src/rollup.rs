@@ -38,27 +38,27 @@ impl Indicator {
 
 impl State {
     pub fn indicator(&self) -> Indicator {
-        let from_components = self
-            .components
-            .values()
-            .filter(|c| !c.is_group)
-            .map(|c| match c.status {
-                ComponentStatus::Operational => Indicator::None,
-                ComponentStatus::UnderMaintenance => Indicator::Maintenance,
-                ComponentStatus::DegradedPerformance => Indicator::Minor,
-                ComponentStatus::PartialOutage => Indicator::Major,
-                ComponentStatus::MajorOutage => Indicator::Critical,
-            });
-        let from_incidents = self
-            .incidents
-            .values()
-            .filter(|i| i.status.is_open())
-            .map(|i| match i.impact {
-                Impact::None => Indicator::None,
-                Impact::Minor => Indicator::Minor,
-                Impact::Major => Indicator::Major,
-                Impact::Critical => Indicator::Critical,
-            });
+        let from_components =
+            self.components
+                .values()
+                .filter(|c| !c.is_group)
+                .map(|c| match c.status {
+                    ComponentStatus::Operational => Indicator::None,
+                    ComponentStatus::UnderMaintenance => Indicator::Maintenance,
+                    ComponentStatus::DegradedPerformance => Indicator::Minor,
+                    ComponentStatus::PartialOutage => Indicator::Major,
+                    ComponentStatus::MajorOutage => Indicator::Critical,
+                });
+        let from_incidents =
+            self.incidents
+                .values()
+                .filter(|i| i.status.is_open())
+                .map(|i| match i.impact {
+                    Impact::None => Indicator::None,
+                    Impact::Minor => Indicator::Minor,
+                    Impact::Major => Indicator::Major,
+                    Impact::Critical => Indicator::Critical,
+                });
         let from_maintenance = self
             .maintenances
             .values()

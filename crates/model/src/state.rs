@@ -246,7 +246,9 @@ impl State {
             out.push(c);
             if c.is_group {
                 let mut kids: Vec<&Component> = self.children(&c.id).collect();
-                kids.sort_by(|a, b| (a.position, &a.name, &a.id).cmp(&(b.position, &b.name, &b.id)));
+                kids.sort_by(|a, b| {
+                    (a.position, &a.name, &a.id).cmp(&(b.position, &b.name, &b.id))
+                });
                 out.extend(kids);
             }
         }

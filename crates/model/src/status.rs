@@ -121,11 +121,17 @@ impl IncidentStatus {
 
 impl MaintenanceStatus {
     pub fn is_active(self) -> bool {
-        matches!(self, MaintenanceStatus::InProgress | MaintenanceStatus::Verifying)
+        matches!(
+            self,
+            MaintenanceStatus::InProgress | MaintenanceStatus::Verifying
+        )
     }
 
     pub fn is_finished(self) -> bool {
-        matches!(self, MaintenanceStatus::Completed | MaintenanceStatus::Cancelled)
+        matches!(
+            self,
+            MaintenanceStatus::Completed | MaintenanceStatus::Cancelled
+        )
     }
 
     /// Maintenances only move forward: scheduled -> in_progress -> verifying -> completed, with
@@ -153,8 +159,13 @@ mod tests {
             ComponentStatus::parse("status", "major_outage").unwrap(),
             ComponentStatus::MajorOutage
         );
-        let e = ComponentStatus::parse("status", "down").unwrap_err().to_string();
-        assert!(e.contains("status") && e.contains("\"down\"") && e.contains("partial_outage"), "{e}");
+        let e = ComponentStatus::parse("status", "down")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("status") && e.contains("\"down\"") && e.contains("partial_outage"),
+            "{e}"
+        );
     }
 
     #[test]

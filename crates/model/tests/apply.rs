@@ -1,6 +1,8 @@
 //! Pure state-machine tests: every command, every validation error, idempotent replays and
 //! determinism. Every refused command is checked to leave the digest unchanged.
 
+#![allow(clippy::unwrap_used)]
+
 use statusmesh_model::command::*;
 use statusmesh_model::*;
 
@@ -44,7 +46,8 @@ impl Harness {
     fn ok(&mut self, command: Command) -> Applied {
         let key = format!("k{}", self.index + 1);
         let out = self.propose_keyed(&key, &key, command);
-        out.result.unwrap_or_else(|e| panic!("unexpected refusal: {e}"))
+        out.result
+            .unwrap_or_else(|e| panic!("unexpected refusal: {e}"))
     }
 
     /// Proposes a command that must be refused, checks the state did not change, and returns
@@ -54,7 +57,11 @@ impl Harness {
         let key = format!("k{}", self.index + 1);
         let out = self.propose_keyed(&key, &key, command);
         let err = out.result.expect_err("command should have been refused");
-        assert_eq!(before, self.state.digest(), "refused command changed the state: {err}");
+        assert_eq!(
+            before,
+            self.state.digest(),
+            "refused command changed the state: {err}"
+        );
         err
     }
 
@@ -132,7 +139,10 @@ fn components_group_order_and_roll_up() {
         status: ComponentStatus::PartialOutage,
     });
     let grp = h.state.components[&id("grp")].clone();
-    assert_eq!(h.state.component_status(&grp), ComponentStatus::PartialOutage);
+    assert_eq!(
+        h.state.component_status(&grp),
+        ComponentStatus::PartialOutage
+    );
     assert_eq!(h.state.indicator(), Indicator::Major);
     assert_eq!(h.state.indicator().description(), "Partial System Outage");
 
@@ -267,7 +277,10 @@ fn incident_life_cycle() {
     let a = &inc.updates[1].affected_components[0];
     assert_eq!(
         (a.old_status, a.new_status),
-        (ComponentStatus::MajorOutage, ComponentStatus::DegradedPerformance)
+        (
+            ComponentStatus::MajorOutage,
+            ComponentStatus::DegradedPerformance
+        )
     );
 
     let e = h.refused(Command::PublishPostmortem {
@@ -308,7 +321,10 @@ fn incident_life_cycle() {
         id: id("inc"),
         body: "What happened and what we changed.".into(),
     });
-    assert_eq!(h.state.incidents[&id("inc")].status, IncidentStatus::Postmortem);
+    assert_eq!(
+        h.state.incidents[&id("inc")].status,
+        IncidentStatus::Postmortem
+    );
     // A later note keeps the postmortem status.
     h.ok(Command::UpdateIncident {
         id: id("inc"),
@@ -394,14 +410,20 @@ fn maintenance_auto_transitions_follow_the_leader_clock() {
         update_id: id("m1"),
         spec: maintenance(from, until, true),
     });
-    assert!(h.state.due_maintenance_transitions(Timestamp(from - 1)).is_empty());
+    assert!(h
+        .state
+        .due_maintenance_transitions(Timestamp(from - 1))
+        .is_empty());
     // Too early: a node whose clock runs fast cannot start it.
     let e = h.refused(Command::AutoTransitionMaintenance {
         id: id("mnt"),
         update_id: id("m2"),
         to: MaintenanceStatus::InProgress,
     });
-    assert!(e.to_string().contains("cannot become in_progress before"), "{e}");
+    assert!(
+        e.to_string().contains("cannot become in_progress before"),
+        "{e}"
+    );
 
     h.now = from;
     let due = h.state.due_maintenance_transitions(Timestamp(from));
@@ -426,7 +448,10 @@ fn maintenance_auto_transitions_follow_the_leader_clock() {
     assert_eq!(m.status, MaintenanceStatus::Completed);
     assert_eq!(m.updates.len(), 3);
     assert_eq!(h.status("api"), ComponentStatus::Operational);
-    assert!(h.state.due_maintenance_transitions(Timestamp(until + HOUR)).is_empty());
+    assert!(h
+        .state
+        .due_maintenance_transitions(Timestamp(until + HOUR))
+        .is_empty());
 }
 
 #[test]
@@ -494,7 +519,10 @@ fn maintenance_manual_updates_and_errors() {
         body: None,
     });
     assert_eq!(h.status("api"), ComponentStatus::Operational);
-    assert_eq!(h.state.maintenances[&id("mnt")].status, MaintenanceStatus::Cancelled);
+    assert_eq!(
+        h.state.maintenances[&id("mnt")].status,
+        MaintenanceStatus::Cancelled
+    );
     let e = h.refused(Command::CancelMaintenance {
         id: id("mnt"),
         update_id: id("m4"),
@@ -575,7 +603,11 @@ fn a_repeated_key_returns_the_original_result_without_applying_twice() {
     assert_eq!(h.state.digest(), digest);
 
     // Refusals are not remembered: the same key may carry a corrected request.
-    let bad = h.propose_keyed("retry-2", "fp2", Command::DeleteComponent { id: id("nope") });
+    let bad = h.propose_keyed(
+        "retry-2",
+        "fp2",
+        Command::DeleteComponent { id: id("nope") },
+    );
     assert!(bad.result.is_err());
     let good = h.propose_keyed("retry-2", "fp3", Command::DeleteComponent { id: id("cdn") });
     assert!(good.result.is_ok());
@@ -592,7 +624,10 @@ fn keys_are_remembered_for_a_day_then_forgotten() {
         url: None,
         time_zone: None,
     });
-    assert!(h.state.idempotency.get("old").is_some(), "forgotten too early");
+    assert!(
+        h.state.idempotency.get("old").is_some(),
+        "forgotten too early"
+    );
     h.now += 2 * HOUR;
     h.ok(Command::SetPage {
         name: Some("y".into()),
@@ -607,7 +642,11 @@ fn bad_envelopes_are_refused() {
     let mut h = Harness::seeded();
     let before = h.state.digest();
     let out = h.propose_keyed("", "fp", Command::DeleteComponent { id: id("cdn") });
-    assert!(out.result.unwrap_err().to_string().contains("idempotency_key"));
+    assert!(out
+        .result
+        .unwrap_err()
+        .to_string()
+        .contains("idempotency_key"));
     let out = h.propose_keyed("a b", "fp", Command::DeleteComponent { id: id("cdn") });
     assert!(out.result.is_err());
     assert_eq!(before, h.state.digest());

@@ -9,7 +9,11 @@ use statusmesh_server::demo::{run_demo, DemoOptions};
 use statusmesh_server::{serve, shutdown_signal, Config};
 
 #[derive(Parser)]
-#[command(name = "statusmesh", version, about = "A replicated status page node that keeps talking when a region burns")]
+#[command(
+    name = "statusmesh",
+    version,
+    about = "A replicated status page node that keeps talking when a region burns"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -42,7 +46,10 @@ enum Cmd {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STATUSMESH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
 }
 
 fn main() -> anyhow::Result<()> {

@@ -59,7 +59,11 @@ pub fn create_component(r: &pb::CreateComponentRequest) -> Result<Command> {
                 Some(s) => ComponentStatus::parse("status", s)?,
                 None => ComponentStatus::Operational,
             },
-            group_id: r.group_id.as_deref().map(|g| id("group_id", g)).transpose()?,
+            group_id: r
+                .group_id
+                .as_deref()
+                .map(|g| id("group_id", g))
+                .transpose()?,
             is_group: r.group,
             showcase: r.showcase,
             only_show_if_degraded: r.only_show_if_degraded,
@@ -70,7 +74,10 @@ pub fn create_component(r: &pb::CreateComponentRequest) -> Result<Command> {
 pub fn update_component(r: &pb::UpdateComponentRequest) -> Result<Command> {
     let patch = ComponentPatch {
         name: r.name.clone(),
-        description: r.description.clone().map(|d| Some(d).filter(|d| !d.is_empty())),
+        description: r
+            .description
+            .clone()
+            .map(|d| Some(d).filter(|d| !d.is_empty())),
         position: r.position,
         group_id: match r.group_id.as_deref() {
             None => None,
@@ -117,7 +124,11 @@ pub fn create_incident(r: &pb::CreateIncidentRequest) -> Result<Command> {
                 None => Impact::Minor,
             },
             body: r.body.clone(),
-            started_at: r.started_at.as_deref().map(|s| ts("started_at", s)).transpose()?,
+            started_at: r
+                .started_at
+                .as_deref()
+                .map(|s| ts("started_at", s))
+                .transpose()?,
             component_changes: changes(&r.component_changes)?,
         },
     })
@@ -128,8 +139,16 @@ pub fn update_incident(r: &pb::UpdateIncidentRequest) -> Result<Command> {
         id: id("id", &r.id)?,
         update_id: Id::pending(),
         spec: IncidentUpdateSpec {
-            status: r.status.as_deref().map(|s| IncidentStatus::parse("status", s)).transpose()?,
-            impact: r.impact.as_deref().map(|s| Impact::parse("impact", s)).transpose()?,
+            status: r
+                .status
+                .as_deref()
+                .map(|s| IncidentStatus::parse("status", s))
+                .transpose()?,
+            impact: r
+                .impact
+                .as_deref()
+                .map(|s| Impact::parse("impact", s))
+                .transpose()?,
             name: r.name.clone(),
             body: r.body.clone(),
             component_changes: changes(&r.component_changes)?,
@@ -174,7 +193,11 @@ pub fn schedule_maintenance(r: &pb::ScheduleMaintenanceRequest) -> Result<Comman
 pub fn update_maintenance(r: &pb::UpdateMaintenanceRequest) -> Result<Command> {
     let patch = MaintenancePatch {
         name: r.name.clone(),
-        scheduled_for: r.scheduled_for.as_deref().map(|s| ts("scheduled_for", s)).transpose()?,
+        scheduled_for: r
+            .scheduled_for
+            .as_deref()
+            .map(|s| ts("scheduled_for", s))
+            .transpose()?,
         scheduled_until: r
             .scheduled_until
             .as_deref()

@@ -7,7 +7,11 @@
 pub mod convert;
 
 /// Builds an admin request with its bearer token and, for writes, the idempotency key.
-pub fn authed<T>(message: T, token: &str, idempotency_key: Option<&str>) -> Result<tonic::Request<T>, String> {
+pub fn authed<T>(
+    message: T,
+    token: &str,
+    idempotency_key: Option<&str>,
+) -> Result<tonic::Request<T>, String> {
     let mut req = tonic::Request::new(message);
     let bearer = format!("Bearer {token}")
         .parse()

@@ -47,7 +47,9 @@ pub struct TokenConfig {
 
 impl std::fmt::Debug for TokenConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenConfig").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("TokenConfig")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -122,7 +124,10 @@ fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
 
 impl Config {
     /// Loads `path`, applies environment overrides from `env`, and validates.
-    pub fn load(path: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+    pub fn load(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: shown.clone(),
@@ -136,10 +141,12 @@ impl Config {
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let mut value: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
-            path: origin.into(),
-            message: e.message().to_owned() + &span_hint(text, e.span()),
-        })?;
+        let mut value: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    path: origin.into(),
+                    message: e.message().to_owned() + &span_hint(text, e.span()),
+                })?;
         apply_env(&mut value, env)?;
         let config: Config = Config::deserialize(value).map_err(|e| ConfigError::Parse {
             path: origin.into(),
@@ -160,16 +167,25 @@ impl Config {
             return Err(invalid("data_dir", "must not be empty"));
         }
         if self.snapshot_every < 10 {
-            return Err(invalid("snapshot_every", format!("{} is too small (at least 10)", self.snapshot_every)));
+            return Err(invalid(
+                "snapshot_every",
+                format!("{} is too small (at least 10)", self.snapshot_every),
+            ));
         }
         if let Some(ms) = self.write_timeout_ms {
             if !(500..=600_000).contains(&ms) {
-                return Err(invalid("write_timeout_ms", format!("{ms} is outside 500..=600000")));
+                return Err(invalid(
+                    "write_timeout_ms",
+                    format!("{ms} is outside 500..=600000"),
+                ));
             }
         }
         let l = &self.listen;
         if l.peer == l.admin || l.peer == l.public || l.admin == l.public {
-            return Err(invalid("listen", "peer, admin and public must be different addresses"));
+            return Err(invalid(
+                "listen",
+                "peer, admin and public must be different addresses",
+            ));
         }
         let mut ids = BTreeSet::new();
         for (i, m) in self.initial_members.iter().enumerate() {
@@ -178,7 +194,10 @@ impl Config {
                 return Err(invalid(&key("id"), "must be a positive integer"));
             }
             if !ids.insert(m.id) {
-                return Err(invalid(&key("id"), format!("node id {} is listed twice", m.id)));
+                return Err(invalid(
+                    &key("id"),
+                    format!("node id {} is listed twice", m.id),
+                ));
             }
             if m.region.trim().is_empty() {
                 return Err(invalid(&key("region"), "must not be empty"));
@@ -189,17 +208,26 @@ impl Config {
                 }
             }
             if !m.public_addr.is_empty() && !looks_like_host_port(&m.public_addr) {
-                return Err(invalid(&key("public_addr"), format!("{:?} is not host:port", m.public_addr)));
+                return Err(invalid(
+                    &key("public_addr"),
+                    format!("{:?} is not host:port", m.public_addr),
+                ));
             }
             if m.id == self.node_id && m.region != self.region {
-                return Err(invalid(&key("region"), format!(
-                    "this node ({}) is in region {:?} but is listed in {:?}",
-                    self.node_id, self.region, m.region
-                )));
+                return Err(invalid(
+                    &key("region"),
+                    format!(
+                        "this node ({}) is in region {:?} but is listed in {:?}",
+                        self.node_id, self.region, m.region
+                    ),
+                ));
             }
         }
         if self.tokens.is_empty() {
-            return Err(invalid("tokens", "at least one operator token is needed (or set STATUSMESH_ADMIN_TOKEN)"));
+            return Err(invalid(
+                "tokens",
+                "at least one operator token is needed (or set STATUSMESH_ADMIN_TOKEN)",
+            ));
         }
         let mut names = BTreeSet::new();
         for (i, t) in self.tokens.iter().enumerate() {
@@ -207,11 +235,17 @@ impl Config {
                 return Err(invalid(&format!("tokens[{i}].name"), "must not be empty"));
             }
             if !names.insert(&t.name) {
-                return Err(invalid(&format!("tokens[{i}].name"), format!("{:?} is used twice", t.name)));
+                return Err(invalid(
+                    &format!("tokens[{i}].name"),
+                    format!("{:?} is used twice", t.name),
+                ));
             }
             if t.token.len() < 16 || !t.token.bytes().all(|b| b.is_ascii_graphic()) {
                 // Never echo the token itself.
-                return Err(invalid(&format!("tokens[{i}].token"), "must be at least 16 printable characters"));
+                return Err(invalid(
+                    &format!("tokens[{i}].token"),
+                    "must be at least 16 printable characters",
+                ));
             }
         }
         Ok(())
@@ -247,7 +281,10 @@ fn span_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
     }
 }
 
-fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) -> Result<(), ConfigError> {
+fn apply_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
     let mut vars: Vec<(String, String)> = env
         .into_iter()
         .filter(|(k, _)| k.starts_with(ENV_PREFIX))
@@ -324,19 +361,26 @@ token = "0123456789abcdef0123"
 "#;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
     fn loads_and_applies_env_overrides() {
-        let c = Config::from_toml("t", GOOD, env(&[
-            ("STATUSMESH_LISTEN__ADMIN", "127.0.0.1:7101"),
-            ("STATUSMESH_TIMING_PROFILE", "wan"),
-            ("STATUSMESH_SNAPSHOT_EVERY", "50"),
-            ("STATUSMESH_ADMIN_TOKEN", "env-token-0123456789"),
-            ("STATUSMESH_ENDPOINT", "ignored"),
-            ("OTHER", "ignored"),
-        ]))
+        let c = Config::from_toml(
+            "t",
+            GOOD,
+            env(&[
+                ("STATUSMESH_LISTEN__ADMIN", "127.0.0.1:7101"),
+                ("STATUSMESH_TIMING_PROFILE", "wan"),
+                ("STATUSMESH_SNAPSHOT_EVERY", "50"),
+                ("STATUSMESH_ADMIN_TOKEN", "env-token-0123456789"),
+                ("STATUSMESH_ENDPOINT", "ignored"),
+                ("OTHER", "ignored"),
+            ]),
+        )
         .unwrap();
         assert_eq!(c.listen.admin.port(), 7101);
         assert_eq!(c.timing_profile, TimingProfile::Wan);
@@ -349,15 +393,24 @@ token = "0123456789abcdef0123"
     #[test]
     fn errors_name_the_key() {
         let bad = GOOD.replace("node_id = 1", "node_id = 0");
-        let e = Config::from_toml("t", &bad, vec![]).unwrap_err().to_string();
+        let e = Config::from_toml("t", &bad, vec![])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`node_id`"), "{e}");
 
         let bad = GOOD.replace("timing_profile = \"lan\"", "timing_profile = \"moon\"");
-        let e = Config::from_toml("t", &bad, vec![]).unwrap_err().to_string();
+        let e = Config::from_toml("t", &bad, vec![])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("moon"), "{e}");
 
-        let bad = GOOD.replace("region = \"paris\"\ndata_dir", "regoin = \"paris\"\ndata_dir");
-        let e = Config::from_toml("t", &bad, vec![]).unwrap_err().to_string();
+        let bad = GOOD.replace(
+            "region = \"paris\"\ndata_dir",
+            "regoin = \"paris\"\ndata_dir",
+        );
+        let e = Config::from_toml("t", &bad, vec![])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("regoin"), "{e}");
 
         let e = Config::from_toml("t", GOOD, env(&[("STATUSMESH_LISTEN__PEER", "nowhere")]))
@@ -366,11 +419,18 @@ token = "0123456789abcdef0123"
         assert!(e.contains("socket address") || e.contains("peer"), "{e}");
 
         let bad = GOOD.replace("0123456789abcdef0123", "short");
-        let e = Config::from_toml("t", &bad, vec![]).unwrap_err().to_string();
-        assert!(e.contains("tokens[0].token") && !e.contains("short\""), "{e}");
+        let e = Config::from_toml("t", &bad, vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("tokens[0].token") && !e.contains("short\""),
+            "{e}"
+        );
 
         let bad = GOOD.replace("peer_addr = \"127.0.0.1:9001\"", "peer_addr = \"nohost\"");
-        let e = Config::from_toml("t", &bad, vec![]).unwrap_err().to_string();
+        let e = Config::from_toml("t", &bad, vec![])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("initial_members[0].peer_addr"), "{e}");
     }
 }

@@ -54,9 +54,15 @@ pub fn demo_configs(opts: &DemoOptions, token: &str) -> Vec<Config> {
             region: (*r).into(),
             data_dir: opts.data_dir.join(r),
             listen: ListenConfig {
-                peer: addr(opts.peer_port, i).parse().unwrap_or_else(|_| unreachable!()),
-                admin: addr(opts.admin_port, i).parse().unwrap_or_else(|_| unreachable!()),
-                public: addr(opts.public_port, i).parse().unwrap_or_else(|_| unreachable!()),
+                peer: addr(opts.peer_port, i)
+                    .parse()
+                    .unwrap_or_else(|_| unreachable!()),
+                admin: addr(opts.admin_port, i)
+                    .parse()
+                    .unwrap_or_else(|_| unreachable!()),
+                public: addr(opts.public_port, i)
+                    .parse()
+                    .unwrap_or_else(|_| unreachable!()),
             },
             timing_profile: statusmesh_cluster::TimingProfile::Lan,
             snapshot_every: 1000,
@@ -83,15 +89,24 @@ fn load_or_create_token(env_file: &Path) -> String {
     hex::encode(rand::random::<[u8; 24]>())
 }
 
-pub async fn run_demo(opts: DemoOptions, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run_demo(
+    opts: DemoOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&opts.data_dir)
         .with_context(|| format!("cannot create {}", opts.data_dir.display()))?;
     let data_dir = opts.data_dir.canonicalize()?;
-    let opts = DemoOptions { data_dir: data_dir.clone(), ..opts };
+    let opts = DemoOptions {
+        data_dir: data_dir.clone(),
+        ..opts
+    };
     let env_file = data_dir.join("statusctl.env");
     let token = load_or_create_token(&env_file);
     let configs = demo_configs(&opts, &token);
-    let endpoints: Vec<String> = configs.iter().map(|c| format!("http://{}", c.listen.admin)).collect();
+    let endpoints: Vec<String> = configs
+        .iter()
+        .map(|c| format!("http://{}", c.listen.admin))
+        .collect();
     std::fs::write(
         &env_file,
         format!(
@@ -134,7 +149,10 @@ pub async fn run_demo(opts: DemoOptions, shutdown: impl std::future::Future<Outp
     }
     .await;
     if let Err(e) = &result {
-        eprintln!("demo failed to start: {e:#} (see the logs in {})", data_dir.display());
+        eprintln!(
+            "demo failed to start: {e:#} (see the logs in {})",
+            data_dir.display()
+        );
     } else {
         supervise(&mut nodes, shutdown).await;
     }
@@ -142,12 +160,17 @@ pub async fn run_demo(opts: DemoOptions, shutdown: impl std::future::Future<Outp
     result
 }
 
-async fn wait_for_leader(endpoints: &[String], token: &str, limit: Duration) -> anyhow::Result<AdminClient<tonic::transport::Channel>> {
+async fn wait_for_leader(
+    endpoints: &[String],
+    token: &str,
+    limit: Duration,
+) -> anyhow::Result<AdminClient<tonic::transport::Channel>> {
     let started = Instant::now();
     loop {
         for ep in endpoints {
             if let Ok(mut c) = AdminClient::connect(ep.clone()).await {
-                let req = authed(pb::ClusterStatusRequest {}, token, None).map_err(anyhow::Error::msg)?;
+                let req =
+                    authed(pb::ClusterStatusRequest {}, token, None).map_err(anyhow::Error::msg)?;
                 if let Ok(s) = c.cluster_status(req).await {
                     if s.get_ref().leader_id.is_some() {
                         return Ok(c);
@@ -164,9 +187,25 @@ async fn wait_for_leader(endpoints: &[String], token: &str, limit: Duration) -> 
 
 /// Seeds the page once: fixed idempotency keys make a repeated or interrupted seed harmless,
 /// and an existing page (any component) is left alone.
-async fn seed_if_empty(c: &mut AdminClient<tonic::transport::Channel>, token: &str) -> anyhow::Result<()> {
-    let req = authed(pb::ReadRequest { consistency: pb::Consistency::Linearizable as i32 }, token, None).map_err(anyhow::Error::msg)?;
-    if !c.list_components(req).await?.into_inner().components.is_empty() {
+async fn seed_if_empty(
+    c: &mut AdminClient<tonic::transport::Channel>,
+    token: &str,
+) -> anyhow::Result<()> {
+    let req = authed(
+        pb::ReadRequest {
+            consistency: pb::Consistency::Linearizable as i32,
+        },
+        token,
+        None,
+    )
+    .map_err(anyhow::Error::msg)?;
+    if !c
+        .list_components(req)
+        .await?
+        .into_inner()
+        .components
+        .is_empty()
+    {
         return Ok(());
     }
     let mut n = 0;
@@ -174,11 +213,16 @@ async fn seed_if_empty(c: &mut AdminClient<tonic::transport::Channel>, token: &s
         n += 1;
         format!("demo-seed-{n}")
     };
-    c.set_page(w(token, pb::SetPageRequest {
-        name: Some("Acme Cloud".into()),
-        url: Some("http://127.0.0.1:8081/".into()),
-        time_zone: Some("Europe/Paris".into()),
-    }, key())?).await?;
+    c.set_page(w(
+        token,
+        pb::SetPageRequest {
+            name: Some("Acme Cloud".into()),
+            url: Some("http://127.0.0.1:8081/".into()),
+            time_zone: Some("Europe/Paris".into()),
+        },
+        key(),
+    )?)
+    .await?;
     let mut ids = std::collections::HashMap::new();
     for (name, group, desc) in [
         ("Platform", None, "Core services"),
@@ -191,14 +235,21 @@ async fn seed_if_empty(c: &mut AdminClient<tonic::transport::Channel>, token: &s
         ("Asia (Singapore)", Some("Regions"), "ap-southeast"),
         ("Email delivery", None, "Transactional email"),
     ] {
-        let reply = c.create_component(w(token, pb::CreateComponentRequest {
-            name: name.into(),
-            description: Some(desc.into()),
-            group: group.is_none() && name != "Email delivery",
-            group_id: group.and_then(|g| ids.get(g).cloned()),
-            showcase: true,
-            ..Default::default()
-        }, key())?).await?.into_inner();
+        let reply = c
+            .create_component(w(
+                token,
+                pb::CreateComponentRequest {
+                    name: name.into(),
+                    description: Some(desc.into()),
+                    group: group.is_none() && name != "Email delivery",
+                    group_id: group.and_then(|g| ids.get(g).cloned()),
+                    showcase: true,
+                    ..Default::default()
+                },
+                key(),
+            )?)
+            .await?
+            .into_inner();
         if let Some(Entity::Component(comp)) = reply.entity {
             ids.insert(name, comp.id);
         }
@@ -217,14 +268,20 @@ async fn seed_if_empty(c: &mut AdminClient<tonic::transport::Channel>, token: &s
     }, key())?).await?;
     let start = chrono::Utc::now() + chrono::Duration::days(2);
     let end = start + chrono::Duration::hours(2);
-    c.schedule_maintenance(w(token, pb::ScheduleMaintenanceRequest {
-        name: "Database engine upgrade".into(),
-        body: "We will upgrade the managed PostgreSQL fleet. Connections may drop briefly.".into(),
-        scheduled_for: start.to_rfc3339(),
-        scheduled_until: end.to_rfc3339(),
-        component_ids: vec![id("Database")],
-        manual_transitions: false,
-    }, key())?).await?;
+    c.schedule_maintenance(w(
+        token,
+        pb::ScheduleMaintenanceRequest {
+            name: "Database engine upgrade".into(),
+            body: "We will upgrade the managed PostgreSQL fleet. Connections may drop briefly."
+                .into(),
+            scheduled_for: start.to_rfc3339(),
+            scheduled_until: end.to_rfc3339(),
+            component_ids: vec![id("Database")],
+            manual_transitions: false,
+        },
+        key(),
+    )?)
+    .await?;
     Ok(())
 }
 
@@ -250,8 +307,14 @@ fn print_welcome(configs: &[Config], nodes: &[DemoNode], env_file: &Path) {
     println!("  statusctl --endpoint http://{} incident create --name \"Login failures\" --body \"Investigating\" --impact minor", configs[2].listen.admin);
     println!("  statusctl incident list");
     println!("  curl http://{}/api/cluster", configs[0].listen.public);
-    println!("\nKill one node (e.g. `kill {}`) and the other two keep serving; bring it back with:", nodes[0].child.id().unwrap_or(0));
-    println!("  statusmesh serve --config {}", nodes[0].config_path.display());
+    println!(
+        "\nKill one node (e.g. `kill {}`) and the other two keep serving; bring it back with:",
+        nodes[0].child.id().unwrap_or(0)
+    );
+    println!(
+        "  statusmesh serve --config {}",
+        nodes[0].config_path.display()
+    );
     println!("\nPress Ctrl-C to stop all nodes.");
 }
 

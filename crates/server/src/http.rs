@@ -26,7 +26,10 @@ async fn readyz(State(node): State<Arc<ClusterNode>>) -> impl IntoResponse {
     if status.members.iter().any(|m| m.id == status.id) {
         (StatusCode::OK, "ready\n")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready: this node is not a member of an initialised cluster yet\n")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: this node is not a member of an initialised cluster yet\n",
+        )
     }
 }
 

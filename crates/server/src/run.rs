@@ -1,13 +1,13 @@
 //! `statusmesh serve`: open the store, start Raft, bind the three ports, initialise the
 //! cluster once, run the leader's scheduler, and shut down in order on a signal.
 
-use std::collections::BTreeMap;
-use std::future::Future;
 use anyhow::Context as _;
 use statusmesh_admin::{AdminService, Authenticator, Token};
 use statusmesh_cluster::{ClusterNode, NodeConfig, PeerService};
 use statusmesh_proto::admin::admin_server::AdminServer;
 use statusmesh_store::NodeInfo;
+use std::collections::BTreeMap;
+use std::future::Future;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -19,7 +19,11 @@ const MAX_ADMIN_MESSAGE: usize = 1024 * 1024;
 
 fn node_info(config: &Config) -> NodeInfo {
     // Advertise what the initial member list says about us, else our listen addresses.
-    match config.initial_members.iter().find(|m| m.id == config.node_id) {
+    match config
+        .initial_members
+        .iter()
+        .find(|m| m.id == config.node_id)
+    {
         Some(m) => NodeInfo {
             region: m.region.clone(),
             peer_addr: m.peer_addr.clone(),
@@ -77,7 +81,10 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
     let peer = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(PeerService::server(node.clone()))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(peer_listener), stopped(stop_rx.clone())),
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(peer_listener),
+                stopped(stop_rx.clone()),
+            ),
     );
     let auth = Authenticator::new(
         config
@@ -89,12 +96,19 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             })
             .collect(),
     );
-    let admin_service = AdminServer::new(AdminService::new(node.clone(), auth, config.write_timeout()))
-        .max_decoding_message_size(MAX_ADMIN_MESSAGE);
+    let admin_service = AdminServer::new(AdminService::new(
+        node.clone(),
+        auth,
+        config.write_timeout(),
+    ))
+    .max_decoding_message_size(MAX_ADMIN_MESSAGE);
     let admin = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(admin_service)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(admin_listener), stopped(stop_rx.clone())),
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(admin_listener),
+                stopped(stop_rx.clone()),
+            ),
     );
     let public_stop = stopped(stop_rx.clone());
     let public_router = crate::http::router(node.clone());
@@ -130,7 +144,9 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             tracing::info!("cluster initialised from initial_members");
         }
     } else {
-        tracing::info!("not an initial member: waiting to be added with `statusctl cluster add-node`");
+        tracing::info!(
+            "not an initial member: waiting to be added with `statusctl cluster add-node`"
+        );
     }
     tracing::info!(
         node = config.node_id,
@@ -174,4 +190,3 @@ pub async fn shutdown_signal() {
         _ = term.recv() => {}
     }
 }
-

@@ -51,7 +51,10 @@ mod tests {
         assert_eq!(decode::<Vec<u32>>(&bytes).unwrap(), vec![1, 2]);
         let mut future = bytes.clone();
         future[0] = 9;
-        assert!(matches!(decode::<Vec<u32>>(&future), Err(CodecError::Version(9))));
+        assert!(matches!(
+            decode::<Vec<u32>>(&future),
+            Err(CodecError::Version(9))
+        ));
         assert!(decode::<Vec<u32>>(&[]).is_err());
     }
 

@@ -101,18 +101,14 @@ impl Db {
     pub(crate) fn cf(&self, name: &str) -> &ColumnFamily {
         // The three families are created at open; a missing one is a programming error.
         #[allow(clippy::expect_used)]
-        self.db.cf_handle(name).expect("column family created at open")
+        self.db
+            .cf_handle(name)
+            .expect("column family created at open")
     }
 
     /// Total size of the live SST files and memtables, for status reporting.
     pub(crate) fn approximate_size(&self) -> u64 {
-        let prop = |name: &str| {
-            self.db
-                .property_int_value(name)
-                .ok()
-                .flatten()
-                .unwrap_or(0)
-        };
+        let prop = |name: &str| self.db.property_int_value(name).ok().flatten().unwrap_or(0);
         prop("rocksdb.total-sst-files-size") + prop("rocksdb.cur-size-all-mem-tables")
     }
 }

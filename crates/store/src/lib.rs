@@ -6,6 +6,10 @@
 //! openraft storage-v2 contract (synced vote, WAL-synced append before the callback, no holes,
 //! atomic snapshot install) and every persisted value starts with a format version byte.
 
+// openraft's storage traits return its `StorageError` by value; our helpers return the same type
+// so `?` flows straight through. Boxing it would only add conversions at every trait boundary.
+#![allow(clippy::result_large_err)]
+
 pub mod codec;
 mod db;
 mod log_store;

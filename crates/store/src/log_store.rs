@@ -30,7 +30,11 @@ pub struct LogStore {
     db: Arc<Db>,
 }
 
-fn io_err(subject: ErrorSubject<NodeId>, verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError {
+fn io_err(
+    subject: ErrorSubject<NodeId>,
+    verb: ErrorVerb,
+    e: impl std::error::Error + 'static,
+) -> StorageError {
     StorageIOError::new(subject, verb, openraft::AnyError::new(&e)).into()
 }
 
@@ -39,7 +43,11 @@ impl LogStore {
         LogStore { db }
     }
 
-    fn get_meta<T: DeserializeOwned>(&self, key: &[u8], subject: ErrorSubject<NodeId>) -> Result<Option<T>, StorageError> {
+    fn get_meta<T: DeserializeOwned>(
+        &self,
+        key: &[u8],
+        subject: ErrorSubject<NodeId>,
+    ) -> Result<Option<T>, StorageError> {
         let bytes = self
             .db
             .db
@@ -50,8 +58,15 @@ impl LogStore {
             .transpose()
     }
 
-    fn put_meta<T: Serialize>(&self, key: &[u8], value: &T, subject: ErrorSubject<NodeId>, sync: bool) -> Result<(), StorageError> {
-        let bytes = codec::encode(value).map_err(|e| io_err(subject.clone(), ErrorVerb::Write, e))?;
+    fn put_meta<T: Serialize>(
+        &self,
+        key: &[u8],
+        value: &T,
+        subject: ErrorSubject<NodeId>,
+        sync: bool,
+    ) -> Result<(), StorageError> {
+        let bytes =
+            codec::encode(value).map_err(|e| io_err(subject.clone(), ErrorVerb::Write, e))?;
         let opts = if sync { synced() } else { Default::default() };
         self.db
             .db
@@ -60,12 +75,17 @@ impl LogStore {
     }
 
     fn last_entry_id(&self) -> Result<Option<LogId>, StorageError> {
-        let mut it = self.db.db.iterator_cf(self.db.cf(CF_LOGS), IteratorMode::End);
+        let mut it = self
+            .db
+            .db
+            .iterator_cf(self.db.cf(CF_LOGS), IteratorMode::End);
         match it.next() {
             None => Ok(None),
             Some(item) => {
-                let (_, value) = item.map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
-                let entry: Entry = codec::decode(&value).map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+                let (_, value) =
+                    item.map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+                let entry: Entry = codec::decode(&value)
+                    .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
                 Ok(Some(entry.log_id))
             }
         }
@@ -84,10 +104,10 @@ impl RaftLogReader<TypeConfig> for LogStore {
         };
         let from = index_key(start);
         let mut out = Vec::new();
-        let it = self
-            .db
-            .db
-            .iterator_cf(self.db.cf(CF_LOGS), IteratorMode::From(&from, Direction::Forward));
+        let it = self.db.db.iterator_cf(
+            self.db.cf(CF_LOGS),
+            IteratorMode::From(&from, Direction::Forward),
+        );
         for item in it {
             let (key, value) = item.map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
             let Some(index) = key_index(&key) else {
@@ -96,7 +116,8 @@ impl RaftLogReader<TypeConfig> for LogStore {
             if !range.contains(&index) {
                 break;
             }
-            let entry: Entry = codec::decode(&value).map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+            let entry: Entry = codec::decode(&value)
+                .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
             out.push(entry);
         }
         Ok(out)
@@ -134,10 +155,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        Ok(self.get_meta::<Option<LogId>>(KEY_COMMITTED, ErrorSubject::Store)?.flatten())
+        Ok(self
+            .get_meta::<Option<LogId>>(KEY_COMMITTED, ErrorSubject::Store)?
+            .flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -145,7 +172,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut batch = WriteBatch::default();
         let cf = self.db.cf(CF_LOGS);
         for entry in entries {
-            let bytes = codec::encode(&entry).map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Write, e))?;
+            let bytes = codec::encode(&entry)
+                .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Write, e))?;
             batch.put_cf(cf, index_key(entry.log_id.index), bytes);
         }
         // The callback tells openraft the entries are durable: only after the synced write.
@@ -163,7 +191,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let mut batch = WriteBatch::default();
-        batch.delete_range_cf(self.db.cf(CF_LOGS), index_key(log_id.index), index_key(u64::MAX));
+        batch.delete_range_cf(
+            self.db.cf(CF_LOGS),
+            index_key(log_id.index),
+            index_key(u64::MAX),
+        );
         // u64::MAX itself is excluded by delete_range; no real log reaches it.
         self.db
             .db
@@ -172,10 +204,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        let bytes = codec::encode(&log_id).map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))?;
+        let bytes =
+            codec::encode(&log_id).map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))?;
         let mut batch = WriteBatch::default();
         batch.put_cf(self.db.cf(CF_META), KEY_LAST_PURGED, bytes);
-        batch.delete_range_cf(self.db.cf(CF_LOGS), index_key(0), index_key(log_id.index.saturating_add(1)));
+        batch.delete_range_cf(
+            self.db.cf(CF_LOGS),
+            index_key(0),
+            index_key(log_id.index.saturating_add(1)),
+        );
         self.db
             .db
             .write_opt(batch, &synced())

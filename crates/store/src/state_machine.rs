@@ -20,7 +20,9 @@ use tokio::sync::watch;
 
 use crate::codec;
 use crate::db::{synced, Db, CF_SNAPSHOT};
-use crate::types::{ApplyResponse, Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
+use crate::types::{
+    ApplyResponse, Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+};
 
 const KEY_SNAPSHOT_META: &[u8] = b"meta";
 const KEY_SNAPSHOT_DATA: &[u8] = b"data";
@@ -53,7 +55,9 @@ impl Replica {
 
     /// Read access to the replica. Keep the guard short and never across an `.await`.
     pub fn read(&self) -> RwLockReadGuard<'_, ReplicaData> {
-        self.data.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.data
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn applied_index(&self) -> u64 {
@@ -74,7 +78,9 @@ impl Replica {
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, ReplicaData> {
-        self.data.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.data
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn publish(&self, last_applied: Option<LogId>) {
@@ -92,10 +98,19 @@ pub struct StateMachineStore {
 }
 
 fn sm_err(verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError {
-    StorageIOError::new(ErrorSubject::StateMachine, verb, openraft::AnyError::new(&e)).into()
+    StorageIOError::new(
+        ErrorSubject::StateMachine,
+        verb,
+        openraft::AnyError::new(&e),
+    )
+    .into()
 }
 
-fn snap_err(meta: Option<&SnapshotMeta>, verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError {
+fn snap_err(
+    meta: Option<&SnapshotMeta>,
+    verb: ErrorVerb,
+    e: impl std::error::Error + 'static,
+) -> StorageError {
     StorageIOError::new(
         ErrorSubject::Snapshot(meta.map(|m| m.signature())),
         verb,
@@ -113,7 +128,8 @@ impl StateMachineStore {
             snapshot_seq: Arc::new(AtomicU64::new(0)),
         };
         if let Some((meta, data)) = sm.read_snapshot()? {
-            let state: State = codec::decode(&data).map_err(|e| snap_err(Some(&meta), ErrorVerb::Read, e))?;
+            let state: State =
+                codec::decode(&data).map_err(|e| snap_err(Some(&meta), ErrorVerb::Read, e))?;
             let mut guard = sm.replica.write();
             guard.state = state;
             guard.last_applied = meta.last_log_id;
@@ -143,7 +159,8 @@ impl StateMachineStore {
         let Some(meta) = meta else {
             return Ok(None);
         };
-        let meta: SnapshotMeta = codec::decode(&meta).map_err(|e| snap_err(None, ErrorVerb::Read, e))?;
+        let meta: SnapshotMeta =
+            codec::decode(&meta).map_err(|e| snap_err(None, ErrorVerb::Read, e))?;
         let data = self
             .db
             .db
@@ -155,7 +172,8 @@ impl StateMachineStore {
 
     /// Meta and data in one synced batch: after a crash, either the old snapshot or the new one.
     fn write_snapshot(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
-        let meta_bytes = codec::encode(meta).map_err(|e| snap_err(Some(meta), ErrorVerb::Write, e))?;
+        let meta_bytes =
+            codec::encode(meta).map_err(|e| snap_err(Some(meta), ErrorVerb::Write, e))?;
         let cf = self.db.cf(CF_SNAPSHOT);
         let mut batch = WriteBatch::default();
         batch.put_cf(cf, KEY_SNAPSHOT_META, meta_bytes);
@@ -175,7 +193,9 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             (data, guard.last_applied, guard.membership.clone())
         };
         let seq = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
         let snapshot_id = match last_applied {
             Some(l) => format!("{}-{}-{}-{}", l.leader_id, l.index, nanos, seq),
             None => format!("empty-{nanos}-{seq}"),
@@ -245,7 +265,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
         // Decode before anything is written: a corrupt snapshot changes nothing.
-        let state: State = codec::decode(&data).map_err(|e| snap_err(Some(meta), ErrorVerb::Read, e))?;
+        let state: State =
+            codec::decode(&data).map_err(|e| snap_err(Some(meta), ErrorVerb::Read, e))?;
         self.write_snapshot(meta, &data)?;
         {
             let mut guard = self.replica.write();

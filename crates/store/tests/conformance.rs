@@ -1,6 +1,8 @@
 //! The openraft storage conformance suite against the real RocksDB store, plus the store's own
 //! guarantees: node identity, snapshot persistence across reopen, corrupt snapshots refused.
 
+#![allow(clippy::unwrap_used)]
+
 use std::io::Cursor;
 
 use openraft::storage::{RaftLogStorage, RaftStateMachine};
@@ -25,8 +27,10 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for RocksBui
 }
 
 #[test]
-fn openraft_storage_suite_passes_on_rocksdb() -> Result<(), StorageError> {
-    Suite::test_all(RocksBuilder)
+fn openraft_storage_suite_passes_on_rocksdb() {
+    if let Err(e) = Suite::test_all(RocksBuilder) {
+        panic!("the storage suite failed: {e}");
+    }
 }
 
 #[test]
@@ -34,7 +38,14 @@ fn a_data_directory_belongs_to_one_node_id() {
     let dir = TempDir::new().unwrap();
     drop(statusmesh_store::open(dir.path(), 7).unwrap());
     let err = statusmesh_store::open(dir.path(), 8).unwrap_err();
-    assert!(matches!(err, OpenError::WrongNode { stored: 7, configured: 8, .. }));
+    assert!(matches!(
+        err,
+        OpenError::WrongNode {
+            stored: 7,
+            configured: 8,
+            ..
+        }
+    ));
     assert!(err.to_string().contains("belongs to node 7"), "{err}");
     assert!(statusmesh_store::open(dir.path(), 7).is_ok());
 }
@@ -88,7 +99,10 @@ async fn snapshots_survive_reopen_and_restore_the_state() {
         digest
     };
     let (mut log, mut sm) = statusmesh_store::open(dir.path(), 1).unwrap();
-    assert_eq!(log.read_vote().await.unwrap(), Some(openraft::Vote::new(3, 1)));
+    assert_eq!(
+        log.read_vote().await.unwrap(),
+        Some(openraft::Vote::new(3, 1))
+    );
     let replica = sm.replica();
     assert_eq!(replica.read().state.digest(), digest);
     assert_eq!(replica.read().state.page.name, "page a");
@@ -112,7 +126,10 @@ async fn a_corrupt_snapshot_is_refused_and_changes_nothing() {
         .install_snapshot(&meta, Box::new(Cursor::new(vec![42, 1, 2, 3])))
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("unsupported format version 42"), "{err}");
+    assert!(
+        err.to_string().contains("unsupported format version 42"),
+        "{err}"
+    );
     assert_eq!(sm.replica().read().state.digest(), before);
     assert!(sm.get_current_snapshot().await.unwrap().is_none());
     let _ = NodeInfo::default();

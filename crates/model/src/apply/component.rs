@@ -14,7 +14,11 @@ impl State {
         spec: &NewComponent,
     ) -> Result<Applied, CommandError> {
         self.check_new_id(EntityKind::Component, id)?;
-        limits::count("components", self.components.len() + 1, limits::MAX_COMPONENTS)?;
+        limits::count(
+            "components",
+            self.components.len() + 1,
+            limits::MAX_COMPONENTS,
+        )?;
         limits::text("name", &spec.name, limits::MAX_NAME_CHARS)?;
         if let Some(d) = &spec.description {
             limits::optional_text("description", d, limits::MAX_DESCRIPTION_CHARS)?;

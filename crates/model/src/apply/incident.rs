@@ -184,7 +184,11 @@ impl State {
     }
 
     /// Applies already-checked component changes (see `plan_component_changes`).
-    pub(crate) fn commit_component_changes(&mut self, at: Timestamp, affected: &[AffectedComponent]) {
+    pub(crate) fn commit_component_changes(
+        &mut self,
+        at: Timestamp,
+        affected: &[AffectedComponent],
+    ) {
         for a in affected {
             if let Some(c) = self.components.get_mut(&a.component_id) {
                 c.status = a.new_status;

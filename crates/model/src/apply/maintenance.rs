@@ -149,7 +149,13 @@ impl State {
         check_transition(m, MaintenanceStatus::Cancelled)?;
         let body = body.unwrap_or("This maintenance has been cancelled.");
         limits::text("body", body, limits::MAX_BODY_CHARS)?;
-        self.transition(at, id, update_id, MaintenanceStatus::Cancelled, body.to_owned());
+        self.transition(
+            at,
+            id,
+            update_id,
+            MaintenanceStatus::Cancelled,
+            body.to_owned(),
+        );
         Ok(Applied::Maintenance(id.clone()))
     }
 
@@ -172,9 +178,10 @@ impl State {
             MaintenanceStatus::InProgress => {
                 (m.scheduled_for, "Scheduled maintenance is now in progress.")
             }
-            MaintenanceStatus::Completed => {
-                (m.scheduled_until, "Scheduled maintenance has been completed.")
-            }
+            MaintenanceStatus::Completed => (
+                m.scheduled_until,
+                "Scheduled maintenance has been completed.",
+            ),
             other => {
                 return Err(CommandError::invalid(
                     "to",
@@ -267,9 +274,10 @@ impl State {
     /// (other than `ending`) still covers them.
     fn restore_after_maintenance(&mut self, at: Timestamp, ending: &Id, ids: &[Id]) {
         for cid in ids {
-            let still_covered = self.maintenances.values().any(|m| {
-                &m.id != ending && m.status.is_active() && m.components.contains(cid)
-            });
+            let still_covered = self
+                .maintenances
+                .values()
+                .any(|m| &m.id != ending && m.status.is_active() && m.components.contains(cid));
             if still_covered {
                 continue;
             }

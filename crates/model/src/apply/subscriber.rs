@@ -32,7 +32,11 @@ impl State {
         spec: &NewSubscriber,
     ) -> Result<Applied, CommandError> {
         self.check_new_id(EntityKind::Subscriber, id)?;
-        limits::count("subscribers", self.subscribers.len() + 1, limits::MAX_SUBSCRIBERS)?;
+        limits::count(
+            "subscribers",
+            self.subscribers.len() + 1,
+            limits::MAX_SUBSCRIBERS,
+        )?;
         let url = limits::http_url("url", &spec.url)?;
         if let Some(d) = &spec.description {
             limits::optional_text("description", d, limits::MAX_DESCRIPTION_CHARS)?;
