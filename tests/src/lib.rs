@@ -42,6 +42,22 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// The first of `n` consecutive free ports (for the demo, which numbers its nodes' ports).
+pub fn free_port_block(n: u16) -> u16 {
+    loop {
+        let first = free_port();
+        if first < 32_000 - n
+            && (1..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", first + i)).is_ok())
+        {
+            // Keep the counter past the block so no later caller gets one of its ports.
+            for _ in 1..n {
+                free_port();
+            }
+            return first;
+        }
+    }
+}
+
 /// A port no other test of this process has been given, below Linux's ephemeral range (so
 /// outgoing connections never take it), and free right now. The starting point depends on the
 /// process id so concurrent test processes start far apart.

@@ -101,6 +101,8 @@ pub async fn run_demo(
         ..opts
     };
     let env_file = data_dir.join("statusctl.env");
+    // statusctl is built next to statusmesh; sourcing the env file puts both on PATH.
+    let bin_dir = opts.exe.parent().map(Path::to_path_buf).unwrap_or_default();
     let token = load_or_create_token(&env_file);
     let configs = demo_configs(&opts, &token);
     let endpoints: Vec<String> = configs
@@ -110,10 +112,11 @@ pub async fn run_demo(
     std::fs::write(
         &env_file,
         format!(
-            "# Source this file: . {}\nexport STATUSMESH_ENDPOINT={}\nexport STATUSMESH_TOKEN={}\n",
+            "# Source this file: . {}\nexport STATUSMESH_ENDPOINT={}\nexport STATUSMESH_TOKEN={}\nexport PATH=\"{}:$PATH\"\n",
             env_file.display(),
             endpoints.join(","),
-            token
+            token,
+            bin_dir.display()
         ),
     )?;
 

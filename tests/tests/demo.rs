@@ -1,0 +1,160 @@
+//! `statusmesh demo`: three real child processes, seeded once, stopped by Ctrl-C (SIGINT), and
+//! resumed from the same data directory.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use statusmesh_proto::admin::admin_client::AdminClient;
+use statusmesh_proto::admin::{self as pb};
+use statusmesh_proto::authed;
+use statusmesh_tests::*;
+
+struct Demo(Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the demo and waits (bounded) for its "Press Ctrl-C" line.
+fn start_demo(dir: &std::path::Path, ports: (u16, u16, u16)) -> Demo {
+    let mut child = Command::new(binary("statusmesh"))
+        .args(["demo", "--data-dir"])
+        .arg(dir)
+        .args([
+            "--public-port",
+            &ports.0.to_string(),
+            "--admin-port",
+            &ports.1.to_string(),
+            "--peer-port",
+            &ports.2.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let demo = Demo(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .expect("the demo did not report ready within 60 s");
+        if line.contains("Press Ctrl-C") {
+            return demo;
+        }
+    }
+}
+
+fn token(dir: &std::path::Path) -> String {
+    let env = std::fs::read_to_string(dir.join("statusctl.env")).unwrap();
+    env.lines()
+        .find_map(|l| l.strip_prefix("export STATUSMESH_TOKEN="))
+        .unwrap()
+        .to_owned()
+}
+
+async fn counts(admin_port: u16, token: &str) -> (usize, usize, usize) {
+    let mut c = AdminClient::connect(format!("http://127.0.0.1:{admin_port}"))
+        .await
+        .unwrap();
+    let linear = || pb::ReadRequest {
+        consistency: pb::Consistency::Linearizable as i32,
+    };
+    let comps = c
+        .list_components(authed(linear(), token, None).unwrap())
+        .await
+        .unwrap()
+        .into_inner();
+    let incs = c
+        .list_incidents(
+            authed(
+                pb::ListIncidentsRequest {
+                    consistency: 1,
+                    ..Default::default()
+                },
+                token,
+                None,
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    let mnts = c
+        .list_maintenances(authed(linear(), token, None).unwrap())
+        .await
+        .unwrap()
+        .into_inner();
+    (
+        comps.components.len(),
+        incs.incidents.len(),
+        mnts.maintenances.len(),
+    )
+}
+
+fn sigint_and_wait(mut demo: Demo) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(demo.0.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = demo.0.try_wait() {
+            assert!(status.success(), "demo exited with {status}");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the demo did not stop within 20 s of Ctrl-C");
+}
+
+fn port_in_use(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_err()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_starts_three_regions_seeds_once_stops_cleanly_and_resumes() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let ports = (free_port_block(3), free_port_block(3), free_port_block(3));
+
+    let demo = start_demo(dir.path(), ports);
+    for region in ["paris", "montreal", "singapore"] {
+        assert!(dir.path().join(format!("{region}.toml")).exists());
+    }
+    let env = std::fs::read_to_string(dir.path().join("statusctl.env")).unwrap();
+    assert!(env.contains(&format!("127.0.0.1:{}", ports.1 + 2)), "{env}");
+    let token = token(dir.path());
+    // The seeded page is on all three regions.
+    for i in 0..3 {
+        assert_eq!(counts(ports.1 + i, &token).await, (9, 1, 1), "region {i}");
+    }
+    sigint_and_wait(demo);
+    for i in 0..3 {
+        assert!(
+            !port_in_use(ports.1 + i),
+            "admin port {} still open after Ctrl-C",
+            ports.1 + i
+        );
+    }
+
+    // Same data directory: it resumes, with the same token, and does not seed twice.
+    let demo = start_demo(dir.path(), ports);
+    assert_eq!(crate::token(dir.path()), token);
+    assert_eq!(counts(ports.1, &token).await, (9, 1, 1));
+    sigint_and_wait(demo);
+}
