@@ -200,7 +200,6 @@ fn members_pb(status: &NodeStatus) -> Vec<pb::Member> {
             public_addr: m.info.public_addr.clone(),
             role: if m.voter { "voter" } else { "learner" }.into(),
             matched_index: m.matched_index.unwrap_or(0),
-            reachable: m.matched_index.is_some() || m.id == status.id,
         })
         .collect()
 }

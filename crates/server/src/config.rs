@@ -391,6 +391,23 @@ token = "0123456789abcdef0123"
     }
 
     #[test]
+    fn deploy_examples_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/examples");
+        for region in ["paris", "montreal", "singapore"] {
+            let path = dir.join(format!("{region}.toml"));
+            let c = Config::load(
+                &path,
+                env(&[("STATUSMESH_ADMIN_TOKEN", "example-token-0123456789")]),
+            )
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(c.region, region);
+            assert_eq!(c.timing_profile, TimingProfile::Wan);
+            assert!(c.is_initial_member());
+            assert_eq!(c.initial_members.len(), 3);
+        }
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let bad = GOOD.replace("node_id = 1", "node_id = 0");
         let e = Config::from_toml("t", &bad, vec![])
