@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time, not with env!(): the compiled build script is shared between checkouts
+    // that use one target directory, and must not remember the path it was compiled in.
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let files = [
         root.join("statusmesh/admin/v1/admin.proto"),
         root.join("statusmesh/peer/v1/peer.proto"),

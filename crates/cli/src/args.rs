@@ -83,6 +83,9 @@ pub enum PageCmd {
         /// IANA time zone, e.g. Europe/Paris.
         #[arg(long)]
         time_zone: Option<String>,
+        /// Whether public output uses under_maintenance / maintenance (false: strict clients).
+        #[arg(long)]
+        emit_maintenance_status: Option<bool>,
     },
 }
 

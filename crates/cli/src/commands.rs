@@ -83,12 +83,14 @@ pub async fn page(ctx: &Ctx, cmd: PageCmd) -> anyhow::Result<()> {
             name,
             url,
             time_zone,
+            emit_maintenance_status,
         } => {
             ctx.write(
                 pb::SetPageRequest {
                     name,
                     url,
                     time_zone,
+                    emit_maintenance_status,
                 },
                 async |c, r| c.set_page(r).await,
             )

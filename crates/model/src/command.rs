@@ -26,6 +26,15 @@ pub struct Proposal {
     pub command: Command,
 }
 
+/// Page settings to change; `None` keeps the current value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PagePatch {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub time_zone: Option<String>,
+    pub emit_maintenance_status: Option<bool>,
+}
+
 /// One component's new status, as part of an incident update.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComponentChange {
@@ -112,10 +121,11 @@ pub struct NewSubscriber {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]
 pub enum Command {
+    /// Changes page settings. `page_id` is stamped by the leader and taken only by the first
+    /// `SetPage` (a page keeps its id forever).
     SetPage {
-        name: Option<String>,
-        url: Option<String>,
-        time_zone: Option<String>,
+        page_id: Id,
+        patch: PagePatch,
     },
     CreateComponent {
         id: Id,
@@ -201,7 +211,7 @@ impl Command {
             }
         };
         match self {
-            Command::CreateComponent { id, .. } => fill(id),
+            Command::CreateComponent { id, .. } | Command::SetPage { page_id: id, .. } => fill(id),
             Command::CreateIncident { id, update_id, .. }
             | Command::ScheduleMaintenance { id, update_id, .. } => {
                 fill(id);
@@ -218,8 +228,7 @@ impl Command {
                     spec.secret = entropy.secret();
                 }
             }
-            Command::SetPage { .. }
-            | Command::UpdateComponent { .. }
+            Command::UpdateComponent { .. }
             | Command::SetComponentStatus { .. }
             | Command::DeleteComponent { .. }
             | Command::PublishPostmortem { .. }
@@ -230,7 +239,9 @@ impl Command {
     /// True if some id the leader must choose is still pending.
     pub fn is_unstamped(&self) -> bool {
         match self {
-            Command::CreateComponent { id, .. } => id.is_pending(),
+            Command::CreateComponent { id, .. } | Command::SetPage { page_id: id, .. } => {
+                id.is_pending()
+            }
             Command::CreateIncident { id, update_id, .. }
             | Command::ScheduleMaintenance { id, update_id, .. } => {
                 id.is_pending() || update_id.is_pending()
@@ -241,8 +252,7 @@ impl Command {
             | Command::CancelMaintenance { update_id, .. }
             | Command::AutoTransitionMaintenance { update_id, .. } => update_id.is_pending(),
             Command::AddSubscriber { id, .. } => id.is_pending(),
-            Command::SetPage { .. }
-            | Command::UpdateComponent { .. }
+            Command::UpdateComponent { .. }
             | Command::SetComponentStatus { .. }
             | Command::DeleteComponent { .. }
             | Command::PublishPostmortem { .. }

@@ -11,21 +11,35 @@ use crate::status::{ComponentStatus, Impact, IncidentStatus, MaintenanceStatus};
 /// Page-wide settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PageSettings {
+    /// Chosen by the leader on the first `SetPage`; pending (empty) until then.
+    #[serde(default = "Id::pending")]
+    pub id: Id,
     /// Shown in the page title and in every API response.
     pub name: String,
     /// The public address customers use (used in links, feeds and webhook payloads).
     pub url: String,
     /// IANA time zone the page shows times in.
     pub time_zone: String,
+    /// Whether public output uses `under_maintenance` / `maintenance`. Some strict Statuspage
+    /// clients accept only the four outage levels; turning this off reports a component under
+    /// maintenance as `operational` and a maintenance-only page as `none`.
+    #[serde(default = "default_true")]
+    pub emit_maintenance_status: bool,
     pub updated_at: Timestamp,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 impl Default for PageSettings {
     fn default() -> Self {
         PageSettings {
+            id: Id::pending(),
             name: "Status".into(),
             url: "http://localhost/".into(),
             time_zone: "UTC".into(),
+            emit_maintenance_status: true,
             updated_at: Timestamp(0),
         }
     }

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::command::{Applied, Command, Outcome, Proposal};
+use crate::command::{Applied, Command, Outcome, PagePatch, Proposal};
 use crate::entities::{Component, Incident, Maintenance, PageSettings, Subscriber};
 use crate::error::{CommandError, EntityKind};
 use crate::ids::{Id, Timestamp};
@@ -128,11 +128,7 @@ impl State {
 
     fn execute(&mut self, at: Timestamp, command: &Command) -> Result<Applied, CommandError> {
         match command {
-            Command::SetPage {
-                name,
-                url,
-                time_zone,
-            } => self.set_page(at, name.as_deref(), url.as_deref(), time_zone.as_deref()),
+            Command::SetPage { page_id, patch } => self.set_page(at, page_id, patch),
             Command::CreateComponent { id, spec } => self.create_component(at, id, spec),
             Command::UpdateComponent { id, patch } => self.update_component(at, id, patch),
             Command::SetComponentStatus { id, status } => {
@@ -182,27 +178,32 @@ impl State {
     fn set_page(
         &mut self,
         at: Timestamp,
-        name: Option<&str>,
-        url: Option<&str>,
-        time_zone: Option<&str>,
+        page_id: &Id,
+        patch: &PagePatch,
     ) -> Result<Applied, CommandError> {
-        if let Some(name) = name {
+        if let Some(name) = &patch.name {
             limits::text("name", name, limits::MAX_NAME_CHARS)?;
         }
-        if let Some(url) = url {
+        if let Some(url) = &patch.url {
             limits::http_url("url", url)?;
         }
-        if let Some(tz) = time_zone {
+        if let Some(tz) = &patch.time_zone {
             check_time_zone(tz)?;
         }
-        if let Some(name) = name {
+        if self.page.id.is_pending() {
+            self.page.id = page_id.clone();
+        }
+        if let Some(name) = &patch.name {
             self.page.name = name.trim().to_owned();
         }
-        if let Some(url) = url {
-            self.page.url = url.to_owned();
+        if let Some(url) = &patch.url {
+            self.page.url = url.clone();
         }
-        if let Some(tz) = time_zone {
-            self.page.time_zone = tz.to_owned();
+        if let Some(tz) = &patch.time_zone {
+            self.page.time_zone = tz.clone();
+        }
+        if let Some(emit) = patch.emit_maintenance_status {
+            self.page.emit_maintenance_status = emit;
         }
         self.page.updated_at = at;
         Ok(Applied::Page)

@@ -563,15 +563,23 @@ fn subscribers_and_page_settings() {
     assert_eq!(e.to_string(), "subscriber s1 not found");
 
     h.ok(Command::SetPage {
-        name: Some("Acme".into()),
-        url: Some("https://status.acme.test/".into()),
-        time_zone: Some("Europe/Paris".into()),
+        page_id: id("page"),
+        patch: PagePatch {
+            name: Some("Acme".into()),
+            url: Some("https://status.acme.test/".into()),
+            time_zone: Some("Europe/Paris".into()),
+            emit_maintenance_status: None,
+        },
     });
     assert_eq!(h.state.page.time_zone, "Europe/Paris");
     let e = h.refused(Command::SetPage {
-        name: None,
-        url: None,
-        time_zone: Some("Mars/Olympus".into()),
+        page_id: id("page"),
+        patch: PagePatch {
+            name: None,
+            url: None,
+            time_zone: Some("Mars/Olympus".into()),
+            emit_maintenance_status: None,
+        },
     });
     assert!(e.to_string().contains("IANA"), "{e}");
 }
@@ -620,9 +628,13 @@ fn keys_are_remembered_for_a_day_then_forgotten() {
     assert!(h.state.idempotency.get("old").is_some());
     h.now += 23 * HOUR;
     h.ok(Command::SetPage {
-        name: Some("x".into()),
-        url: None,
-        time_zone: None,
+        page_id: id("page"),
+        patch: PagePatch {
+            name: Some("x".into()),
+            url: None,
+            time_zone: None,
+            emit_maintenance_status: None,
+        },
     });
     assert!(
         h.state.idempotency.get("old").is_some(),
@@ -630,9 +642,13 @@ fn keys_are_remembered_for_a_day_then_forgotten() {
     );
     h.now += 2 * HOUR;
     h.ok(Command::SetPage {
-        name: Some("y".into()),
-        url: None,
-        time_zone: None,
+        page_id: id("page"),
+        patch: PagePatch {
+            name: Some("y".into()),
+            url: None,
+            time_zone: None,
+            emit_maintenance_status: None,
+        },
     });
     assert!(h.state.idempotency.get("old").is_none());
 }

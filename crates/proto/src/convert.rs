@@ -3,7 +3,7 @@
 
 use statusmesh_model::command::{
     ComponentChange, ComponentPatch, IncidentUpdateSpec, MaintenancePatch, NewComponent,
-    NewIncident, NewMaintenance, NewSubscriber,
+    NewIncident, NewMaintenance, NewSubscriber, PagePatch,
 };
 use statusmesh_model::{
     Command, CommandError, Component, ComponentStatus, Id, Impact, Incident, IncidentStatus,
@@ -38,13 +38,18 @@ fn changes(v: &[pb::ComponentChange]) -> Result<Vec<ComponentChange>> {
 }
 
 pub fn set_page(r: &pb::SetPageRequest) -> Result<Command> {
-    if r.name.is_none() && r.url.is_none() && r.time_zone.is_none() {
-        return Err(CommandError::invalid("page", "nothing to change"));
-    }
-    Ok(Command::SetPage {
+    let patch = PagePatch {
         name: r.name.clone(),
         url: r.url.clone(),
         time_zone: r.time_zone.clone(),
+        emit_maintenance_status: r.emit_maintenance_status,
+    };
+    if patch == PagePatch::default() {
+        return Err(CommandError::invalid("page", "nothing to change"));
+    }
+    Ok(Command::SetPage {
+        page_id: Id::pending(),
+        patch,
     })
 }
 
@@ -260,6 +265,8 @@ fn opt_ts(t: Option<Timestamp>) -> Option<String> {
 pub fn page(state: &State) -> pb::Page {
     let indicator = state.indicator();
     pb::Page {
+        id: state.page.id.to_string(),
+        emit_maintenance_status: state.page.emit_maintenance_status,
         name: state.page.name.clone(),
         url: state.page.url.clone(),
         time_zone: state.page.time_zone.clone(),

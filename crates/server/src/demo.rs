@@ -222,6 +222,7 @@ async fn seed_if_empty(
             name: Some("Acme Cloud".into()),
             url: Some("http://127.0.0.1:8081/".into()),
             time_zone: Some("Europe/Paris".into()),
+            emit_maintenance_status: None,
         },
         key(),
     )?)

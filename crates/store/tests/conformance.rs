@@ -58,9 +58,11 @@ fn proposal(key: &str) -> Proposal {
         actor: "test".into(),
         via_node: 1,
         command: Command::SetPage {
-            name: Some(format!("page {key}")),
-            url: None,
-            time_zone: None,
+            page_id: statusmesh_model::Id::parse("id", "page").unwrap(),
+            patch: statusmesh_model::command::PagePatch {
+                name: Some(format!("page {key}")),
+                ..Default::default()
+            },
         },
     }
 }
