@@ -155,6 +155,7 @@ impl TestCluster {
             timing_profile: TimingProfile::Lan,
             snapshot_every: self.snapshot_every,
             write_timeout_ms: Some(8000),
+            stale_after_ms: Some(2000),
             initial_members: if initial {
                 self.members.clone()
             } else {

@@ -489,6 +489,18 @@ impl ClusterNode {
         }
     }
 
+    /// Milliseconds since this node last heard from a leader it accepted (on the leader: since
+    /// a quorum last acknowledged it). `None` if never. Cheap: no state is read.
+    pub fn millis_since_leader_contact(&self) -> Option<u64> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        if m.state == ServerState::Leader {
+            m.millis_since_quorum_ack.or(Some(0))
+        } else {
+            self.contact.millis_since()
+        }
+    }
+
     pub fn is_leader(&self) -> bool {
         let m = self.raft.metrics();
         let m = m.borrow();

@@ -86,6 +86,10 @@ pub struct Config {
     /// Default: 10000 with `lan`, 30000 with `wan`.
     #[serde(default)]
     pub write_timeout_ms: Option<u64>,
+    /// Public responses say the node is stale after this long without hearing from a leader,
+    /// in ms. Default: 5000 with `lan`, 20000 with `wan`.
+    #[serde(default)]
+    pub stale_after_ms: Option<u64>,
     /// The initial cluster. Nodes listed here initialise the cluster once, together; a node
     /// not listed waits to be added with `statusctl cluster add-node`.
     #[serde(default)]
@@ -180,6 +184,14 @@ impl Config {
                 ));
             }
         }
+        if let Some(ms) = self.stale_after_ms {
+            if !(100..=86_400_000).contains(&ms) {
+                return Err(invalid(
+                    "stale_after_ms",
+                    format!("{ms} is outside 100..=86400000"),
+                ));
+            }
+        }
         let l = &self.listen;
         if l.peer == l.admin || l.peer == l.public || l.admin == l.public {
             return Err(invalid(
@@ -255,6 +267,13 @@ impl Config {
         Duration::from_millis(self.write_timeout_ms.unwrap_or(match self.timing_profile {
             TimingProfile::Lan => 10_000,
             TimingProfile::Wan => 30_000,
+        }))
+    }
+
+    pub fn stale_after(&self) -> Duration {
+        Duration::from_millis(self.stale_after_ms.unwrap_or(match self.timing_profile {
+            TimingProfile::Lan => 5_000,
+            TimingProfile::Wan => 20_000,
         }))
     }
 

@@ -67,6 +67,7 @@ pub fn demo_configs(opts: &DemoOptions, token: &str) -> Vec<Config> {
             timing_profile: statusmesh_cluster::TimingProfile::Lan,
             snapshot_every: 1000,
             write_timeout_ms: None,
+            stale_after_ms: None,
             initial_members: members.clone(),
             tokens: vec![TokenConfig {
                 name: "admin".into(),

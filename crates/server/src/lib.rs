@@ -6,7 +6,6 @@
 
 pub mod config;
 pub mod demo;
-pub mod http;
 pub mod run;
 
 pub use config::Config;

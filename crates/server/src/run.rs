@@ -111,7 +111,15 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             ),
     );
     let public_stop = stopped(stop_rx.clone());
-    let public_router = crate::http::router(node.clone());
+    let view = statusmesh_http::spawn_renderer(node.replica().clone(), stop_rx.clone());
+    let public_router = statusmesh_http::router(
+        node.clone(),
+        view,
+        statusmesh_http::PublicOptions {
+            stale_after: config.stale_after(),
+            min_index_wait: std::time::Duration::from_secs(5),
+        },
+    );
     let public = tokio::spawn(async move {
         axum::serve(public_listener, public_router)
             .with_graceful_shutdown(public_stop)

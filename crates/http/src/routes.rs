@@ -1,0 +1,249 @@
+//! The public router. Every response names the node and region that served it and how fresh
+//! its replica is; nothing here asks the leader, so a partitioned node keeps answering.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use statusmesh_cluster::ClusterNode;
+use tokio::sync::watch;
+
+use crate::view::{Representation, View};
+
+/// How the public port behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct PublicOptions {
+    /// Past this long without hearing from a leader, responses say the node is stale.
+    pub stale_after: Duration,
+    /// The longest a `?min_index=N` request waits for the replica to reach N.
+    pub min_index_wait: Duration,
+}
+
+#[derive(Clone)]
+struct App {
+    node: Arc<ClusterNode>,
+    view: watch::Receiver<Arc<View>>,
+    options: PublicOptions,
+}
+
+pub const CACHE_CONTROL: &str =
+    "public, max-age=5, stale-while-revalidate=30, stale-if-error=86400";
+
+pub fn router(
+    node: Arc<ClusterNode>,
+    view: watch::Receiver<Arc<View>>,
+    options: PublicOptions,
+) -> Router {
+    let app = App {
+        node,
+        view,
+        options,
+    };
+    Router::new()
+        .route("/api/v2/{*path}", get(api_v2).options(preflight))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/api/cluster", get(cluster))
+        .layer(middleware::from_fn_with_state(app.clone(), freshness))
+        .with_state(app)
+}
+
+/// Adds the freshness headers to every response.
+async fn freshness(State(app): State<App>, req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let contact = app.node.millis_since_leader_contact();
+    let stale = contact.is_none_or(|ms| ms > app.options.stale_after.as_millis() as u64);
+    let h = resp.headers_mut();
+    let put = |h: &mut HeaderMap, name: &'static str, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    };
+    put(h, "x-statusmesh-node", app.node.id.to_string());
+    put(h, "x-statusmesh-region", app.node.info.region.clone());
+    put(
+        h,
+        "x-statusmesh-applied-index",
+        app.node.replica().applied_index().to_string(),
+    );
+    if let Some(ms) = contact {
+        put(h, "x-statusmesh-leader-contact-ms", ms.to_string());
+    }
+    put(h, "x-statusmesh-stale", stale.to_string());
+    resp
+}
+
+#[derive(Debug, Deserialize)]
+struct ApiQuery {
+    min_index: Option<String>,
+}
+
+fn json_error(status: StatusCode, message: String) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+async fn api_v2(
+    State(app): State<App>,
+    Path(path): Path<String>,
+    Query(q): Query<ApiQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let mut view = app.view.borrow().clone();
+    if let Some(raw) = q.min_index {
+        let Ok(wanted) = raw.parse::<u64>() else {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                format!("min_index must be a non-negative integer, got {raw:?}"),
+            );
+        };
+        if view.index < wanted {
+            let mut rx = app.view.clone();
+            let wait = app.options.min_index_wait;
+            let reached = tokio::time::timeout(wait, rx.wait_for(|v| v.index >= wanted))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .map(|v| v.clone());
+            match reached {
+                Some(v) => view = v,
+                None => {
+                    let have = app.view.borrow().index;
+                    return json_error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("this replica has applied index {have}; index {wanted} was not reached within {} ms", wait.as_millis()),
+                    );
+                }
+            }
+        }
+    }
+    let key = format!("/api/v2/{path}");
+    match view.bodies.get(&key) {
+        Some(repr) => respond(repr, &headers),
+        None => json_error(StatusCode::NOT_FOUND, format!("no such endpoint: {key}")),
+    }
+}
+
+/// The encodings the client accepts, by preference: brotli, gzip, identity.
+fn pick_encoding(headers: &HeaderMap) -> Option<&'static str> {
+    let accept = headers.get(header::ACCEPT_ENCODING)?.to_str().ok()?;
+    let accepts = |name: &str| {
+        accept.split(',').any(|part| {
+            let mut it = part.split(';');
+            let token = it.next().unwrap_or("").trim();
+            let q = it
+                .find_map(|p| {
+                    p.trim()
+                        .strip_prefix("q=")
+                        .map(|q| q.trim().parse::<f32>().unwrap_or(0.0))
+                })
+                .unwrap_or(1.0);
+            (token.eq_ignore_ascii_case(name) || token == "*") && q > 0.0
+        })
+    };
+    if accepts("br") {
+        Some("br")
+    } else if accepts("gzip") {
+        Some("gzip")
+    } else {
+        None
+    }
+}
+
+fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
+/// A cached representation: 304 when the client's validator matches, else the best encoding.
+pub fn respond(repr: &Representation, headers: &HeaderMap) -> Response {
+    let mut builder = Response::builder()
+        .header(header::ETAG, &repr.etag)
+        .header(header::CACHE_CONTROL, CACHE_CONTROL)
+        .header(header::VARY, "Accept-Encoding")
+        .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*");
+    if if_none_match(headers, &repr.etag) {
+        return builder
+            .status(StatusCode::NOT_MODIFIED)
+            .body(Body::empty())
+            .unwrap_or_default();
+    }
+    builder = builder.header(header::CONTENT_TYPE, repr.content_type);
+    let body = match pick_encoding(headers) {
+        Some("br") => {
+            builder = builder.header(header::CONTENT_ENCODING, "br");
+            repr.brotli.clone()
+        }
+        Some(_) => {
+            builder = builder.header(header::CONTENT_ENCODING, "gzip");
+            repr.gzip.clone()
+        }
+        None => repr.identity.clone(),
+    };
+    builder.body(Body::from(body)).unwrap_or_default()
+}
+
+async fn preflight() -> Response {
+    Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
+        .header(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            format!("{}, {}", Method::GET, Method::OPTIONS),
+        )
+        .header(header::ACCESS_CONTROL_ALLOW_HEADERS, "*")
+        .header(header::ACCESS_CONTROL_MAX_AGE, "86400")
+        .body(Body::empty())
+        .unwrap_or_default()
+}
+
+/// Ready once this node holds a replica: it is a member of an initialised cluster.
+async fn readyz(State(app): State<App>) -> impl IntoResponse {
+    let data = app.node.replica().read();
+    let member = data
+        .membership
+        .membership()
+        .get_node(&app.node.id)
+        .is_some();
+    drop(data);
+    if member {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: this node is not a member of an initialised cluster yet\n",
+        )
+    }
+}
+
+async fn cluster(State(app): State<App>) -> Json<serde_json::Value> {
+    let s = app.node.status();
+    Json(json!({
+        "node_id": s.id,
+        "region": s.region,
+        "role": s.state,
+        "leader_id": s.leader,
+        "term": s.term,
+        "applied_index": s.applied_index,
+        "last_log_index": s.last_log_index,
+        "millis_since_leader_contact": s.millis_since_leader_contact,
+        "stale": s.millis_since_leader_contact.is_none_or(|ms| ms > app.options.stale_after.as_millis() as u64),
+        "timing_profile": s.profile.as_str(),
+        "state_digest": s.digest,
+        "members": s.members.iter().map(|m| json!({
+            "id": m.id,
+            "region": m.info.region,
+            "role": if m.voter { "voter" } else { "learner" },
+            "public_addr": m.info.public_addr,
+        })).collect::<Vec<_>>(),
+    }))
+}
