@@ -263,4 +263,20 @@ async fn a_node_cut_off_from_the_cluster_keeps_serving_and_says_it_is_stale() {
         StatusCode::OK,
         "a stale replica is still a replica"
     );
+    let html = client
+        .get(cluster.nodes[survivor].public_url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("lost contact with the cluster"),
+        "the HTML page says it is stale"
+    );
+    assert!(
+        html.contains("API"),
+        "and still shows the last known status"
+    );
 }

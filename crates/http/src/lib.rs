@@ -1,13 +1,18 @@
-//! The public face of a node: the Statuspage v2 JSON API, health and cluster endpoints, served
-//! from the local replica.
+//! The public face of a node, served from the local replica: the Statuspage v2 JSON API, the
+//! HTML status page with incident and history pages, Atom and RSS feeds, SVG badges, and the
+//! health and cluster endpoints.
 //!
 //! Architecture invariant: public reads never touch RocksDB, never ask the leader and never
 //! re-serialise state per request. Representations are rendered once per applied index
 //! ([`view::spawn_renderer`]) and served from memory with strong ETags and precompressed
 //! bodies; every response says which node served it and how fresh its replica is.
 
+pub mod badge;
+pub mod feeds;
+pub mod html;
 pub mod routes;
 pub mod statuspage;
+pub mod uptime;
 pub mod view;
 
 pub use routes::{router, PublicOptions};

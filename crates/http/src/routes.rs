@@ -16,6 +16,7 @@ use serde_json::json;
 use statusmesh_cluster::ClusterNode;
 use tokio::sync::watch;
 
+use crate::html::{stale_notice, STALE_MARKER};
 use crate::view::{Representation, View};
 
 /// How the public port behaves.
@@ -49,6 +50,13 @@ pub fn router(
     };
     Router::new()
         .route("/api/v2/{*path}", get(api_v2).options(preflight))
+        .route("/", get(page))
+        .route("/incidents/{id}", get(page))
+        .route("/history", get(history))
+        .route("/history.atom", get(page))
+        .route("/history.rss", get(page))
+        .route("/badge.svg", get(page))
+        .route("/components/{id}/badge.svg", get(page))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/api/cluster", get(cluster))
@@ -190,6 +198,59 @@ pub fn respond(repr: &Representation, headers: &HeaderMap) -> Response {
         None => repr.identity.clone(),
     };
     builder.body(Body::from(body)).unwrap_or_default()
+}
+
+fn is_stale(app: &App) -> (bool, Option<u64>) {
+    let contact = app.node.millis_since_leader_contact();
+    (
+        contact.is_none_or(|ms| ms > app.options.stale_after.as_millis() as u64),
+        contact,
+    )
+}
+
+/// Serves a cached page by its request path. HTML on a stale node gets the stale notice
+/// (uncached: it changes by the minute); everything else is the shared representation.
+fn serve_cached(app: &App, key: &str, headers: &HeaderMap) -> Response {
+    let view = app.view.borrow().clone();
+    let Some(repr) = view.bodies.get(key) else {
+        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    };
+    let (stale, contact) = is_stale(app);
+    if stale && repr.content_type.starts_with("text/html") {
+        let html = String::from_utf8_lossy(&repr.identity).replacen(
+            STALE_MARKER,
+            &stale_notice(contact),
+            1,
+        );
+        return Response::builder()
+            .header(header::CONTENT_TYPE, repr.content_type)
+            .header(header::CACHE_CONTROL, "no-store")
+            .body(Body::from(html))
+            .unwrap_or_default();
+    }
+    respond(repr, headers)
+}
+
+async fn page(State(app): State<App>, uri: axum::http::Uri, headers: HeaderMap) -> Response {
+    serve_cached(&app, uri.path(), &headers)
+}
+
+#[derive(Debug, Deserialize)]
+struct HistoryQuery {
+    page: Option<String>,
+}
+
+async fn history(
+    State(app): State<App>,
+    Query(q): Query<HistoryQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let n = match q.page.as_deref().map(str::parse::<usize>) {
+        None => 1,
+        Some(Ok(n)) if n >= 1 => n,
+        _ => return (StatusCode::BAD_REQUEST, "page must be a positive integer\n").into_response(),
+    };
+    serve_cached(&app, &format!("/history/{n}"), &headers)
 }
 
 async fn preflight() -> Response {

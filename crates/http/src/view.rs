@@ -11,7 +11,8 @@ use sha2::{Digest, Sha256};
 use statusmesh_store::Replica;
 use tokio::sync::watch;
 
-use crate::statuspage;
+use crate::html::{component_label, Html};
+use crate::{badge, feeds, statuspage};
 
 /// One representation in all its encodings.
 #[derive(Debug)]
@@ -28,7 +29,7 @@ impl Representation {
     pub fn new(content_type: &'static str, body: Vec<u8>) -> Self {
         let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&body))[..32]);
         let gzip = {
-            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(8));
             // Writing to a Vec cannot fail.
             let _ = enc.write_all(&body);
             enc.finish().unwrap_or_default()
@@ -36,7 +37,7 @@ impl Representation {
         let brotli = {
             let mut out = Vec::new();
             let params = brotli::enc::BrotliEncoderParams {
-                quality: 9,
+                quality: 7,
                 ..Default::default()
             };
             let _ = brotli::BrotliCompress(&mut body.as_slice(), &mut out, &params);
@@ -61,36 +62,99 @@ pub struct View {
 }
 
 impl View {
-    /// Renders every representation from the replica's current state.
-    pub fn render(replica: &Replica) -> View {
-        let (index, endpoints) = {
+    /// Renders every representation from the replica's current state. `region` is this
+    /// node's region, named in the HTML footer.
+    pub fn render(replica: &Replica, region: &str) -> View {
+        const JSON: &str = "application/json; charset=utf-8";
+        const HTML: &str = "text/html; charset=utf-8";
+        let (index, docs) = {
             let data = replica.read();
+            let state = &data.state;
             let index = data.last_applied.map_or(0, |l| l.index);
-            (index, statuspage::endpoints(&data.state))
+            let mut docs: Vec<(String, &'static str, Vec<u8>)> = statuspage::endpoints(state)
+                .into_iter()
+                .map(|(path, v)| {
+                    (
+                        format!("/api/v2/{path}"),
+                        JSON,
+                        serde_json::to_vec(&v).unwrap_or_default(),
+                    )
+                })
+                .collect();
+            let html = Html::new(state, region);
+            docs.push(("/".into(), HTML, html.index().into_bytes()));
+            for n in 1..=html.history_pages() {
+                if let Some(page) = html.history_page(n) {
+                    docs.push((format!("/history/{n}"), HTML, page.into_bytes()));
+                }
+            }
+            for id in state.incidents.keys().chain(state.maintenances.keys()) {
+                if let Some(page) = html.incident_page(id) {
+                    docs.push((format!("/incidents/{id}"), HTML, page.into_bytes()));
+                }
+            }
+            docs.push((
+                "/history.atom".into(),
+                "application/atom+xml; charset=utf-8",
+                feeds::atom(state).into_bytes(),
+            ));
+            docs.push((
+                "/history.rss".into(),
+                "application/rss+xml; charset=utf-8",
+                feeds::rss(state).into_bytes(),
+            ));
+            let ctx = statuspage::Ctx::new(state);
+            let indicator = ctx.indicator();
+            let class = match indicator {
+                statusmesh_model::Indicator::None => "ok",
+                statusmesh_model::Indicator::Maintenance => "maint",
+                statusmesh_model::Indicator::Minor => "minor",
+                statusmesh_model::Indicator::Major => "major",
+                statusmesh_model::Indicator::Critical => "critical",
+            };
+            docs.push((
+                "/badge.svg".into(),
+                SVG,
+                badge::badge("status", indicator.description(), class).into_bytes(),
+            ));
+            for c in state.components.values() {
+                let mut status = state.component_status(c);
+                if status == statusmesh_model::ComponentStatus::UnderMaintenance
+                    && !state.page.emit_maintenance_status
+                {
+                    status = statusmesh_model::ComponentStatus::Operational;
+                }
+                let (text, _, class) = component_label(status);
+                docs.push((
+                    format!("/components/{}/badge.svg", c.id),
+                    SVG,
+                    badge::badge(&c.name, text, class).into_bytes(),
+                ));
+            }
+            (index, docs)
         };
-        // Serialisation and compression happen outside the replica lock.
-        let bodies = endpoints
+        // Compression happens outside the replica lock.
+        let bodies = docs
             .into_iter()
-            .map(|(path, value)| {
-                let body = serde_json::to_vec(&value).unwrap_or_default();
-                (
-                    format!("/api/v2/{path}"),
-                    Arc::new(Representation::new("application/json; charset=utf-8", body)),
-                )
+            .map(|(path, content_type, body)| {
+                (path, Arc::new(Representation::new(content_type, body)))
             })
             .collect();
         View { index, bodies }
     }
 }
 
+const SVG: &str = "image/svg+xml";
+
 /// Keeps a [`View`] current: renders at start and after every change of the applied index.
 /// Bursts coalesce (the watch channel keeps only the latest index), so a flood of commits costs
 /// one render per catch-up, not one per entry.
 pub fn spawn_renderer(
     replica: Arc<Replica>,
+    region: String,
     mut shutdown: watch::Receiver<bool>,
 ) -> watch::Receiver<Arc<View>> {
-    let (tx, rx) = watch::channel(Arc::new(View::render(&replica)));
+    let (tx, rx) = watch::channel(Arc::new(View::render(&replica, &region)));
     let mut applied = replica.subscribe();
     tokio::spawn(async move {
         loop {
@@ -98,15 +162,21 @@ pub fn spawn_renderer(
                 changed = applied.changed() => if changed.is_err() { return },
                 _ = shutdown.changed() => return,
             }
-            let r = replica.clone();
-            let view = match tokio::task::spawn_blocking(move || View::render(&r)).await {
+            let (r, region) = (replica.clone(), region.clone());
+            let started = std::time::Instant::now();
+            let view = match tokio::task::spawn_blocking(move || View::render(&r, &region)).await {
                 Ok(v) => v,
                 Err(e) => {
                     tracing::error!(error = %e, "rendering the public view failed");
                     continue;
                 }
             };
-            tracing::debug!(index = view.index, "public view rendered");
+            tracing::debug!(
+                index = view.index,
+                bodies = view.bodies.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "public view rendered"
+            );
             tx.send_replace(Arc::new(view));
         }
     });

@@ -63,6 +63,40 @@ pub struct Component {
     pub only_show_if_degraded: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Every status change, oldest first, kept for [`STATUS_LOG_WINDOW_MS`] of command time
+    /// plus the last change before that (the status the window starts in). Feeds uptime.
+    #[serde(default)]
+    pub status_log: Vec<StatusChange>,
+}
+
+/// How far back a component's status log reaches (90 days, the uptime window, plus a day).
+pub const STATUS_LOG_WINDOW_MS: i64 = 91 * 24 * 60 * 60 * 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusChange {
+    pub at: Timestamp,
+    pub status: ComponentStatus,
+}
+
+impl Component {
+    /// The one way a component's status changes: recorded in its log, old entries pruned.
+    pub fn set_status(&mut self, at: Timestamp, status: ComponentStatus) {
+        if self.status != status || self.status_log.is_empty() {
+            self.status_log.push(StatusChange { at, status });
+        }
+        self.status = status;
+        self.updated_at = at;
+        let cutoff = Timestamp(at.0 - STATUS_LOG_WINDOW_MS);
+        // Keep the last change before the cutoff: it is the status the window starts in.
+        let first_inside = self
+            .status_log
+            .iter()
+            .position(|c| c.at >= cutoff)
+            .unwrap_or(self.status_log.len());
+        if first_inside > 1 {
+            self.status_log.drain(..first_inside - 1);
+        }
+    }
 }
 
 /// One component's change recorded on an incident update.

@@ -18,7 +18,7 @@ pub mod status;
 pub use command::{Applied, Command, Outcome, Proposal};
 pub use entities::{
     AffectedComponent, Component, Incident, IncidentUpdate, Maintenance, MaintenanceUpdate,
-    PageSettings, Postmortem, Subscriber,
+    PageSettings, Postmortem, StatusChange, Subscriber, STATUS_LOG_WINDOW_MS,
 };
 pub use error::{CommandError, EntityKind, ErrorCode};
 pub use ids::{Id, Timestamp};

@@ -756,3 +756,36 @@ fn unstamped_commands_are_refused_and_stamping_fills_only_pending_ids() {
     }
     h.ok(sub);
 }
+
+#[test]
+fn component_status_changes_are_logged_and_pruned_after_ninety_days() {
+    let mut h = Harness::seeded();
+    h.ok(Command::SetComponentStatus {
+        id: id("api"),
+        status: ComponentStatus::MajorOutage,
+    });
+    h.ok(Command::SetComponentStatus {
+        id: id("api"),
+        status: ComponentStatus::Operational,
+    });
+    let log = &h.state.components[&id("api")].status_log;
+    let seen: Vec<ComponentStatus> = log.iter().map(|c| c.status).collect();
+    assert_eq!(
+        seen,
+        [
+            ComponentStatus::Operational,
+            ComponentStatus::MajorOutage,
+            ComponentStatus::Operational
+        ]
+    );
+    h.now += 100 * 24 * HOUR;
+    h.ok(Command::SetComponentStatus {
+        id: id("api"),
+        status: ComponentStatus::DegradedPerformance,
+    });
+    let log = &h.state.components[&id("api")].status_log;
+    // The change before the window (operational) stays as the window's starting status.
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[0].status, ComponentStatus::Operational);
+    assert_eq!(log[1].status, ComponentStatus::DegradedPerformance);
+}

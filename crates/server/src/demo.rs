@@ -147,7 +147,8 @@ pub async fn run_demo(
 
     let result = async {
         let mut client = wait_for_leader(&endpoints, &token, Duration::from_secs(30)).await?;
-        seed_if_empty(&mut client, &token).await?;
+        let page_url = format!("http://{}/", configs[0].listen.public);
+        seed_if_empty(&mut client, &token, &page_url).await?;
         print_welcome(&configs, &nodes, &env_file);
         anyhow::Ok(())
     }
@@ -194,6 +195,7 @@ async fn wait_for_leader(
 async fn seed_if_empty(
     c: &mut AdminClient<tonic::transport::Channel>,
     token: &str,
+    page_url: &str,
 ) -> anyhow::Result<()> {
     let req = authed(
         pb::ReadRequest {
@@ -221,7 +223,7 @@ async fn seed_if_empty(
         token,
         pb::SetPageRequest {
             name: Some("Acme Cloud".into()),
-            url: Some("http://127.0.0.1:8081/".into()),
+            url: Some(page_url.into()),
             time_zone: Some("Europe/Paris".into()),
             emit_maintenance_status: None,
         },

@@ -111,7 +111,11 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             ),
     );
     let public_stop = stopped(stop_rx.clone());
-    let view = statusmesh_http::spawn_renderer(node.replica().clone(), stop_rx.clone());
+    let view = statusmesh_http::spawn_renderer(
+        node.replica().clone(),
+        config.region.clone(),
+        stop_rx.clone(),
+    );
     let public_router = statusmesh_http::router(
         node.clone(),
         view,

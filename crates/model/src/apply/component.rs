@@ -35,26 +35,27 @@ impl State {
         let position = spec
             .position
             .unwrap_or_else(|| self.next_position(spec.group_id.as_ref()));
-        self.components.insert(
-            id.clone(),
-            Component {
-                id: id.clone(),
-                name: spec.name.trim().to_owned(),
-                description: spec.description.clone().filter(|d| !d.trim().is_empty()),
-                position,
-                status: if spec.is_group {
-                    ComponentStatus::Operational
-                } else {
-                    spec.status
-                },
-                group_id: spec.group_id.clone(),
-                is_group: spec.is_group,
-                showcase: spec.showcase,
-                only_show_if_degraded: spec.only_show_if_degraded,
-                created_at: at,
-                updated_at: at,
-            },
-        );
+        let initial = if spec.is_group {
+            ComponentStatus::Operational
+        } else {
+            spec.status
+        };
+        let mut component = Component {
+            id: id.clone(),
+            name: spec.name.trim().to_owned(),
+            description: spec.description.clone().filter(|d| !d.trim().is_empty()),
+            position,
+            status: initial,
+            group_id: spec.group_id.clone(),
+            is_group: spec.is_group,
+            showcase: spec.showcase,
+            only_show_if_degraded: spec.only_show_if_degraded,
+            created_at: at,
+            updated_at: at,
+            status_log: Vec::new(),
+        };
+        component.set_status(at, initial);
+        self.components.insert(id.clone(), component);
         Ok(Applied::Component(id.clone()))
     }
 
@@ -120,8 +121,7 @@ impl State {
             ));
         }
         if let Some(c) = self.components.get_mut(id) {
-            c.status = status;
-            c.updated_at = at;
+            c.set_status(at, status);
         }
         Ok(Applied::Component(id.clone()))
     }

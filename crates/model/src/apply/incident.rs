@@ -191,8 +191,7 @@ impl State {
     ) {
         for a in affected {
             if let Some(c) = self.components.get_mut(&a.component_id) {
-                c.status = a.new_status;
-                c.updated_at = at;
+                c.set_status(at, a.new_status);
             }
         }
     }

@@ -263,8 +263,7 @@ impl State {
         for cid in ids {
             if let Some(c) = self.components.get_mut(cid) {
                 if !c.is_group && c.status == ComponentStatus::Operational {
-                    c.status = ComponentStatus::UnderMaintenance;
-                    c.updated_at = at;
+                    c.set_status(at, ComponentStatus::UnderMaintenance);
                 }
             }
         }
@@ -283,8 +282,7 @@ impl State {
             }
             if let Some(c) = self.components.get_mut(cid) {
                 if c.status == ComponentStatus::UnderMaintenance {
-                    c.status = ComponentStatus::Operational;
-                    c.updated_at = at;
+                    c.set_status(at, ComponentStatus::Operational);
                 }
             }
         }
