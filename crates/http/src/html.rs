@@ -105,14 +105,18 @@ pub struct Html<'a> {
     state: &'a State,
     tz: Tz,
     region: &'a str,
+    /// Wall-clock time of the rendering: uptime bars end "today". Display only; it never
+    /// feeds back into replicated state.
+    now: Timestamp,
 }
 
 impl<'a> Html<'a> {
-    pub fn new(state: &'a State, region: &'a str) -> Self {
+    pub fn new(state: &'a State, region: &'a str, now: Timestamp) -> Self {
         Html {
             state,
             tz: state.page.time_zone.parse().unwrap_or(Tz::UTC),
             region,
+            now: now.max(state.clock),
         }
     }
 
@@ -238,7 +242,7 @@ impl<'a> Html<'a> {
             esc(&c.name)
         );
         if c.showcase && !c.is_group {
-            let u = uptime(c, self.state.clock, self.tz);
+            let u = uptime(c, self.now, self.tz);
             s = format!("<div style=\"flex:1\"><div style=\"display:flex;justify-content:space-between;gap:1rem\">{s}</div>");
             let _ = write!(
                 s,

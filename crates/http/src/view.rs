@@ -81,7 +81,7 @@ impl View {
                     )
                 })
                 .collect();
-            let html = Html::new(state, region);
+            let html = Html::new(state, region, statusmesh_cluster::now());
             docs.push(("/".into(), HTML, html.index().into_bytes()));
             for n in 1..=html.history_pages() {
                 if let Some(page) = html.history_page(n) {
@@ -146,6 +146,9 @@ impl View {
 
 const SVG: &str = "image/svg+xml";
 
+/// Re-render at least this often, so time-dependent parts (uptime "today") stay current.
+pub const RERENDER_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Keeps a [`View`] current: renders at start and after every change of the applied index.
 /// Bursts coalesce (the watch channel keeps only the latest index), so a flood of commits costs
 /// one render per catch-up, not one per entry.
@@ -160,6 +163,8 @@ pub fn spawn_renderer(
         loop {
             tokio::select! {
                 changed = applied.changed() => if changed.is_err() { return },
+                // Uptime bars move with the calendar even when nothing is written.
+                _ = tokio::time::sleep(RERENDER_EVERY) => {}
                 _ = shutdown.changed() => return,
             }
             let (r, region) = (replica.clone(), region.clone());
