@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -29,10 +29,22 @@ pub struct PublicOptions {
 }
 
 #[derive(Clone)]
-struct App {
+struct App(Arc<AppInner>);
+
+struct AppInner {
     node: Arc<ClusterNode>,
     view: watch::Receiver<Arc<View>>,
     options: PublicOptions,
+    /// Header values that never change, built once.
+    node_header: HeaderValue,
+    region_header: HeaderValue,
+}
+
+impl std::ops::Deref for App {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
 }
 
 pub const CACHE_CONTROL: &str =
@@ -43,11 +55,17 @@ pub fn router(
     view: watch::Receiver<Arc<View>>,
     options: PublicOptions,
 ) -> Router {
-    let app = App {
+    let node_header =
+        HeaderValue::from_str(&node.id.to_string()).unwrap_or(HeaderValue::from_static("?"));
+    let region_header =
+        HeaderValue::from_str(&node.info.region).unwrap_or(HeaderValue::from_static("?"));
+    let app = App(Arc::new(AppInner {
         node,
         view,
         options,
-    };
+        node_header,
+        region_header,
+    }));
     Router::new()
         .route("/api/v2/{*path}", get(api_v2).options(preflight))
         .route("/", get(page))
@@ -75,8 +93,8 @@ async fn freshness(State(app): State<App>, req: Request, next: Next) -> Response
             h.insert(name, v);
         }
     };
-    put(h, "x-statusmesh-node", app.node.id.to_string());
-    put(h, "x-statusmesh-region", app.node.info.region.clone());
+    h.insert("x-statusmesh-node", app.node_header.clone());
+    h.insert("x-statusmesh-region", app.region_header.clone());
     put(
         h,
         "x-statusmesh-applied-index",
@@ -85,7 +103,10 @@ async fn freshness(State(app): State<App>, req: Request, next: Next) -> Response
     if let Some(ms) = contact {
         put(h, "x-statusmesh-leader-contact-ms", ms.to_string());
     }
-    put(h, "x-statusmesh-stale", stale.to_string());
+    h.insert(
+        "x-statusmesh-stale",
+        HeaderValue::from_static(if stale { "true" } else { "false" }),
+    );
     resp
 }
 
@@ -100,7 +121,7 @@ fn json_error(status: StatusCode, message: String) -> Response {
 
 async fn api_v2(
     State(app): State<App>,
-    Path(path): Path<String>,
+    uri: axum::http::Uri,
     Query(q): Query<ApiQuery>,
     headers: HeaderMap,
 ) -> Response {
@@ -132,8 +153,8 @@ async fn api_v2(
             }
         }
     }
-    let key = format!("/api/v2/{path}");
-    match view.bodies.get(&key) {
+    let key = uri.path();
+    match view.bodies.get(key) {
         Some(repr) => respond(repr, &headers),
         None => json_error(StatusCode::NOT_FOUND, format!("no such endpoint: {key}")),
     }
