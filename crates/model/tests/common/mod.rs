@@ -14,7 +14,6 @@ pub fn id(s: &str) -> Id {
 }
 
 /// Drives a `State` the way the leader does: fresh keys, increasing log indexes.
-
 pub struct Harness {
     pub state: State,
     pub index: u64,
