@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Query, Request, State};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -78,13 +78,12 @@ pub fn router(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/api/cluster", get(cluster))
-        .layer(middleware::from_fn_with_state(app.clone(), freshness))
+        .layer(middleware::map_response_with_state(app.clone(), freshness))
         .with_state(app)
 }
 
 /// Adds the freshness headers to every response.
-async fn freshness(State(app): State<App>, req: Request, next: Next) -> Response {
-    let mut resp = next.run(req).await;
+async fn freshness(State(app): State<App>, mut resp: Response) -> Response {
     let contact = app.node.millis_since_leader_contact();
     let stale = contact.is_none_or(|ms| ms > app.options.stale_after.as_millis() as u64);
     let h = resp.headers_mut();
