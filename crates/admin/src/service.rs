@@ -435,6 +435,8 @@ impl Admin for AdminService {
     ) -> Reply<pb::ClusterStatusReply> {
         self.auth.check(req.metadata())?;
         let s = self.node.status();
+        // The digest serialises the whole state: computed here, where it is asked for.
+        let state_digest = self.node.replica().read().state.digest();
         Ok(Response::new(pb::ClusterStatusReply {
             node_id: s.id,
             region: s.region.clone(),
@@ -443,7 +445,7 @@ impl Admin for AdminService {
             term: s.term,
             last_log_index: s.last_log_index,
             applied_index: s.applied_index,
-            state_digest: s.digest.clone(),
+            state_digest,
             members: members_pb(&s),
             millis_since_leader_contact: s.millis_since_leader_contact,
             timing_profile: s.profile.to_string(),

@@ -107,7 +107,6 @@ pub struct NodeStatus {
     pub millis_since_leader_contact: Option<u64>,
     pub members: Vec<MemberStatus>,
     pub profile: TimingProfile,
-    pub digest: String,
     pub disk_bytes: u64,
 }
 
@@ -461,18 +460,8 @@ impl ClusterNode {
             ServerState::Learner => "learner",
             ServerState::Shutdown => "shutdown",
         };
-        let millis_since_leader_contact = if metrics.state == ServerState::Leader {
-            metrics.millis_since_quorum_ack.or(Some(0))
-        } else {
-            self.contact.millis_since()
-        };
-        let (digest, applied_index) = {
-            let data = self.replica.read();
-            (
-                data.state.digest(),
-                data.last_applied.map_or(0, |l| l.index),
-            )
-        };
+        let millis_since_leader_contact = self.millis_since_leader_contact();
+        let applied_index = self.replica.applied_index();
         NodeStatus {
             id: self.id,
             region: self.info.region.clone(),
@@ -484,7 +473,6 @@ impl ClusterNode {
             millis_since_leader_contact,
             members,
             profile: self.profile,
-            digest,
             disk_bytes: self.sm.disk_size(),
         }
     }

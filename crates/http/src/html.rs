@@ -43,7 +43,7 @@ pub fn component_label(s: ComponentStatus) -> (&'static str, &'static str, &'sta
     }
 }
 
-fn indicator_class(i: Indicator) -> (&'static str, &'static str) {
+pub fn indicator_class(i: Indicator) -> (&'static str, &'static str) {
     match i {
         Indicator::None => ("ok", "✔"),
         Indicator::Maintenance => ("maint", "⚙"),
@@ -292,10 +292,7 @@ impl<'a> Html<'a> {
 
     pub fn index(&self) -> String {
         let st = self.state;
-        let indicator = match st.indicator() {
-            Indicator::Maintenance if !st.page.emit_maintenance_status => Indicator::None,
-            i => i,
-        };
+        let indicator = st.public_indicator();
         let (cls, symbol) = indicator_class(indicator);
         let mut b = format!(
             "<h1>{}</h1><p class=\"banner {cls}\" role=\"status\">{symbol} {}</p>",

@@ -84,8 +84,7 @@ pub fn router(
 
 /// Adds the freshness headers to every response.
 async fn freshness(State(app): State<App>, mut resp: Response) -> Response {
-    let contact = app.node.millis_since_leader_contact();
-    let stale = contact.is_none_or(|ms| ms > app.options.stale_after.as_millis() as u64);
+    let (stale, contact) = is_stale(&app);
     let h = resp.headers_mut();
     let put = |h: &mut HeaderMap, name: &'static str, value: String| {
         if let Ok(v) = HeaderValue::from_str(&value) {
@@ -317,9 +316,9 @@ async fn cluster(State(app): State<App>) -> Json<serde_json::Value> {
         "applied_index": s.applied_index,
         "last_log_index": s.last_log_index,
         "millis_since_leader_contact": s.millis_since_leader_contact,
-        "stale": s.millis_since_leader_contact.is_none_or(|ms| ms > app.options.stale_after.as_millis() as u64),
+        "stale": is_stale(&app).0,
         "timing_profile": s.profile.as_str(),
-        "state_digest": s.digest,
+        "state_digest": app.view.borrow().digest,
         "members": s.members.iter().map(|m| json!({
             "id": m.id,
             "region": m.info.region,

@@ -9,10 +9,7 @@
 
 use chrono_tz::Tz;
 use serde_json::{json, Value};
-use statusmesh_model::{
-    Component, ComponentStatus, Incident, Indicator, Maintenance, MaintenanceStatus, State,
-    Timestamp,
-};
+use statusmesh_model::{Component, Incident, Maintenance, MaintenanceStatus, State, Timestamp};
 
 /// The most items a list endpoint returns.
 pub const LIST_CAP: usize = 50;
@@ -48,22 +45,6 @@ impl<'a> Ctx<'a> {
         self.state.page.id.as_str()
     }
 
-    fn component_status(&self, c: &Component) -> &'static str {
-        let s = self.state.component_status(c);
-        if s == ComponentStatus::UnderMaintenance && !self.state.page.emit_maintenance_status {
-            ComponentStatus::Operational.as_str()
-        } else {
-            s.as_str()
-        }
-    }
-
-    pub fn indicator(&self) -> Indicator {
-        match self.state.indicator() {
-            Indicator::Maintenance if !self.state.page.emit_maintenance_status => Indicator::None,
-            i => i,
-        }
-    }
-
     pub fn page(&self) -> Value {
         let p = &self.state.page;
         json!({
@@ -76,7 +57,7 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn status(&self) -> Value {
-        let i = self.indicator();
+        let i = self.state.public_indicator();
         json!({ "indicator": i.as_str(), "description": i.description() })
     }
 
@@ -84,7 +65,7 @@ impl<'a> Ctx<'a> {
         let mut v = json!({
             "id": c.id.as_str(),
             "name": c.name,
-            "status": self.component_status(c),
+            "status": self.state.public_component_status(c).as_str(),
             "created_at": self.ts(c.created_at),
             "updated_at": self.ts(c.updated_at),
             "position": c.position,

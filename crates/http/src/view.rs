@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use statusmesh_store::Replica;
 use tokio::sync::watch;
 
-use crate::html::{component_label, Html};
+use crate::html::{component_label, indicator_class, Html};
 use crate::{badge, feeds, statuspage};
 
 /// One representation in all its encodings.
@@ -57,6 +57,8 @@ impl Representation {
 #[derive(Debug, Default)]
 pub struct View {
     pub index: u64,
+    /// The replicated state's digest at `index` (computed once per render, not per request).
+    pub digest: String,
     /// Keyed by request path (`/api/v2/summary.json`).
     pub bodies: HashMap<String, Arc<Representation>>,
 }
@@ -67,10 +69,11 @@ impl View {
     pub fn render(replica: &Replica, region: &str) -> View {
         const JSON: &str = "application/json; charset=utf-8";
         const HTML: &str = "text/html; charset=utf-8";
-        let (index, docs) = {
+        let (index, digest, docs) = {
             let data = replica.read();
             let state = &data.state;
             let index = data.last_applied.map_or(0, |l| l.index);
+            let digest = state.digest();
             let mut docs: Vec<(String, &'static str, Vec<u8>)> = statuspage::endpoints(state)
                 .into_iter()
                 .map(|(path, v)| {
@@ -103,27 +106,15 @@ impl View {
                 "application/rss+xml; charset=utf-8",
                 feeds::rss(state).into_bytes(),
             ));
-            let ctx = statuspage::Ctx::new(state);
-            let indicator = ctx.indicator();
-            let class = match indicator {
-                statusmesh_model::Indicator::None => "ok",
-                statusmesh_model::Indicator::Maintenance => "maint",
-                statusmesh_model::Indicator::Minor => "minor",
-                statusmesh_model::Indicator::Major => "major",
-                statusmesh_model::Indicator::Critical => "critical",
-            };
+            let indicator = state.public_indicator();
+            let (class, _) = indicator_class(indicator);
             docs.push((
                 "/badge.svg".into(),
                 SVG,
                 badge::badge("status", indicator.description(), class).into_bytes(),
             ));
             for c in state.components.values() {
-                let mut status = state.component_status(c);
-                if status == statusmesh_model::ComponentStatus::UnderMaintenance
-                    && !state.page.emit_maintenance_status
-                {
-                    status = statusmesh_model::ComponentStatus::Operational;
-                }
+                let status = state.public_component_status(c);
                 let (text, _, class) = component_label(status);
                 docs.push((
                     format!("/components/{}/badge.svg", c.id),
@@ -131,7 +122,7 @@ impl View {
                     badge::badge(&c.name, text, class).into_bytes(),
                 ));
             }
-            (index, docs)
+            (index, digest, docs)
         };
         // Compression happens outside the replica lock.
         let bodies = docs
@@ -140,7 +131,11 @@ impl View {
                 (path, Arc::new(Representation::new(content_type, body)))
             })
             .collect();
-        View { index, bodies }
+        View {
+            index,
+            digest,
+            bodies,
+        }
     }
 }
 

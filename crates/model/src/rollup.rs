@@ -37,6 +37,27 @@ impl Indicator {
 }
 
 impl State {
+    /// A component's status as the public sees it: its effective status (worst child for a
+    /// group), with `under_maintenance` reported as `operational` when the page setting
+    /// `emit_maintenance_status` is off.
+    pub fn public_component_status(&self, c: &crate::Component) -> ComponentStatus {
+        match self.component_status(c) {
+            ComponentStatus::UnderMaintenance if !self.page.emit_maintenance_status => {
+                ComponentStatus::Operational
+            }
+            s => s,
+        }
+    }
+
+    /// The page indicator as the public sees it (`maintenance` reads `none` when the page
+    /// setting `emit_maintenance_status` is off).
+    pub fn public_indicator(&self) -> Indicator {
+        match self.indicator() {
+            Indicator::Maintenance if !self.page.emit_maintenance_status => Indicator::None,
+            i => i,
+        }
+    }
+
     pub fn indicator(&self) -> Indicator {
         let from_components =
             self.components
