@@ -76,8 +76,10 @@ pub enum PageCmd {
     Get,
     /// Change page settings.
     Set {
+        /// The page's name (page title, API, feeds).
         #[arg(long)]
         name: Option<String>,
+        /// The public address customers use (links in feeds and the JSON API).
         #[arg(long)]
         url: Option<String>,
         /// IANA time zone, e.g. Europe/Paris.
