@@ -7,6 +7,8 @@
 // Test-only crate: a failed unwrap is a failed test with its message.
 #![allow(clippy::unwrap_used)]
 
+pub mod receiver;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -16,7 +18,7 @@ use statusmesh_cluster::TimingProfile;
 use statusmesh_proto::admin::admin_client::AdminClient;
 use statusmesh_proto::admin::{self as pb};
 use statusmesh_proto::authed;
-use statusmesh_server::config::{Config, ListenConfig, MemberConfig, TokenConfig};
+use statusmesh_server::config::{Config, ListenConfig, MemberConfig, TokenConfig, WebhooksConfig};
 use tempfile::TempDir;
 use tonic::transport::Channel;
 
@@ -109,6 +111,7 @@ pub struct TestCluster {
     pub nodes: Vec<TestNode>,
     members: Vec<MemberConfig>,
     snapshot_every: u64,
+    webhooks: WebhooksConfig,
 }
 
 fn member(id: u64) -> MemberConfig {
@@ -121,6 +124,15 @@ fn member(id: u64) -> MemberConfig {
     }
 }
 
+/// Webhook settings for tests: loopback receivers allowed, short request timeout.
+pub fn test_webhooks() -> WebhooksConfig {
+    WebhooksConfig {
+        allow_loopback: true,
+        request_timeout_ms: 5_000,
+        ..WebhooksConfig::default()
+    }
+}
+
 impl TestCluster {
     /// Starts `n` initial members (ids 1..=n).
     pub fn start(n: u64) -> Self {
@@ -128,6 +140,11 @@ impl TestCluster {
     }
 
     pub fn start_with(n: u64, snapshot_every: u64) -> Self {
+        Self::start_configured(n, snapshot_every, test_webhooks())
+    }
+
+    /// Starts `n` initial members with the given webhook settings.
+    pub fn start_configured(n: u64, snapshot_every: u64, webhooks: WebhooksConfig) -> Self {
         let dir = TempDir::new().expect("temp dir");
         let members: Vec<MemberConfig> = (1..=n).map(member).collect();
         let mut cluster = TestCluster {
@@ -135,6 +152,7 @@ impl TestCluster {
             nodes: Vec::new(),
             members: members.clone(),
             snapshot_every,
+            webhooks,
         };
         for m in &members {
             cluster.add_node_process(m.clone(), true);
@@ -165,6 +183,7 @@ impl TestCluster {
                 name: "test".into(),
                 token: TOKEN.into(),
             }],
+            webhooks: self.webhooks.clone(),
         };
         let config_path = self.dir.path().join(format!("node{}.toml", m.id));
         std::fs::write(&config_path, toml::to_string(&config).expect("toml"))

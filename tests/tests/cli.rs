@@ -152,7 +152,7 @@ async fn statusctl_drives_the_cluster_with_json_output() {
             "subscriber",
             "add",
             "--url",
-            "https://hooks.example.com/s",
+            "http://127.0.0.1:9/s",
             "--component",
             &api_id,
         ],

@@ -17,6 +17,8 @@ use statusmesh_proto::convert;
 use statusmesh_store::NodeInfo;
 use tonic::{Request, Response, Status};
 
+use statusmesh_webhook::{DispatchStats, TargetPolicy};
+
 use crate::auth::Authenticator;
 use crate::errors::{command_status, membership_status, propose_status};
 
@@ -29,6 +31,10 @@ pub struct AdminService {
     auth: Authenticator,
     /// How long a write may take, retries across leader changes included.
     write_timeout: Duration,
+    /// Which webhook targets may be subscribed (checked before proposing).
+    targets: TargetPolicy,
+    /// This node's dispatcher, for `OutboxStatus`.
+    dispatch: Arc<DispatchStats>,
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -39,7 +45,16 @@ impl AdminService {
             node,
             auth,
             write_timeout,
+            targets: TargetPolicy::default(),
+            dispatch: Arc::new(DispatchStats::default()),
         }
+    }
+
+    /// Sets the webhook target policy and the node's dispatcher counters.
+    pub fn with_webhooks(mut self, targets: TargetPolicy, dispatch: Arc<DispatchStats>) -> Self {
+        self.targets = targets;
+        self.dispatch = dispatch;
+        self
     }
 
     /// Runs a write: authenticate, build the proposal, commit it, and answer from the replica.
@@ -104,13 +119,20 @@ impl AdminService {
                 .get(&id)
                 .map(|m| Entity::Maintenance(convert::maintenance(m))),
             // The reply to the creating write (or its replay) is the one place the secret shows.
-            Applied::Subscriber(id) => s
+            Applied::Subscriber(id) | Applied::SubscriberSecret(id) => s
                 .subscribers
                 .get(&id)
                 .map(|x| Entity::Subscriber(convert::subscriber_with_secret(x))),
+            Applied::SubscriberUpdated(id) => s
+                .subscribers
+                .get(&id)
+                .map(|x| Entity::Subscriber(convert::subscriber_listed(s, x))),
             Applied::ComponentDeleted(id) | Applied::SubscriberRemoved(id) => {
                 Some(Entity::DeletedId(id.to_string()))
             }
+            Applied::Event(webhook_id) => Some(Entity::EventId(webhook_id)),
+            Applied::Requeued(n) => Some(Entity::Requeued(n)),
+            Applied::AttemptsRecorded(_) => None,
         };
         Ok(Response::new(pb::WriteReply {
             index: outcome.index,
@@ -394,8 +416,100 @@ impl Admin for AdminService {
         &self,
         req: Request<pb::AddSubscriberRequest>,
     ) -> Reply<pb::WriteReply> {
+        self.auth.check(req.metadata())?;
+        // DNS is not deterministic, so the target is vetted here, before proposing; the
+        // dispatcher checks again at every delivery.
+        statusmesh_webhook::ssrf::vet(&req.get_ref().url, &self.targets)
+            .await
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let cmd = convert::add_subscriber(req.get_ref());
         self.write("AddSubscriber", &req, cmd).await
+    }
+
+    async fn set_subscriber_state(
+        &self,
+        req: Request<pb::SetSubscriberStateRequest>,
+    ) -> Reply<pb::WriteReply> {
+        let cmd = convert::set_subscriber_state(req.get_ref());
+        self.write("SetSubscriberState", &req, cmd).await
+    }
+
+    async fn rotate_subscriber_secret(
+        &self,
+        req: Request<pb::RotateSecretRequest>,
+    ) -> Reply<pb::WriteReply> {
+        let cmd = convert::rotate_subscriber_secret(req.get_ref());
+        self.write("RotateSubscriberSecret", &req, cmd).await
+    }
+
+    async fn test_subscriber(&self, req: Request<pb::IdRequest>) -> Reply<pb::WriteReply> {
+        let cmd = convert::test_subscriber(req.get_ref());
+        self.write("TestSubscriber", &req, cmd).await
+    }
+
+    async fn replay_event(&self, req: Request<pb::ReplayEventRequest>) -> Reply<pb::WriteReply> {
+        let cmd = convert::replay_event(req.get_ref());
+        self.write("ReplayEvent", &req, cmd).await
+    }
+
+    async fn list_deliveries(
+        &self,
+        req: Request<pb::ListDeliveriesRequest>,
+    ) -> Reply<pb::DeliveryList> {
+        let id = parse_id(&req.get_ref().id)?;
+        let limit = match req.get_ref().limit {
+            0 => 50,
+            n => n as usize,
+        };
+        self.read(&req, Consistency::Local as i32, |s| {
+            if !s.subscribers.contains_key(&id) {
+                return Err(not_found("subscriber", &id));
+            }
+            Ok(convert::deliveries(s, &id, limit))
+        })
+        .await
+    }
+
+    async fn list_events(&self, req: Request<pb::ListEventsRequest>) -> Reply<pb::EventList> {
+        let limit = match req.get_ref().limit {
+            0 => 50,
+            n => n as usize,
+        };
+        let kind = req.get_ref().kind.clone();
+        self.read(&req, Consistency::Local as i32, |s| {
+            Ok(pb::EventList {
+                events: s
+                    .outbox
+                    .events
+                    .values()
+                    .rev()
+                    .filter(|e| kind.as_deref().is_none_or(|k| e.kind.as_str() == k))
+                    .take(limit)
+                    .map(|e| convert::event(s, e))
+                    .collect(),
+            })
+        })
+        .await
+    }
+
+    async fn outbox_status(&self, req: Request<pb::ReadRequest>) -> Reply<pb::OutboxStatusReply> {
+        let c = req.get_ref().consistency;
+        let d = self.dispatch.clone();
+        self.read(&req, c, move |s| {
+            let st = s.outbox.stats(&s.subscribers);
+            Ok(pb::OutboxStatusReply {
+                events: st.events,
+                pending: st.pending,
+                failed: st.failed,
+                delivered_total: st.delivered_total,
+                attempts_total: st.attempts_total,
+                quarantined_subscribers: st.quarantined_subscribers,
+                dispatching: d.dispatching.load(std::sync::atomic::Ordering::Relaxed),
+                in_flight: d.in_flight.load(std::sync::atomic::Ordering::Relaxed),
+                sent_total: d.sent_total.load(std::sync::atomic::Ordering::Relaxed),
+            })
+        })
+        .await
     }
 
     async fn remove_subscriber(&self, req: Request<pb::IdRequest>) -> Reply<pb::WriteReply> {
@@ -409,7 +523,7 @@ impl Admin for AdminService {
         self.read(&req, c, |s| {
             s.subscribers
                 .get(&id)
-                .map(convert::subscriber_redacted)
+                .map(|x| convert::subscriber_listed(s, x))
                 .ok_or_else(|| not_found("subscriber", &id))
         })
         .await
@@ -422,7 +536,7 @@ impl Admin for AdminService {
                 subscribers: s
                     .subscribers
                     .values()
-                    .map(convert::subscriber_redacted)
+                    .map(|x| convert::subscriber_listed(s, x))
                     .collect(),
             })
         })

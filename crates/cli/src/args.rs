@@ -65,6 +65,12 @@ pub enum Command {
     /// Webhook subscribers.
     #[command(subcommand)]
     Subscriber(SubscriberCmd),
+    /// Notification events kept in the replicated outbox.
+    #[command(subcommand)]
+    Event(EventCmd),
+    /// Webhook deliveries: replay an event, outbox status.
+    #[command(subcommand)]
+    Delivery(DeliveryCmd),
     /// Cluster status and membership.
     #[command(subcommand)]
     Cluster(ClusterCmd),
@@ -264,20 +270,86 @@ pub enum MaintenanceCmd {
 pub enum SubscriberCmd {
     /// Add a webhook subscriber; its signing secret is shown once, in this reply.
     Add {
+        /// The endpoint deliveries are POSTed to (http:// or https://; must not reach private
+        /// or loopback addresses unless the nodes allow it).
         #[arg(long)]
         url: String,
-        /// Only events touching this component (repeatable; default: all events).
+        /// Only events touching this component (repeatable; a group covers its components;
+        /// default: every event).
         #[arg(long = "component", value_name = "ID")]
         components: Vec<String>,
+        /// Body format: statuspage (the Statuspage envelope), slack or discord.
+        #[arg(long, default_value = "statuspage")]
+        format: String,
+        /// Who to tell when the endpoint is quarantined (e-mail address or name).
+        #[arg(long)]
+        owner: Option<String>,
+        /// A note for operators.
         #[arg(long)]
         description: Option<String>,
     },
-    /// List subscribers (secrets masked).
+    /// List subscribers: state, pending deliveries (secrets masked).
     List,
     /// Show a subscriber (secret masked).
     Get { id: String },
-    /// Remove a subscriber.
+    /// Remove a subscriber (its pending deliveries are dropped).
     Remove { id: String },
+    /// Enable a disabled or quarantined subscriber.
+    Enable {
+        id: String,
+        /// Also queue again every matching event since this time (RFC 3339, e.g.
+        /// 2026-11-21T10:00:00Z), with their original webhook-id.
+        #[arg(long, value_name = "TIME")]
+        replay_since: Option<String>,
+    },
+    /// Disable a subscriber (its pending deliveries are marked failed).
+    Disable { id: String },
+    /// Replace the signing secret; the new one is shown once. The old secret keeps signing
+    /// beside it for the overlap, so receivers can switch without losing a delivery.
+    RotateSecret {
+        id: String,
+        /// How long the old secret keeps signing: e.g. 24h, 30m, 90s, 0 (default 24h).
+        #[arg(long, default_value = "24h")]
+        overlap: String,
+    },
+    /// Recent delivery attempts (time, HTTP status, duration, response, error) and the
+    /// deliveries still pending or failed.
+    Deliveries {
+        id: String,
+        /// Most recent attempts to show.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Send a signed "ping" event to this subscriber.
+    Test { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EventCmd {
+    /// Events, newest first: webhook id, kind, time, recipients, pending and failed deliveries.
+    List {
+        /// Most recent events to show.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Only this kind, e.g. incident.updated or subscriber.quarantined.
+        #[arg(long)]
+        kind: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DeliveryCmd {
+    /// Queue an event again (same webhook-id) for one subscriber or every active subscriber
+    /// it matches.
+    Replay {
+        /// The event's webhook id (msg_...), from `statusctl event list`.
+        event_id: String,
+        /// Only to this subscriber.
+        #[arg(long)]
+        subscriber: Option<String>,
+    },
+    /// Outbox counts (pending, failed, delivered) and this node's dispatcher.
+    Status,
 }
 
 #[derive(Subcommand, Debug)]

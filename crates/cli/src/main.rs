@@ -47,6 +47,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Incident(c) => commands::incident(&ctx, c).await,
         Command::Maintenance(c) => commands::maintenance(&ctx, c).await,
         Command::Subscriber(c) => commands::subscriber(&ctx, c).await,
+        Command::Event(c) => commands::event(&ctx, c).await,
+        Command::Delivery(c) => commands::delivery(&ctx, c).await,
         Command::Cluster(c) => commands::cluster(&ctx, c).await,
     }
 }

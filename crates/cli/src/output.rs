@@ -149,23 +149,165 @@ pub fn subscribers(out: Output, list: &pb::SubscriberList) -> anyhow::Result<()>
         return json(list);
     }
     table(
-        &["ID", "URL", "COMPONENTS", "ENABLED", "SECRET"],
+        &[
+            "ID",
+            "URL",
+            "FORMAT",
+            "COMPONENTS",
+            "STATE",
+            "PENDING",
+            "FAILURES",
+            "SECRET",
+        ],
         list.subscribers
             .iter()
             .map(|s| {
                 vec![
                     s.id.clone(),
                     s.url.clone(),
+                    s.format.clone(),
                     if s.component_ids.is_empty() {
                         "all".into()
                     } else {
                         s.component_ids.join(",")
                     },
-                    s.enabled.to_string(),
+                    match &s.state_reason {
+                        Some(r) => format!("{} ({r})", s.state),
+                        None => s.state.clone(),
+                    },
+                    s.pending_deliveries.to_string(),
+                    s.recent_failures.to_string(),
                     s.secret.clone(),
                 ]
             })
             .collect(),
+    );
+    Ok(())
+}
+
+pub fn deliveries(out: Output, l: &pb::DeliveryList) -> anyhow::Result<()> {
+    if out == Output::Json {
+        return json(l);
+    }
+    println!("recent attempts (newest first):");
+    table(
+        &[
+            "AT",
+            "WEBHOOK-ID",
+            "KIND",
+            "#",
+            "HTTP",
+            "MS",
+            "OUTCOME",
+            "NEXT",
+            "ERROR / RESPONSE",
+        ],
+        l.attempts
+            .iter()
+            .map(|a| {
+                let detail = a.error.clone().unwrap_or_else(|| {
+                    a.response_excerpt
+                        .replace(['\n', '\r'], " ")
+                        .chars()
+                        .take(60)
+                        .collect()
+                });
+                vec![
+                    a.at.clone(),
+                    a.webhook_id.clone(),
+                    a.kind.clone(),
+                    a.attempt.to_string(),
+                    a.http_status.map_or("-".into(), |s| s.to_string()),
+                    a.duration_ms.to_string(),
+                    a.outcome.clone(),
+                    opt(&a.next_attempt_at),
+                    detail,
+                ]
+            })
+            .collect(),
+    );
+    println!();
+    println!("open deliveries (commit order):");
+    table(
+        &[
+            "WEBHOOK-ID",
+            "KIND",
+            "STATE",
+            "ATTEMPTS",
+            "NEXT ATTEMPT",
+            "REASON",
+        ],
+        l.open
+            .iter()
+            .map(|d| {
+                vec![
+                    d.webhook_id.clone(),
+                    d.kind.clone(),
+                    d.state.clone(),
+                    d.attempts.to_string(),
+                    d.next_attempt_at.clone(),
+                    opt(&d.reason),
+                ]
+            })
+            .collect(),
+    );
+    Ok(())
+}
+
+pub fn events(out: Output, l: &pb::EventList) -> anyhow::Result<()> {
+    if out == Output::Json {
+        return json(l);
+    }
+    table(
+        &[
+            "WEBHOOK-ID",
+            "KIND",
+            "AT",
+            "RECIPIENTS",
+            "PENDING",
+            "FAILED",
+            "SUMMARY",
+        ],
+        l.events
+            .iter()
+            .map(|e| {
+                vec![
+                    e.webhook_id.clone(),
+                    e.kind.clone(),
+                    e.at.clone(),
+                    e.recipients.to_string(),
+                    e.pending.to_string(),
+                    e.failed.to_string(),
+                    e.summary.clone(),
+                ]
+            })
+            .collect(),
+    );
+    Ok(())
+}
+
+pub fn outbox(out: Output, s: &pb::OutboxStatusReply) -> anyhow::Result<()> {
+    if out == Output::Json {
+        return json(s);
+    }
+    println!(
+        "events {}  pending {}  failed {}  delivered {}  attempts {}  quarantined subscribers {}",
+        s.events,
+        s.pending,
+        s.failed,
+        s.delivered_total,
+        s.attempts_total,
+        s.quarantined_subscribers
+    );
+    println!(
+        "this node: {}  in flight {}  sent {}",
+        if s.dispatching {
+            "dispatching (leader)"
+        } else {
+            "not dispatching"
+        },
+        s.in_flight,
+        s.sent_total
     );
     Ok(())
 }
@@ -180,6 +322,8 @@ fn write_json(w: &pb::WriteReply) -> anyhow::Result<serde_json::Value> {
         Some(Entity::Maintenance(m)) => ("maintenance", serde_json::to_value(m)?),
         Some(Entity::Subscriber(s)) => ("subscriber", serde_json::to_value(s)?),
         Some(Entity::DeletedId(id)) => ("deleted_id", serde_json::to_value(id)?),
+        Some(Entity::EventId(id)) => ("event_id", serde_json::to_value(id)?),
+        Some(Entity::Requeued(n)) => ("requeued", serde_json::to_value(n)?),
         None => return Ok(v),
     };
     v[kind] = entity;
@@ -209,10 +353,17 @@ pub fn write(out: Output, w: &pb::WriteReply) -> anyhow::Result<()> {
             m.id, m.name, m.status, m.scheduled_for, m.scheduled_until
         ),
         Some(Entity::Subscriber(s)) => {
-            println!("subscriber {} -> {}{replay}", s.id, s.url);
-            println!("signing secret (shown once, store it now): {}", s.secret);
+            println!("subscriber {} -> {} is {}{replay}", s.id, s.url, s.state);
+            if !s.secret.ends_with("****") {
+                println!("signing secret (shown once, store it now): {}", s.secret);
+            }
+            if let Some(until) = &s.previous_secret_until {
+                println!("the previous secret keeps signing until {until}");
+            }
         }
         Some(Entity::DeletedId(id)) => println!("{id} deleted{replay}"),
+        Some(Entity::EventId(id)) => println!("event {id} queued{replay}"),
+        Some(Entity::Requeued(n)) => println!("{n} deliveries queued again{replay}"),
         None => println!("done{replay}"),
     }
     println!("committed at index {}", w.index);

@@ -233,10 +233,9 @@ impl ClusterNode {
     }
 
     /// Stamps and proposes on this node, which must be the leader.
-    pub(crate) async fn propose_as_leader(
-        &self,
-        mut proposal: Proposal,
-    ) -> Result<Outcome, ProposeError> {
+    /// Proposes on this node only, without forwarding: fails unless this node leads. Used by
+    /// the leader's own workers (maintenance scheduler, webhook dispatcher).
+    pub async fn propose_as_leader(&self, mut proposal: Proposal) -> Result<Outcome, ProposeError> {
         proposal.command.stamp(&mut Rng);
         proposal.at = now();
         let attempt = self.profile.timings().propose_attempt;
@@ -487,6 +486,23 @@ impl ClusterNode {
         } else {
             self.contact.millis_since()
         }
+    }
+
+    /// The term this node leads in, if it leads and a quorum acknowledged it within the
+    /// shortest election timeout (its lease: no other leader can have been elected since).
+    /// Workers that act outside the log (the webhook dispatcher) check this before acting.
+    pub fn leader_lease(&self) -> Option<u64> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        if m.state != ServerState::Leader || m.current_leader != Some(self.id) {
+            return None;
+        }
+        let lease = self.profile.timings().election_min.as_millis() as u64;
+        let alone = m.membership_config.membership().voter_ids().eq([self.id]);
+        let fresh = m
+            .millis_since_quorum_ack
+            .map_or(alone, |ms| ms < lease || alone);
+        fresh.then_some(m.current_term)
     }
 
     pub fn is_leader(&self) -> bool {

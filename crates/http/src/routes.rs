@@ -307,6 +307,15 @@ async fn readyz(State(app): State<App>) -> impl IntoResponse {
 
 async fn cluster(State(app): State<App>) -> Json<serde_json::Value> {
     let s = app.node.status();
+    // A diagnostic endpoint: the digest is computed here, not on every render.
+    let (digest, digest_index, outbox) = {
+        let data = app.node.replica().read();
+        (
+            data.state.digest(),
+            data.last_applied.map_or(0, |l| l.index),
+            data.state.outbox.stats(&data.state.subscribers),
+        )
+    };
     Json(json!({
         "node_id": s.id,
         "region": s.region,
@@ -318,7 +327,9 @@ async fn cluster(State(app): State<App>) -> Json<serde_json::Value> {
         "millis_since_leader_contact": s.millis_since_leader_contact,
         "stale": is_stale(&app).0,
         "timing_profile": s.profile.as_str(),
-        "state_digest": app.view.borrow().digest,
+        "state_digest": digest,
+        "state_digest_index": digest_index,
+        "outbox": outbox,
         "members": s.members.iter().map(|m| json!({
             "id": m.id,
             "region": m.info.region,

@@ -57,10 +57,10 @@ impl Representation {
 #[derive(Debug, Default)]
 pub struct View {
     pub index: u64,
-    /// The replicated state's digest at `index` (computed once per render, not per request).
-    pub digest: String,
+    /// The state's `page_revision` the bodies were rendered from.
+    pub page_revision: u64,
     /// Keyed by request path (`/api/v2/summary.json`).
-    pub bodies: HashMap<String, Arc<Representation>>,
+    pub bodies: Arc<HashMap<String, Arc<Representation>>>,
 }
 
 impl View {
@@ -69,11 +69,11 @@ impl View {
     pub fn render(replica: &Replica, region: &str) -> View {
         const JSON: &str = "application/json; charset=utf-8";
         const HTML: &str = "text/html; charset=utf-8";
-        let (index, digest, docs) = {
+        let (index, page_revision, docs) = {
             let data = replica.read();
             let state = &data.state;
             let index = data.last_applied.map_or(0, |l| l.index);
-            let digest = state.digest();
+            let page_revision = state.page_revision;
             let mut docs: Vec<(String, &'static str, Vec<u8>)> = statuspage::endpoints(state)
                 .into_iter()
                 .map(|(path, v)| {
@@ -122,7 +122,7 @@ impl View {
                     badge::badge(&c.name, text, class).into_bytes(),
                 ));
             }
-            (index, digest, docs)
+            (index, page_revision, docs)
         };
         // Compression happens outside the replica lock.
         let bodies = docs
@@ -133,8 +133,18 @@ impl View {
             .collect();
         View {
             index,
-            digest,
-            bodies,
+            page_revision,
+            bodies: Arc::new(bodies),
+        }
+    }
+
+    /// The same bodies at a later index, when the commands in between (outbox bookkeeping,
+    /// subscriber changes) changed nothing the public sees.
+    fn advanced(&self, index: u64) -> View {
+        View {
+            index,
+            page_revision: self.page_revision,
+            bodies: self.bodies.clone(),
         }
     }
 }
@@ -154,14 +164,29 @@ pub fn spawn_renderer(
 ) -> watch::Receiver<Arc<View>> {
     let (tx, rx) = watch::channel(Arc::new(View::render(&replica, &region)));
     let mut applied = replica.subscribe();
+    let publish = tx.clone();
     tokio::spawn(async move {
+        let mut last_full = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 changed = applied.changed() => if changed.is_err() { return },
                 // Uptime bars move with the calendar even when nothing is written.
-                _ = tokio::time::sleep(RERENDER_EVERY) => {}
+                _ = tokio::time::sleep_until(last_full + RERENDER_EVERY) => {}
                 _ = shutdown.changed() => return,
             }
+            let (index, revision) = {
+                let data = replica.read();
+                (
+                    data.last_applied.map_or(0, |l| l.index),
+                    data.state.page_revision,
+                )
+            };
+            let current = publish.borrow().clone();
+            if revision == current.page_revision && last_full.elapsed() < RERENDER_EVERY {
+                publish.send_replace(Arc::new(current.advanced(index)));
+                continue;
+            }
+            last_full = tokio::time::Instant::now();
             let (r, region) = (replica.clone(), region.clone());
             let started = std::time::Instant::now();
             let view = match tokio::task::spawn_blocking(move || View::render(&r, &region)).await {

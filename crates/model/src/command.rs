@@ -4,8 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::entities::PayloadFormat;
 use crate::error::CommandError;
 use crate::ids::{Id, Timestamp};
+use crate::outbox::{AttemptReport, QuarantinePolicy};
 use crate::status::{ComponentStatus, Impact, IncidentStatus, MaintenanceStatus};
 
 /// A command with its envelope: who asked, when (leader clock), and the client's idempotency key.
@@ -116,6 +118,8 @@ pub struct NewSubscriber {
     pub description: Option<String>,
     /// Chosen by the leader (`whsec_` + base64 of 24 random bytes).
     pub secret: String,
+    pub format: PayloadFormat,
+    pub owner: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -193,6 +197,34 @@ pub enum Command {
     RemoveSubscriber {
         id: Id,
     },
+    /// Disables a subscriber, or (re-)enables it, optionally queueing again every event since
+    /// `replay_since` that its filter matches.
+    SetSubscriberState {
+        id: Id,
+        enabled: bool,
+        replay_since: Option<Timestamp>,
+    },
+    /// A new secret (chosen by the leader); the old one keeps signing for `overlap_ms`.
+    RotateSubscriberSecret {
+        id: Id,
+        secret: String,
+        overlap_ms: i64,
+    },
+    /// Queues a `ping` event for one subscriber.
+    TestSubscriber {
+        id: Id,
+    },
+    /// Queues an event again (same `webhook-id`) for one subscriber or every active one it
+    /// matches. `event` is the webhook id or the event's sequence number.
+    ReplayEvent {
+        event: String,
+        subscriber: Option<Id>,
+    },
+    /// The leader's dispatcher reporting a batch of delivery attempts.
+    RecordAttempts {
+        policy: QuarantinePolicy,
+        reports: Vec<AttemptReport>,
+    },
 }
 
 /// What the leader draws when stamping a command: fresh ids and webhook secrets.
@@ -228,11 +260,20 @@ impl Command {
                     spec.secret = entropy.secret();
                 }
             }
+            Command::RotateSubscriberSecret { secret, .. } => {
+                if secret.is_empty() {
+                    *secret = entropy.secret();
+                }
+            }
             Command::UpdateComponent { .. }
             | Command::SetComponentStatus { .. }
             | Command::DeleteComponent { .. }
             | Command::PublishPostmortem { .. }
-            | Command::RemoveSubscriber { .. } => {}
+            | Command::RemoveSubscriber { .. }
+            | Command::SetSubscriberState { .. }
+            | Command::TestSubscriber { .. }
+            | Command::ReplayEvent { .. }
+            | Command::RecordAttempts { .. } => {}
         }
     }
 
@@ -252,12 +293,32 @@ impl Command {
             | Command::CancelMaintenance { update_id, .. }
             | Command::AutoTransitionMaintenance { update_id, .. } => update_id.is_pending(),
             Command::AddSubscriber { id, .. } => id.is_pending(),
+            Command::RotateSubscriberSecret { secret, .. } => secret.is_empty(),
             Command::UpdateComponent { .. }
             | Command::SetComponentStatus { .. }
             | Command::DeleteComponent { .. }
             | Command::PublishPostmortem { .. }
-            | Command::RemoveSubscriber { .. } => false,
+            | Command::RemoveSubscriber { .. }
+            | Command::SetSubscriberState { .. }
+            | Command::TestSubscriber { .. }
+            | Command::ReplayEvent { .. }
+            | Command::RecordAttempts { .. } => false,
         }
+    }
+
+    /// True for commands that can change what the public sees (and so can raise events).
+    /// Subscriber and outbox commands are not: they never change a rendered page.
+    pub fn touches_page(&self) -> bool {
+        !matches!(
+            self,
+            Command::AddSubscriber { .. }
+                | Command::RemoveSubscriber { .. }
+                | Command::SetSubscriberState { .. }
+                | Command::RotateSubscriberSecret { .. }
+                | Command::TestSubscriber { .. }
+                | Command::ReplayEvent { .. }
+                | Command::RecordAttempts { .. }
+        )
     }
 
     /// A short name for logs and metrics.
@@ -278,6 +339,11 @@ impl Command {
             Command::AutoTransitionMaintenance { .. } => "auto_transition_maintenance",
             Command::AddSubscriber { .. } => "add_subscriber",
             Command::RemoveSubscriber { .. } => "remove_subscriber",
+            Command::SetSubscriberState { .. } => "set_subscriber_state",
+            Command::RotateSubscriberSecret { .. } => "rotate_subscriber_secret",
+            Command::TestSubscriber { .. } => "test_subscriber",
+            Command::ReplayEvent { .. } => "replay_event",
+            Command::RecordAttempts { .. } => "record_attempts",
         }
     }
 }
@@ -291,8 +357,19 @@ pub enum Applied {
     ComponentDeleted(Id),
     Incident(Id),
     Maintenance(Id),
+    /// A subscriber was created: the reply may show its secret.
     Subscriber(Id),
+    /// A subscriber's secret was rotated: the reply may show the new secret.
+    SubscriberSecret(Id),
+    /// A subscriber changed state; its secret stays hidden.
+    SubscriberUpdated(Id),
     SubscriberRemoved(Id),
+    /// An event was recorded (its webhook id).
+    Event(String),
+    /// This many deliveries were queued again.
+    Requeued(u32),
+    /// This many attempt reports counted (stale ones are ignored).
+    AttemptsRecorded(u32),
 }
 
 /// The answer to a proposal, identical on every node.

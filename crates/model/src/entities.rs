@@ -168,18 +168,97 @@ pub struct Maintenance {
     pub updates: Vec<MaintenanceUpdate>,
 }
 
-/// A webhook subscriber. Delivery is the notify worker's business; these are the records.
+/// How a subscriber wants its webhook bodies shaped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadFormat {
+    /// The Statuspage envelope (`meta`, `page`, `incident` or `component` + `component_update`).
+    #[default]
+    Statuspage,
+    /// A Slack incoming-webhook message with blocks.
+    Slack,
+    /// A Discord webhook message: content and one embed.
+    Discord,
+}
+
+impl PayloadFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayloadFormat::Statuspage => "statuspage",
+            PayloadFormat::Slack => "slack",
+            PayloadFormat::Discord => "discord",
+        }
+    }
+
+    pub fn parse(field: &str, s: &str) -> Result<Self, crate::CommandError> {
+        match s {
+            "" | "statuspage" => Ok(PayloadFormat::Statuspage),
+            "slack" => Ok(PayloadFormat::Slack),
+            "discord" => Ok(PayloadFormat::Discord),
+            other => Err(crate::CommandError::invalid(
+                field,
+                format!("{other:?} is not a payload format (statuspage, slack, discord)"),
+            )),
+        }
+    }
+}
+
+/// Whether deliveries are made to a subscriber.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum SubscriberState {
+    #[default]
+    Active,
+    /// Turned off by an operator, or by the endpoint answering `410 Gone`.
+    Disabled { at: Timestamp, reason: String },
+    /// Turned off because deliveries kept failing; `statusctl subscriber enable` brings it back.
+    Quarantined { at: Timestamp, reason: String },
+}
+
+impl SubscriberState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SubscriberState::Active => "active",
+            SubscriberState::Disabled { .. } => "disabled",
+            SubscriberState::Quarantined { .. } => "quarantined",
+        }
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            SubscriberState::Active => None,
+            SubscriberState::Disabled { reason, .. }
+            | SubscriberState::Quarantined { reason, .. } => Some(reason),
+        }
+    }
+}
+
+/// A secret replaced by a rotation, still signing (beside the new one) until `until`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetiringSecret {
+    pub secret: String,
+    pub until: Timestamp,
+}
+
+/// A webhook subscriber. Its deliveries live in the [`crate::outbox::Outbox`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subscriber {
     pub id: Id,
     pub url: String,
-    /// Empty: every event. Otherwise only events touching these components.
+    /// Empty: every event. Otherwise only events touching these components (a group matches
+    /// its children too).
     pub component_ids: BTreeSet<Id>,
-    /// `whsec_` + base64 of 24 random bytes, chosen by the leader. Shown once at creation;
-    /// every other read path must use [`Subscriber::redacted`].
+    /// `whsec_` + base64 of 24 random bytes, chosen by the leader. Shown once at creation (and
+    /// at rotation); every other read path must use [`Subscriber::redacted`].
     pub secret: String,
+    pub previous_secret: Option<RetiringSecret>,
+    pub format: PayloadFormat,
+    /// Who to tell when the endpoint is quarantined (an email address or a name).
+    pub owner: Option<String>,
     pub description: Option<String>,
-    pub enabled: bool,
+    pub state: SubscriberState,
+    /// Times of the failed attempts since the last success, within the quarantine window.
+    pub recent_failures: Vec<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -189,8 +268,28 @@ impl Subscriber {
     pub fn redacted(&self) -> Subscriber {
         Subscriber {
             secret: redact_secret(&self.secret),
+            previous_secret: self.previous_secret.as_ref().map(|p| RetiringSecret {
+                secret: redact_secret(&p.secret),
+                until: p.until,
+            }),
             ..self.clone()
         }
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.state == SubscriberState::Active
+    }
+
+    /// The secrets that sign a delivery at `now`: the current one, and the previous one while
+    /// its overlap window lasts.
+    pub fn signing_secrets(&self, now: Timestamp) -> Vec<&str> {
+        let mut out = vec![self.secret.as_str()];
+        if let Some(p) = &self.previous_secret {
+            if p.until > now {
+                out.push(p.secret.as_str());
+            }
+        }
+        out
     }
 }
 

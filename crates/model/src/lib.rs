@@ -11,6 +11,7 @@ pub mod entities;
 pub mod error;
 pub mod ids;
 pub mod limits;
+pub mod outbox;
 pub mod rollup;
 pub mod state;
 pub mod status;
@@ -18,10 +19,12 @@ pub mod status;
 pub use command::{Applied, Command, Outcome, Proposal};
 pub use entities::{
     AffectedComponent, Component, Incident, IncidentUpdate, Maintenance, MaintenanceUpdate,
-    PageSettings, Postmortem, StatusChange, Subscriber, STATUS_LOG_WINDOW_MS,
+    PageSettings, PayloadFormat, Postmortem, RetiringSecret, StatusChange, Subscriber,
+    SubscriberState, STATUS_LOG_WINDOW_MS,
 };
 pub use error::{CommandError, EntityKind, ErrorCode};
 pub use ids::{Id, Timestamp};
+pub use outbox::{Event, EventKind, Outbox};
 pub use rollup::Indicator;
 pub use state::State;
 pub use status::{ComponentStatus, Impact, IncidentStatus, MaintenanceStatus};

@@ -13,6 +13,10 @@ pub const MAX_UPDATES_PER_INCIDENT: usize = 1_000;
 pub const MAX_SUBSCRIBERS: usize = 10_000;
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 128;
 pub const MAX_ACTOR_CHARS: usize = 128;
+/// The longest a rotated-out webhook secret keeps signing.
+pub const MAX_SECRET_OVERLAP_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+/// The most attempt reports in one `RecordAttempts` command.
+pub const MAX_REPORTS_PER_BATCH: usize = 10_000;
 /// How long an idempotency key is remembered, measured in command time.
 pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
 

@@ -5,7 +5,10 @@ use crate::state::State;
 use crate::status::{ComponentStatus, Impact, MaintenanceStatus};
 
 /// Ordered from best to worst; `Maintenance` ranks below any outage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Indicator {
     None,
     Maintenance,

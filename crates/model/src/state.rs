@@ -18,6 +18,7 @@ use crate::entities::{Component, Incident, Maintenance, PageSettings, Subscriber
 use crate::error::{CommandError, EntityKind};
 use crate::ids::{Id, Timestamp};
 use crate::limits::{self, IDEMPOTENCY_WINDOW_MS};
+use crate::outbox::Outbox;
 use crate::status::ComponentStatus;
 
 /// A remembered successful command, for idempotent replays.
@@ -74,6 +75,13 @@ pub struct State {
     pub incidents: BTreeMap<Id, Incident>,
     pub maintenances: BTreeMap<Id, Maintenance>,
     pub subscribers: BTreeMap<Id, Subscriber>,
+    /// Notification events and their pending deliveries (see [`crate::outbox`]).
+    #[serde(default)]
+    pub outbox: Outbox,
+    /// Counts applied commands that can change the public page; renderers skip work when it
+    /// has not moved (outbox bookkeeping does not touch it).
+    #[serde(default)]
+    pub page_revision: u64,
     pub idempotency: IdempotencyLog,
     /// The latest command time applied: the state's own clock, never decreasing.
     pub clock: Timestamp,
@@ -104,8 +112,16 @@ impl State {
             };
         }
         let at = proposal.at.max(self.clock);
-        let result = self.execute(at, &proposal.command);
+        let before = proposal
+            .command
+            .touches_page()
+            .then(|| self.status_snapshot());
+        let result = self.execute(index, at, &proposal.command);
         if let Ok(applied) = &result {
+            if let Some(before) = &before {
+                self.page_revision += 1;
+                self.emit_events(index, at, &proposal.command, before);
+            }
             self.clock = at;
             self.idempotency
                 .forget_before(Timestamp(at.0 - IDEMPOTENCY_WINDOW_MS));
@@ -126,7 +142,12 @@ impl State {
         }
     }
 
-    fn execute(&mut self, at: Timestamp, command: &Command) -> Result<Applied, CommandError> {
+    fn execute(
+        &mut self,
+        index: u64,
+        at: Timestamp,
+        command: &Command,
+    ) -> Result<Applied, CommandError> {
         match command {
             Command::SetPage { page_id, patch } => self.set_page(at, page_id, patch),
             Command::CreateComponent { id, spec } => self.create_component(at, id, spec),
@@ -134,7 +155,7 @@ impl State {
             Command::SetComponentStatus { id, status } => {
                 self.set_component_status(at, id, *status)
             }
-            Command::DeleteComponent { id } => self.delete_component(id),
+            Command::DeleteComponent { id } => self.delete_component(at, id),
             Command::CreateIncident {
                 id,
                 update_id,
@@ -172,6 +193,23 @@ impl State {
             }
             Command::AddSubscriber { id, spec } => self.add_subscriber(at, id, spec),
             Command::RemoveSubscriber { id } => self.remove_subscriber(id),
+            Command::SetSubscriberState {
+                id,
+                enabled,
+                replay_since,
+            } => self.set_subscriber_state(at, id, *enabled, *replay_since),
+            Command::RotateSubscriberSecret {
+                id,
+                secret,
+                overlap_ms,
+            } => self.rotate_subscriber_secret(at, id, secret, *overlap_ms),
+            Command::TestSubscriber { id } => self.test_subscriber(index, at, id),
+            Command::ReplayEvent { event, subscriber } => {
+                self.replay_event(at, event, subscriber.as_ref())
+            }
+            Command::RecordAttempts { policy, reports } => {
+                self.record_attempts(index, at, policy, reports)
+            }
         }
     }
 

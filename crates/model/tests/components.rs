@@ -116,6 +116,8 @@ fn delete_component_drops_references() {
             component_ids: vec![id("api"), id("cdn")],
             description: None,
             secret: format!("whsec_{}", "A".repeat(32)),
+            format: PayloadFormat::Statuspage,
+            owner: None,
         },
     });
     h.ok(Command::DeleteComponent { id: id("cdn") });

@@ -18,6 +18,8 @@ fn subscribers_and_page_settings() {
         component_ids: vec![],
         description: Some("ops chat".into()),
         secret: secret.into(),
+        format: PayloadFormat::Statuspage,
+        owner: None,
     };
     let e = h.refused(Command::AddSubscriber {
         id: id("s1"),
@@ -34,7 +36,7 @@ fn subscribers_and_page_settings() {
         spec: spec("https://example.com/x", &secret),
     });
     let s = &h.state.subscribers[&id("s1")];
-    assert!(s.enabled);
+    assert!(s.is_active());
     assert_eq!(s.redacted().secret, "whsec_****");
     h.ok(Command::RemoveSubscriber { id: id("s1") });
     let e = h.refused(Command::RemoveSubscriber { id: id("s1") });
@@ -210,6 +212,8 @@ fn unstamped_commands_are_refused_and_stamping_fills_only_pending_ids() {
             component_ids: vec![],
             description: None,
             secret: String::new(),
+            format: PayloadFormat::Slack,
+            owner: Some("ops@example.com".into()),
         },
     };
     sub.stamp(&mut Counter(0));

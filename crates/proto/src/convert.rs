@@ -5,10 +5,12 @@ use statusmesh_model::command::{
     ComponentChange, ComponentPatch, IncidentUpdateSpec, MaintenancePatch, NewComponent,
     NewIncident, NewMaintenance, NewSubscriber, PagePatch,
 };
+use statusmesh_model::outbox::{AttemptOutcome, AttemptRecord, DeliveryState};
 use statusmesh_model::{
     Command, CommandError, Component, ComponentStatus, Id, Impact, Incident, IncidentStatus,
     Maintenance, MaintenanceStatus, State, Subscriber, Timestamp,
 };
+use statusmesh_model::{Event, PayloadFormat};
 
 use crate::admin as pb;
 
@@ -246,7 +248,50 @@ pub fn add_subscriber(r: &pb::AddSubscriberRequest) -> Result<Command> {
             component_ids: ids("component_ids", &r.component_ids)?,
             description: r.description.clone(),
             secret: String::new(),
+            format: PayloadFormat::parse("format", &r.format)?,
+            owner: r.owner.clone(),
         },
+    })
+}
+
+pub fn set_subscriber_state(r: &pb::SetSubscriberStateRequest) -> Result<Command> {
+    Ok(Command::SetSubscriberState {
+        id: id("id", &r.id)?,
+        enabled: r.enabled,
+        replay_since: r
+            .replay_since
+            .as_deref()
+            .map(|t| ts("replay_since", t))
+            .transpose()?,
+    })
+}
+
+pub fn rotate_subscriber_secret(r: &pb::RotateSecretRequest) -> Result<Command> {
+    let overlap_ms = i64::try_from(r.overlap_seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
+    Ok(Command::RotateSubscriberSecret {
+        id: id("id", &r.id)?,
+        secret: String::new(),
+        overlap_ms,
+    })
+}
+
+pub fn test_subscriber(r: &pb::IdRequest) -> Result<Command> {
+    Ok(Command::TestSubscriber {
+        id: id("id", &r.id)?,
+    })
+}
+
+pub fn replay_event(r: &pb::ReplayEventRequest) -> Result<Command> {
+    if r.event_id.is_empty() {
+        return Err(CommandError::invalid("event_id", "must not be empty"));
+    }
+    Ok(Command::ReplayEvent {
+        event: r.event_id.clone(),
+        subscriber: r
+            .subscriber_id
+            .as_deref()
+            .map(|s| id("subscriber_id", s))
+            .transpose()?,
     })
 }
 
@@ -370,9 +415,103 @@ pub fn subscriber_with_secret(s: &Subscriber) -> pb::Subscriber {
         component_ids: s.component_ids.iter().map(Id::to_string).collect(),
         secret: s.secret.clone(),
         description: s.description.clone(),
-        enabled: s.enabled,
+        state: s.state.as_str().into(),
         created_at: s.created_at.to_string(),
+        format: s.format.as_str().into(),
+        owner: s.owner.clone(),
+        state_reason: s.state.reason().map(str::to_owned),
+        previous_secret_until: s.previous_secret.as_ref().map(|p| p.until.to_string()),
+        recent_failures: s.recent_failures.len() as u32,
+        pending_deliveries: 0,
     }
+}
+
+/// A subscriber for listings: secret masked, with its count of pending deliveries.
+pub fn subscriber_listed(state: &State, s: &Subscriber) -> pb::Subscriber {
+    let mut out = subscriber_redacted(s);
+    out.pending_deliveries = state
+        .outbox
+        .deliveries
+        .values()
+        .filter_map(|m| m.get(&s.id))
+        .filter(|d| d.is_pending())
+        .count() as u32;
+    out
+}
+
+pub fn event(state: &State, e: &Event) -> pb::Event {
+    let (mut pending, mut failed) = (0, 0);
+    if let Some(m) = state.outbox.deliveries.get(&e.seq) {
+        for d in m.values() {
+            if d.is_pending() {
+                pending += 1;
+            } else {
+                failed += 1;
+            }
+        }
+    }
+    pb::Event {
+        webhook_id: e.webhook_id.clone(),
+        kind: e.kind.as_str().into(),
+        at: e.at.to_string(),
+        index: e.index,
+        summary: e.summary(),
+        component_ids: e.component_ids.iter().map(Id::to_string).collect(),
+        recipients: e.recipients,
+        pending,
+        failed,
+    }
+}
+
+pub fn attempt(r: &AttemptRecord) -> pb::DeliveryAttempt {
+    let a = &r.report;
+    pb::DeliveryAttempt {
+        webhook_id: r.webhook_id.clone(),
+        kind: r.kind.as_str().into(),
+        attempt: a.attempt,
+        at: a.at.to_string(),
+        duration_ms: a.duration_ms,
+        http_status: a.http_status.map(u32::from),
+        error: a.error.clone(),
+        response_excerpt: a.response_excerpt.clone(),
+        outcome: a.outcome.as_str().into(),
+        next_attempt_at: match &a.outcome {
+            AttemptOutcome::Retry { next_at } => Some(next_at.to_string()),
+            _ => None,
+        },
+    }
+}
+
+/// A subscriber's recent attempts (newest first, at most `limit`) and open deliveries.
+pub fn deliveries(state: &State, sub: &Id, limit: usize) -> pb::DeliveryList {
+    let attempts = state
+        .outbox
+        .attempt_log
+        .get(sub)
+        .map(|log| log.iter().rev().take(limit).map(attempt).collect())
+        .unwrap_or_default();
+    let open = state
+        .outbox
+        .deliveries
+        .iter()
+        .filter_map(|(seq, m)| m.get(sub).map(|d| (seq, d)))
+        .map(|(seq, d)| {
+            let e = state.outbox.events.get(seq);
+            let (state, reason) = match &d.state {
+                DeliveryState::Pending => ("pending", None),
+                DeliveryState::Failed { reason, .. } => ("failed", Some(reason.clone())),
+            };
+            pb::OpenDelivery {
+                webhook_id: e.map(|e| e.webhook_id.clone()).unwrap_or_default(),
+                kind: e.map(|e| e.kind.as_str()).unwrap_or_default().into(),
+                attempts: d.attempts,
+                state: state.into(),
+                next_attempt_at: d.next_attempt_at.to_string(),
+                reason,
+            }
+        })
+        .collect();
+    pb::DeliveryList { attempts, open }
 }
 
 #[cfg(test)]

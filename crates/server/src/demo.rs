@@ -11,7 +11,7 @@ use statusmesh_proto::admin::{self as pb, write_reply::Entity};
 use statusmesh_proto::authed;
 use tokio::process::{Child, Command};
 
-use crate::config::{Config, ListenConfig, MemberConfig, TokenConfig};
+use crate::config::{Config, ListenConfig, MemberConfig, TokenConfig, WebhooksConfig};
 
 pub const REGIONS: [&str; 3] = ["paris", "montreal", "singapore"];
 
@@ -73,6 +73,11 @@ pub fn demo_configs(opts: &DemoOptions, token: &str) -> Vec<Config> {
                 name: "admin".into(),
                 token: token.into(),
             }],
+            // The demo's receivers run on this machine.
+            webhooks: WebhooksConfig {
+                allow_loopback: true,
+                ..WebhooksConfig::default()
+            },
         })
         .collect()
 }

@@ -96,11 +96,14 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             })
             .collect(),
     );
-    let admin_service = AdminServer::new(AdminService::new(
-        node.clone(),
-        auth,
-        config.write_timeout(),
-    ))
+    let webhooks = config.webhooks.to_webhook_config();
+    let targets = webhooks.targets;
+    let dispatcher =
+        statusmesh_webhook::Dispatcher::new(node.clone(), webhooks).map_err(anyhow::Error::msg)?;
+    let admin_service = AdminServer::new(
+        AdminService::new(node.clone(), auth, config.write_timeout())
+            .with_webhooks(targets, dispatcher.stats()),
+    )
     .max_decoding_message_size(MAX_ADMIN_MESSAGE);
     let admin = tokio::spawn(
         tonic::transport::Server::builder()
@@ -133,6 +136,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         node.clone(),
         stop_rx.clone(),
     ));
+    let dispatch = tokio::spawn(dispatcher.run(stop_rx.clone()));
 
     if config.is_initial_member() {
         let members: BTreeMap<u64, NodeInfo> = config
@@ -185,6 +189,8 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         tracing::warn!(error = %e, "public server ended with an error");
     }
     let _ = scheduler.await;
+    // The dispatcher records the attempts it already made before raft stops.
+    let _ = dispatch.await;
     node.shutdown().await;
     tracing::info!("stopped");
     Ok(())

@@ -128,7 +128,14 @@ impl State {
 
     /// Deletes a component. A group must be emptied first. References from open maintenances
     /// and subscriber filters are dropped; incident history keeps the name it recorded.
-    pub(crate) fn delete_component(&mut self, id: &Id) -> Result<Applied, CommandError> {
+    ///
+    /// A subscriber whose filter named only deleted components is disabled rather than left
+    /// with an empty filter, which would mean "every event".
+    pub(crate) fn delete_component(
+        &mut self,
+        at: Timestamp,
+        id: &Id,
+    ) -> Result<Applied, CommandError> {
         let current = self.component(id)?;
         if current.is_group {
             let n = self.children(id).count();
@@ -144,8 +151,18 @@ impl State {
                 m.components.remove(id);
             }
         }
+        let mut emptied = Vec::new();
         for s in self.subscribers.values_mut() {
-            s.component_ids.remove(id);
+            if s.component_ids.remove(id) && s.component_ids.is_empty() {
+                emptied.push(s.id.clone());
+            }
+        }
+        for sub in emptied {
+            self.disable_subscriber(
+                at,
+                &sub,
+                format!("every component in its filter was deleted (last: {id})"),
+            );
         }
         Ok(Applied::ComponentDeleted(id.clone()))
     }

@@ -3,6 +3,7 @@
 mod component;
 mod incident;
 mod maintenance;
+mod outbox;
 mod subscriber;
 
 use std::collections::BTreeSet;

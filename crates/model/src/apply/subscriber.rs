@@ -1,5 +1,5 @@
 use crate::command::{Applied, NewSubscriber};
-use crate::entities::Subscriber;
+use crate::entities::{RetiringSecret, Subscriber, SubscriberState};
 use crate::error::{CommandError, EntityKind};
 use crate::ids::{Id, Timestamp};
 use crate::limits;
@@ -43,6 +43,9 @@ impl State {
         }
         let component_ids = self.check_component_set("component_ids", &spec.component_ids)?;
         check_secret(&spec.secret)?;
+        if let Some(o) = &spec.owner {
+            limits::optional_text("owner", o, limits::MAX_NAME_CHARS)?;
+        }
         self.subscribers.insert(
             id.clone(),
             Subscriber {
@@ -50,8 +53,12 @@ impl State {
                 url: url.to_string(),
                 component_ids,
                 secret: spec.secret.clone(),
+                previous_secret: None,
+                format: spec.format,
+                owner: spec.owner.clone().filter(|o| !o.trim().is_empty()),
                 description: spec.description.clone().filter(|d| !d.trim().is_empty()),
-                enabled: true,
+                state: SubscriberState::Active,
+                recent_failures: Vec::new(),
                 created_at: at,
                 updated_at: at,
             },
@@ -63,6 +70,81 @@ impl State {
         self.subscribers
             .remove(id)
             .ok_or_else(|| CommandError::not_found(EntityKind::Subscriber, id))?;
+        self.outbox.forget_subscriber(id);
         Ok(Applied::SubscriberRemoved(id.clone()))
+    }
+
+    pub(crate) fn subscriber(&self, id: &Id) -> Result<&Subscriber, CommandError> {
+        self.subscribers
+            .get(id)
+            .ok_or_else(|| CommandError::not_found(EntityKind::Subscriber, id))
+    }
+
+    pub(crate) fn set_subscriber_state(
+        &mut self,
+        at: Timestamp,
+        id: &Id,
+        enabled: bool,
+        replay_since: Option<Timestamp>,
+    ) -> Result<Applied, CommandError> {
+        self.subscriber(id)?;
+        if !enabled {
+            if replay_since.is_some() {
+                return Err(CommandError::invalid(
+                    "replay_since",
+                    "only makes sense when enabling a subscriber",
+                ));
+            }
+            self.disable_subscriber(at, id, "disabled by an operator".into());
+        } else {
+            if let Some(s) = self.subscribers.get_mut(id) {
+                s.state = SubscriberState::Active;
+                s.recent_failures.clear();
+                s.updated_at = at;
+            }
+            if let Some(since) = replay_since {
+                self.replay_since(at, id, since);
+            }
+        }
+        Ok(Applied::SubscriberUpdated(id.clone()))
+    }
+
+    pub(crate) fn rotate_subscriber_secret(
+        &mut self,
+        at: Timestamp,
+        id: &Id,
+        secret: &str,
+        overlap_ms: i64,
+    ) -> Result<Applied, CommandError> {
+        self.subscriber(id)?;
+        if !(0..=limits::MAX_SECRET_OVERLAP_MS).contains(&overlap_ms) {
+            return Err(CommandError::invalid(
+                "overlap",
+                format!(
+                    "must be between 0 and {} hours",
+                    limits::MAX_SECRET_OVERLAP_MS / 3_600_000
+                ),
+            ));
+        }
+        check_secret(secret)?;
+        if let Some(s) = self.subscribers.get_mut(id) {
+            s.previous_secret = (overlap_ms > 0).then(|| RetiringSecret {
+                secret: std::mem::replace(&mut s.secret, secret.to_owned()),
+                until: Timestamp(at.0 + overlap_ms),
+            });
+            s.secret = secret.to_owned();
+            s.updated_at = at;
+        }
+        Ok(Applied::SubscriberSecret(id.clone()))
+    }
+
+    /// Turns a subscriber off and fails its pending deliveries. Never refuses.
+    pub(crate) fn disable_subscriber(&mut self, at: Timestamp, id: &Id, reason: String) {
+        if let Some(s) = self.subscribers.get_mut(id) {
+            self.outbox
+                .fail_all_of(id, at, &format!("subscriber disabled: {reason}"));
+            s.state = SubscriberState::Disabled { at, reason };
+            s.updated_at = at;
+        }
     }
 }

@@ -1,0 +1,394 @@
+//! The replicated outbox: notification events and the deliveries they owe to subscribers.
+//!
+//! Invariants:
+//! - The command that changes the page records its events and one pending delivery per matching
+//!   active subscriber in the same apply, so a committed change cannot lose its notifications.
+//! - An event's `webhook_id` is fixed when it is recorded and reused for every attempt, replay
+//!   and failover; receivers deduplicate on it.
+//! - Delivery attempts are reported back through the log in batches ([`AttemptReport`]). A report
+//!   counts only if it names the delivery's next attempt number and the delivery is still
+//!   pending, so a report from a deposed leader or a duplicate batch changes nothing.
+//! - A delivered delivery is removed (it is counted and kept in the subscriber's attempt log);
+//!   pending and failed ones stay until their event ages out.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::entities::{Component, Incident, Maintenance, Subscriber, SubscriberState};
+use crate::ids::{Id, Timestamp};
+use crate::rollup::Indicator;
+use crate::status::ComponentStatus;
+
+/// Events older than this (command time) are forgotten once none of their deliveries is pending.
+pub const EVENT_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+/// At most this many events are kept (the oldest without pending deliveries go first).
+pub const MAX_EVENTS: usize = 5_000;
+/// Attempts kept per subscriber for `statusctl subscriber deliveries`.
+pub const ATTEMPT_LOG_PER_SUBSCRIBER: usize = 50;
+/// Response bodies are kept to this many characters in the attempt log.
+pub const MAX_RESPONSE_EXCERPT_CHARS: usize = 256;
+/// Error texts are kept to this many characters.
+pub const MAX_ERROR_CHARS: usize = 512;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    IncidentCreated,
+    IncidentUpdated,
+    IncidentResolved,
+    IncidentPostmortemPublished,
+    ComponentStatusChanged,
+    MaintenanceScheduled,
+    MaintenanceStarted,
+    MaintenanceCompleted,
+    MaintenanceCancelled,
+    /// `statusctl subscriber test`: delivered to one subscriber only.
+    Ping,
+    /// For operators: a subscriber was quarantined. Not delivered to anyone.
+    SubscriberQuarantined,
+}
+
+impl EventKind {
+    /// The dotted name used in payloads and listings (`incident.created`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::IncidentCreated => "incident.created",
+            EventKind::IncidentUpdated => "incident.updated",
+            EventKind::IncidentResolved => "incident.resolved",
+            EventKind::IncidentPostmortemPublished => "incident.postmortem_published",
+            EventKind::ComponentStatusChanged => "component.status_changed",
+            EventKind::MaintenanceScheduled => "maintenance.scheduled",
+            EventKind::MaintenanceStarted => "maintenance.started",
+            EventKind::MaintenanceCompleted => "maintenance.completed",
+            EventKind::MaintenanceCancelled => "maintenance.cancelled",
+            EventKind::Ping => "ping",
+            EventKind::SubscriberQuarantined => "subscriber.quarantined",
+        }
+    }
+
+    /// Whether subscribers receive this kind through the component filter.
+    pub fn is_broadcast(self) -> bool {
+        !matches!(self, EventKind::Ping | EventKind::SubscriberQuarantined)
+    }
+}
+
+/// What an event is about, as it was when the event was recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "subject")]
+pub enum EventSubject {
+    Incident {
+        incident: Box<Incident>,
+    },
+    Maintenance {
+        maintenance: Box<Maintenance>,
+    },
+    Component {
+        /// Without its status log.
+        component: Box<Component>,
+        old_status: ComponentStatus,
+        new_status: ComponentStatus,
+    },
+    Subscriber {
+        subscriber_id: Id,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub seq: u64,
+    /// The `webhook-id` of every attempt to deliver this event.
+    pub webhook_id: String,
+    pub kind: EventKind,
+    pub at: Timestamp,
+    /// The log index of the command that recorded it.
+    pub index: u64,
+    /// The page roll-up right after the change.
+    pub indicator: Indicator,
+    /// The components the event touches (drives component filters).
+    pub component_ids: BTreeSet<Id>,
+    pub subject: EventSubject,
+    /// How many deliveries were queued when it was recorded.
+    pub recipients: u32,
+}
+
+impl Event {
+    /// A one-line description for listings and chat messages.
+    pub fn summary(&self) -> String {
+        match &self.subject {
+            EventSubject::Incident { incident } => {
+                format!("{} ({})", incident.name, incident.status.as_str())
+            }
+            EventSubject::Maintenance { maintenance } => {
+                format!("{} ({})", maintenance.name, maintenance.status.as_str())
+            }
+            EventSubject::Component {
+                component,
+                old_status,
+                new_status,
+            } => format!(
+                "{}: {} -> {}",
+                component.name,
+                old_status.as_str(),
+                new_status.as_str()
+            ),
+            EventSubject::Subscriber {
+                subscriber_id,
+                reason,
+            } => format!("subscriber {subscriber_id}: {reason}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum DeliveryState {
+    Pending,
+    Failed { at: Timestamp, reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Attempts made so far; the next report must carry `attempts + 1`.
+    pub attempts: u32,
+    pub next_attempt_at: Timestamp,
+    pub state: DeliveryState,
+}
+
+impl Delivery {
+    fn pending(at: Timestamp) -> Self {
+        Delivery {
+            attempts: 0,
+            next_attempt_at: at,
+            state: DeliveryState::Pending,
+        }
+    }
+
+    pub fn is_pending(&self) -> bool {
+        self.state == DeliveryState::Pending
+    }
+}
+
+/// What the dispatcher concluded from one attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum AttemptOutcome {
+    /// 2xx.
+    Delivered,
+    /// Failed; the next attempt is due at `next_at` (schedule, jitter and `Retry-After` applied).
+    Retry { next_at: Timestamp },
+    /// Failed and the retry schedule is used up.
+    Exhausted,
+    /// `410 Gone`: the endpoint asked to be removed.
+    Gone,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AttemptOutcome::Delivered => "delivered",
+            AttemptOutcome::Retry { .. } => "retry",
+            AttemptOutcome::Exhausted => "exhausted",
+            AttemptOutcome::Gone => "gone",
+        }
+    }
+}
+
+/// One attempt's result, sent by the dispatcher through the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptReport {
+    pub event: u64,
+    pub subscriber: Id,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    pub at: Timestamp,
+    pub duration_ms: u32,
+    pub http_status: Option<u16>,
+    pub error: Option<String>,
+    pub response_excerpt: String,
+    pub outcome: AttemptOutcome,
+}
+
+/// When repeated failures quarantine a subscriber; chosen by the leader's configuration and
+/// carried in the command so every replica decides the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantinePolicy {
+    /// This many failed attempts in a row...
+    pub failures: u32,
+    /// ...all within this window.
+    pub window_ms: i64,
+}
+
+impl Default for QuarantinePolicy {
+    fn default() -> Self {
+        QuarantinePolicy {
+            failures: 10,
+            window_ms: 60 * 60 * 1000,
+        }
+    }
+}
+
+/// One line of a subscriber's attempt log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    pub event: u64,
+    pub webhook_id: String,
+    pub kind: EventKind,
+    #[serde(flatten)]
+    pub report: AttemptReport,
+}
+
+/// Counts for operators and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxStats {
+    pub events: u64,
+    pub pending: u64,
+    pub failed: u64,
+    pub delivered_total: u64,
+    pub attempts_total: u64,
+    pub quarantined_subscribers: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outbox {
+    pub next_seq: u64,
+    pub events: BTreeMap<u64, Event>,
+    /// Event seq -> subscriber -> delivery. Iterating gives commit order.
+    pub deliveries: BTreeMap<u64, BTreeMap<Id, Delivery>>,
+    pub attempt_log: BTreeMap<Id, VecDeque<AttemptRecord>>,
+    pub delivered_total: u64,
+    pub attempts_total: u64,
+}
+
+/// The subscribers an event goes to, by the component filter.
+pub fn wants(sub: &Subscriber, event_components: &BTreeSet<Id>, groups: &BTreeMap<Id, Id>) -> bool {
+    sub.component_ids.is_empty()
+        || event_components.iter().any(|c| {
+            sub.component_ids.contains(c)
+                || groups.get(c).is_some_and(|g| sub.component_ids.contains(g))
+        })
+}
+
+impl Outbox {
+    /// Parses `msg_..._<seq>` (or a bare number) to the event's sequence number.
+    pub fn parse_event_ref(&self, s: &str) -> Option<u64> {
+        let tail = s.rsplit('_').next()?;
+        let seq: u64 = tail.parse().ok()?;
+        self.events
+            .get(&seq)
+            .filter(|e| e.webhook_id == s || s == tail)?;
+        Some(seq)
+    }
+
+    pub fn stats(&self, subscribers: &BTreeMap<Id, Subscriber>) -> OutboxStats {
+        let (mut pending, mut failed) = (0, 0);
+        for d in self.deliveries.values().flat_map(|m| m.values()) {
+            if d.is_pending() {
+                pending += 1;
+            } else {
+                failed += 1;
+            }
+        }
+        OutboxStats {
+            events: self.events.len() as u64,
+            pending,
+            failed,
+            delivered_total: self.delivered_total,
+            attempts_total: self.attempts_total,
+            quarantined_subscribers: subscribers
+                .values()
+                .filter(|s| matches!(s.state, SubscriberState::Quarantined { .. }))
+                .count() as u64,
+        }
+    }
+
+    /// Pending deliveries in commit order.
+    pub fn pending(&self) -> impl Iterator<Item = (u64, &Id, &Delivery)> + '_ {
+        self.deliveries.iter().flat_map(|(seq, m)| {
+            m.iter()
+                .filter(|(_, d)| d.is_pending())
+                .map(move |(sub, d)| (*seq, sub, d))
+        })
+    }
+
+    /// Records an event and queues it for `recipients`. Returns its sequence number.
+    pub(crate) fn record(&mut self, mut event: Event, recipients: Vec<Id>) -> u64 {
+        let seq = self.next_seq.max(1);
+        self.next_seq = seq + 1;
+        event.seq = seq;
+        event.webhook_id = format!("{}{seq}", event.webhook_id);
+        event.recipients = recipients.len() as u32;
+        if !recipients.is_empty() {
+            let at = event.at;
+            self.deliveries.insert(
+                seq,
+                recipients
+                    .into_iter()
+                    .map(|s| (s, Delivery::pending(at)))
+                    .collect(),
+            );
+        }
+        self.events.insert(seq, event);
+        seq
+    }
+
+    /// Queues (again) the delivery of `seq` to `sub`, from attempt one, due at `at`.
+    pub(crate) fn requeue(&mut self, seq: u64, sub: &Id, at: Timestamp) {
+        self.deliveries
+            .entry(seq)
+            .or_default()
+            .insert(sub.clone(), Delivery::pending(at));
+    }
+
+    /// Marks every pending delivery of `sub` failed.
+    pub(crate) fn fail_all_of(&mut self, sub: &Id, at: Timestamp, reason: &str) {
+        for m in self.deliveries.values_mut() {
+            if let Some(d) = m.get_mut(sub) {
+                if d.is_pending() {
+                    d.state = DeliveryState::Failed {
+                        at,
+                        reason: reason.to_owned(),
+                    };
+                }
+            }
+        }
+    }
+
+    pub(crate) fn forget_subscriber(&mut self, sub: &Id) {
+        for m in self.deliveries.values_mut() {
+            m.remove(sub);
+        }
+        self.deliveries.retain(|_, m| !m.is_empty());
+        self.attempt_log.remove(sub);
+    }
+
+    pub(crate) fn log_attempt(&mut self, record: AttemptRecord) {
+        let log = self
+            .attempt_log
+            .entry(record.report.subscriber.clone())
+            .or_default();
+        log.push_back(record);
+        while log.len() > ATTEMPT_LOG_PER_SUBSCRIBER {
+            log.pop_front();
+        }
+    }
+
+    /// Forgets the oldest events past the retention or the count limit, stopping at the first
+    /// one that still has a pending delivery.
+    pub(crate) fn prune(&mut self, now: Timestamp) {
+        let cutoff = now.0 - EVENT_RETENTION_MS;
+        while let Some((&seq, e)) = self.events.first_key_value() {
+            let expired = e.at.0 < cutoff || self.events.len() > MAX_EVENTS;
+            let busy = self
+                .deliveries
+                .get(&seq)
+                .is_some_and(|m| m.values().any(Delivery::is_pending));
+            if !expired || busy {
+                break;
+            }
+            self.events.remove(&seq);
+            self.deliveries.remove(&seq);
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! The leader's dispatcher: sends the outbox's due deliveries and reports the attempts back
+//! through the log.
+//!
+//! Invariants:
+//! - Only a leader inside its lease sends (`ClusterNode::leader_lease`), and a dispatcher works
+//!   for one term: when the term changes it stops starting requests and drops its pending
+//!   reports. The next leader starts from the replicated outbox, so a request that was in
+//!   flight is sent again with the same `webhook-id` (at-least-once).
+//! - A delivery is not started twice by one dispatcher: it stays in `in_flight` from the moment
+//!   its request starts until the `RecordAttempts` carrying its report has been applied.
+//! - Within one subscriber, due deliveries are started in commit order, at most
+//!   `per_endpoint` at a time; at most `max_in_flight` requests run on the node.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use statusmesh_cluster::{now, ClusterNode};
+use statusmesh_model::command::Command;
+use statusmesh_model::outbox::AttemptReport;
+use statusmesh_model::{Id, PayloadFormat, Proposal, Timestamp};
+use tokio::sync::{mpsc, watch};
+
+use crate::payload;
+use crate::policy::{parse_retry_after, Response, WebhookConfig};
+use crate::signature::signature_header;
+use crate::ssrf::{self, VettingResolver};
+
+/// Counters of this node's dispatcher, for the admin API and `/api/cluster`.
+#[derive(Debug, Default)]
+pub struct DispatchStats {
+    /// True while this node leads and sends.
+    pub dispatching: AtomicBool,
+    /// Requests running or awaiting their attempt record.
+    pub in_flight: AtomicU64,
+    /// Requests sent by this node since it started.
+    pub sent_total: AtomicU64,
+    /// `RecordAttempts` commands this node proposed (Raft writes spent on attempt records).
+    pub record_writes: AtomicU64,
+}
+
+type Key = (u64, Id);
+
+/// One request to make.
+struct Job {
+    key: Key,
+    url: String,
+    webhook_id: String,
+    body: bytes::Bytes,
+    secrets: Vec<String>,
+    attempt: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Dispatcher {
+    node: Arc<ClusterNode>,
+    cfg: Arc<WebhookConfig>,
+    client: reqwest::Client,
+    stats: Arc<DispatchStats>,
+}
+
+/// Builds the HTTP client every delivery goes through: no redirects, no proxies, a request
+/// timeout, and a resolver that only returns vetted addresses.
+pub fn http_client(cfg: &WebhookConfig) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(cfg.request_timeout)
+        .connect_timeout(cfg.request_timeout.min(Duration::from_secs(10)))
+        .dns_resolver(VettingResolver::shared(cfg.targets))
+        .user_agent(concat!("statusmesh-webhooks/", env!("CARGO_PKG_VERSION")))
+        .pool_max_idle_per_host(64)
+        .build()
+        .map_err(|e| format!("cannot build the webhook HTTP client: {e}"))
+}
+
+impl Dispatcher {
+    pub fn new(node: Arc<ClusterNode>, cfg: WebhookConfig) -> Result<Self, String> {
+        Ok(Dispatcher {
+            client: http_client(&cfg)?,
+            node,
+            cfg: Arc::new(cfg),
+            stats: Arc::new(DispatchStats::default()),
+        })
+    }
+
+    pub fn stats(&self) -> Arc<DispatchStats> {
+        self.stats.clone()
+    }
+
+    /// Runs until `shutdown` turns true: waits to lead, then dispatches for that term.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut metrics = self.node.raft.metrics();
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            if let Some(term) = self.node.leader_lease() {
+                tracing::info!(term, "webhook dispatcher starts (this node leads)");
+                self.stats.dispatching.store(true, Ordering::Relaxed);
+                self.lead(term, &mut shutdown).await;
+                self.stats.dispatching.store(false, Ordering::Relaxed);
+                self.stats.in_flight.store(0, Ordering::Relaxed);
+                tracing::info!(term, "webhook dispatcher stops");
+                continue;
+            }
+            tokio::select! {
+                _ = metrics.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// Dispatches while this node leads in `term`.
+    async fn lead(&self, term: u64, shutdown: &mut watch::Receiver<bool>) {
+        let replica = self.node.replica().clone();
+        let mut applied = replica.subscribe();
+        let (report_tx, mut report_rx) = mpsc::unbounded_channel::<(Key, AttemptReport)>();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Vec<Key>>();
+        let mut in_flight: HashSet<Key> = HashSet::new();
+        let mut sending: HashMap<Id, usize> = HashMap::new();
+        let mut active = 0usize;
+        let mut batch: Vec<(Key, AttemptReport)> = Vec::new();
+        let mut batch_deadline: Option<tokio::time::Instant> = None;
+        let mut bodies: HashMap<(u64, PayloadFormat), bytes::Bytes> = HashMap::new();
+        let mut batches = 0u64;
+        loop {
+            match self.node.leader_lease() {
+                Some(t) if t == term => {}
+                // Still leader of this term but the lease lapsed: pause, do not start anything.
+                None if self.node.is_leader() && self.node.status().term == term => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+                _ => return,
+            }
+            let next_due = {
+                let jobs = self.due_jobs(&in_flight, &sending, active, &mut bodies);
+                for job in jobs.0 {
+                    in_flight.insert(job.key.clone());
+                    *sending.entry(job.key.1.clone()).or_default() += 1;
+                    active += 1;
+                    self.spawn_attempt(term, job, report_tx.clone());
+                }
+                jobs.1
+            };
+            self.stats
+                .in_flight
+                .store(in_flight.len() as u64, Ordering::Relaxed);
+            let wake = next_due
+                .map(|t| Duration::from_millis((t.0 - now().0).clamp(1, 1_000) as u64))
+                .unwrap_or(Duration::from_secs(1));
+            let flush_at = batch_deadline;
+            tokio::select! {
+                _ = applied.changed() => {}
+                Some((key, report)) = report_rx.recv() => {
+                    let mut got = vec![(key, report)];
+                    while let Ok(more) = report_rx.try_recv() {
+                        got.push(more);
+                    }
+                    for (key, report) in got {
+                        if let Some(n) = sending.get_mut(&key.1) {
+                            *n = n.saturating_sub(1);
+                            if *n == 0 {
+                                sending.remove(&key.1);
+                            }
+                        }
+                        active = active.saturating_sub(1);
+                        batch.push((key, report));
+                    }
+                    if batch_deadline.is_none() {
+                        batch_deadline = Some(tokio::time::Instant::now() + self.cfg.batch_delay);
+                    }
+                }
+                Some(keys) = done_rx.recv() => {
+                    for k in keys {
+                        in_flight.remove(&k);
+                    }
+                }
+                _ = async { tokio::time::sleep_until(flush_at.unwrap_or_else(tokio::time::Instant::now)).await }, if flush_at.is_some() => {
+                    batch_deadline = None;
+                }
+                _ = tokio::time::sleep(wake) => {}
+                _ = shutdown.changed() => {
+                    // Hand over cleanly: record the attempts already made, so the next leader
+                    // does not send them again.
+                    if !batch.is_empty() {
+                        batches += 1;
+                        let last = self.record(term, batches, std::mem::take(&mut batch), done_tx.clone());
+                        let _ = tokio::time::timeout(Duration::from_secs(3), last).await;
+                    }
+                    return;
+                }
+            }
+            let full = batch.len() >= self.cfg.batch_max;
+            let due = batch_deadline.is_none() && !batch.is_empty();
+            if full || due {
+                batch_deadline = None;
+                batches += 1;
+                let taken = std::mem::take(&mut batch);
+                drop(self.record(term, batches, taken, done_tx.clone()));
+            }
+            if bodies.len() > 10_000 {
+                bodies.clear();
+            }
+        }
+    }
+
+    /// The deliveries to start now (in commit order, within the bounds), and when the next
+    /// not-yet-due one falls due.
+    fn due_jobs(
+        &self,
+        in_flight: &HashSet<Key>,
+        sending: &HashMap<Id, usize>,
+        active: usize,
+        bodies: &mut HashMap<(u64, PayloadFormat), bytes::Bytes>,
+    ) -> (Vec<Job>, Option<Timestamp>) {
+        let now = now();
+        let data = self.node.replica().read();
+        let state = &data.state;
+        let mut jobs = Vec::new();
+        let mut chosen: HashMap<&Id, usize> = HashMap::new();
+        let mut next_due: Option<Timestamp> = None;
+        for (seq, sub_id, d) in state.outbox.pending() {
+            if active + jobs.len() >= self.cfg.max_in_flight {
+                break;
+            }
+            let key = (seq, sub_id.clone());
+            if in_flight.contains(&key) {
+                continue;
+            }
+            if d.next_attempt_at > now {
+                next_due = Some(next_due.map_or(d.next_attempt_at, |n| n.min(d.next_attempt_at)));
+                continue;
+            }
+            let busy = sending.get(sub_id).copied().unwrap_or(0)
+                + chosen.get(sub_id).copied().unwrap_or(0);
+            if busy >= self.cfg.per_endpoint {
+                continue;
+            }
+            let (Some(sub), Some(event)) =
+                (state.subscribers.get(sub_id), state.outbox.events.get(&seq))
+            else {
+                continue;
+            };
+            let body = bodies
+                .entry((seq, sub.format))
+                .or_insert_with(|| payload::render(state, event, sub.format).into())
+                .clone();
+            *chosen.entry(sub_id).or_default() += 1;
+            jobs.push(Job {
+                key,
+                url: sub.url.clone(),
+                webhook_id: event.webhook_id.clone(),
+                body,
+                secrets: sub
+                    .signing_secrets(now)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect(),
+                attempt: d.attempts + 1,
+            });
+        }
+        (jobs, next_due)
+    }
+
+    fn spawn_attempt(&self, term: u64, job: Job, tx: mpsc::UnboundedSender<(Key, AttemptReport)>) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            // Fencing: a node that lost its lease since the job was chosen does not send.
+            if this.node.leader_lease() != Some(term) {
+                return;
+            }
+            this.stats.sent_total.fetch_add(1, Ordering::Relaxed);
+            let key = job.key.clone();
+            let report = this.attempt(job).await;
+            let _ = tx.send((key, report));
+        });
+    }
+
+    /// Makes one signed request and turns its result into a report.
+    async fn attempt(&self, job: Job) -> AttemptReport {
+        let started = Instant::now();
+        let at = now();
+        let (response, http_status, error, excerpt) = self.send(&job, at).await;
+        let ended = now();
+        AttemptReport {
+            event: job.key.0,
+            subscriber: job.key.1,
+            attempt: job.attempt,
+            at,
+            duration_ms: started.elapsed().as_millis().min(u32::MAX as u128) as u32,
+            http_status,
+            error,
+            response_excerpt: excerpt,
+            outcome: self.cfg.outcome(job.attempt, &response, ended),
+        }
+    }
+
+    async fn send(
+        &self,
+        job: &Job,
+        at: Timestamp,
+    ) -> (Response, Option<u16>, Option<String>, String) {
+        if let Err(e) = ssrf::check_url(&job.url, &self.cfg.targets) {
+            return (Response::Error, None, Some(e.to_string()), String::new());
+        }
+        let ts = at.0.div_euclid(1000);
+        let secrets: Vec<&str> = job.secrets.iter().map(String::as_str).collect();
+        let signature = match signature_header(&secrets, &job.webhook_id, ts, &job.body) {
+            Ok(s) => s,
+            Err(e) => return (Response::Error, None, Some(e.to_string()), String::new()),
+        };
+        let result = self
+            .client
+            .post(&job.url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &job.webhook_id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", signature)
+            .body(job.body.clone())
+            .send()
+            .await;
+        match result {
+            Ok(mut resp) => {
+                let code = resp.status().as_u16();
+                let retry_after = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| parse_retry_after(v, now()));
+                // Keep the start of the body; never read an unbounded answer.
+                let mut excerpt = Vec::new();
+                while excerpt.len() < 1024 {
+                    match resp.chunk().await {
+                        Ok(Some(c)) => excerpt.extend_from_slice(&c[..c.len().min(1024)]),
+                        _ => break,
+                    }
+                }
+                let text = String::from_utf8_lossy(&excerpt).into_owned();
+                (
+                    Response::Status { code, retry_after },
+                    Some(code),
+                    None,
+                    text,
+                )
+            }
+            Err(e) => {
+                let response = if e.is_timeout() {
+                    Response::Timeout
+                } else {
+                    Response::Error
+                };
+                (response, None, Some(error_chain(&e)), String::new())
+            }
+        }
+    }
+
+    /// Proposes one `RecordAttempts` and, once it is applied here, releases its deliveries.
+    fn record(
+        &self,
+        term: u64,
+        n: u64,
+        batch: Vec<(Key, AttemptReport)>,
+        done: mpsc::UnboundedSender<Vec<Key>>,
+    ) -> tokio::task::JoinHandle<()> {
+        let node = self.node.clone();
+        let policy = self.cfg.quarantine;
+        let stats = self.stats.clone();
+        tokio::spawn(async move {
+            let (keys, reports): (Vec<Key>, Vec<AttemptReport>) = batch.into_iter().unzip();
+            let key = format!("attempts:{}:{term}:{n}", node.id);
+            let count = reports.len();
+            let proposal = Proposal {
+                idempotency_key: key.clone(),
+                fingerprint: key,
+                at: Timestamp::default(),
+                actor: "dispatcher".into(),
+                via_node: node.id,
+                command: Command::RecordAttempts { policy, reports },
+            };
+            stats.record_writes.fetch_add(1, Ordering::Relaxed);
+            match node.propose_as_leader(proposal).await {
+                Ok(o) => {
+                    if let Err(e) = o.result {
+                        tracing::error!(error = %e, "attempt records refused");
+                    } else {
+                        node.replica()
+                            .wait_applied(o.index, Duration::from_secs(10))
+                            .await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, reports = count, "attempt records not committed; the deliveries will be retried")
+                }
+            }
+            let _ = done.send(keys);
+        })
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        let t = inner.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = inner.source();
+    }
+    s
+}
