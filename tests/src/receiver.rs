@@ -54,6 +54,8 @@ struct Inner {
     behavior: HashMap<String, Behavior>,
     default: Option<Behavior>,
     hits: HashMap<String, u32>,
+    /// When false, requests are answered but not kept (load-generator runs).
+    not_recording: bool,
 }
 
 #[derive(Clone)]
@@ -89,6 +91,9 @@ async fn handle(
 ) -> Response {
     let (behavior, hit) = {
         let mut inner = s.inner.lock().unwrap();
+        if inner.not_recording {
+            return StatusCode::NO_CONTENT.into_response();
+        }
         let path = format!("/{path}");
         inner.requests.push(Received {
             path: path.clone(),
@@ -183,6 +188,11 @@ impl Receiver {
             .unwrap()
             .behavior
             .insert(path.into(), b);
+    }
+
+    /// Stops (false) or resumes (true) keeping requests; while stopped every request gets 204.
+    pub fn set_recording(&self, on: bool) {
+        self.shared.inner.lock().unwrap().not_recording = !on;
     }
 
     /// The behaviour of every path without its own.

@@ -417,6 +417,8 @@ impl Admin for AdminService {
         req: Request<pb::AddSubscriberRequest>,
     ) -> Reply<pb::WriteReply> {
         self.auth.check(req.metadata())?;
+        statusmesh_model::limits::http_url("url", &req.get_ref().url)
+            .map_err(|e| command_status(&e))?;
         // DNS is not deterministic, so the target is vetted here, before proposing; the
         // dispatcher checks again at every delivery.
         statusmesh_webhook::ssrf::vet(&req.get_ref().url, &self.targets)

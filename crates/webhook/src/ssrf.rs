@@ -23,18 +23,26 @@ pub struct TargetPolicy {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TargetError {
-    #[error("url: not a valid absolute URL: {0}")]
+    #[error("invalid url: not a valid absolute URL: {0}")]
     BadUrl(String),
-    #[error("url: scheme {0:?} refused; only https is allowed (webhooks.https_only)")]
+    #[error("invalid url: scheme {0:?} refused; only https is allowed (webhooks.https_only)")]
     NotHttps(String),
-    #[error("url: {host} resolves to {addr}, {reason}; refused")]
+    #[error("invalid url: {}; refused", describe(host, addr, reason))]
     Refused {
         host: String,
         addr: IpAddr,
         reason: String,
     },
-    #[error("url: cannot resolve {host}: {error}")]
+    #[error("invalid url: cannot resolve {host}: {error}")]
     Unresolvable { host: String, error: String },
+}
+
+fn describe(host: &str, addr: &IpAddr, reason: &str) -> String {
+    if host == addr.to_string() {
+        format!("{host} is {reason}")
+    } else {
+        format!("{host} resolves to {addr}, {reason}")
+    }
 }
 
 /// Why an address is not allowed under `policy`, or `None` if it is.

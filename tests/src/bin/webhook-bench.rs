@@ -1,0 +1,222 @@
+//! Webhook fan-out benchmark: one incident update delivered to N subscribers (default 10,000)
+//! served by one receiver on loopback, from a real 3-node cluster. Prints the time from commit
+//! to the last 2xx, deliveries per second, the Raft entries spent on attempt records, and the
+//! same receiver's raw HTTP POST ceiling measured with wrk in the same run.
+//!
+//! Usage: webhook-bench [SUBSCRIBERS]   (default 10000, at most 10000)
+//! Needs `wrk` on PATH (scripts/bench-webhooks.sh installs it). Everything it starts is
+//! stopped when it ends.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use statusmesh_proto::admin::{self as pb, write_reply::Entity};
+use statusmesh_server::config::WebhooksConfig;
+use statusmesh_tests::receiver::Receiver;
+use statusmesh_tests::*;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn wrk_post(url: &str, body_file: &std::path::Path, secs: u64) -> anyhow::Result<f64> {
+    let dir = tempfile::TempDir::new()?;
+    let script = dir.path().join("post.lua");
+    std::fs::write(
+        &script,
+        format!(
+            "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n\
+             local f = io.open(\"{}\", \"rb\")\nwrk.body = f:read(\"*a\")\nf:close()\n",
+            body_file.display()
+        ),
+    )?;
+    let out = Command::new("wrk")
+        .args(["-t2", "-c64", &format!("-d{secs}s"), "-s"])
+        .arg(&script)
+        .arg(url)
+        .output()
+        .context("cannot run wrk (install it: apt-get install wrk)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.contains("Non-2xx or 3xx responses") {
+        bail!("wrk saw error responses:\n{text}");
+    }
+    text.lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .with_context(|| format!("wrk printed no figures:\n{text}"))
+}
+
+async fn leader_index(cluster: &mut TestCluster) -> anyhow::Result<u64> {
+    let l = cluster.wait_leader(LIMIT).await;
+    Ok(cluster.status(l).await?.last_log_index)
+}
+
+fn main() -> anyhow::Result<()> {
+    let n: usize = std::env::args()
+        .nth(1)
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(10_000)
+        .clamp(1, 10_000);
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(run(n))
+}
+
+async fn run(n: usize) -> anyhow::Result<()> {
+    let recv = Receiver::start().await;
+    let cfg = WebhooksConfig {
+        allow_loopback: true,
+        ..WebhooksConfig::default()
+    };
+    let mut cluster = TestCluster::start_configured(3, 1000, cfg);
+    let leader = cluster.wait_leader(LIMIT).await;
+    let follower = (leader + 1) % 3;
+    let c = cluster.admin(follower).await?;
+
+    // The incident exists before the subscribers, so the measured update is the only fan-out.
+    let created = c
+        .clone()
+        .create_incident(write(
+            pb::CreateIncidentRequest {
+                name: "Elevated API errors".into(),
+                body: "We are investigating.".into(),
+                ..Default::default()
+            },
+            &key("inc"),
+        ))
+        .await?
+        .into_inner();
+    let Some(Entity::Incident(incident)) = created.entity else {
+        bail!("no incident in the reply")
+    };
+    println!("adding {n} subscribers...");
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..32 {
+        let mut c = c.clone();
+        let url = recv.url("");
+        tasks.spawn(async move {
+            for i in (worker..n).step_by(32) {
+                c.add_subscriber(write(
+                    pb::AddSubscriberRequest {
+                        url: format!("{url}/s/{i}"),
+                        ..Default::default()
+                    },
+                    &key("sub"),
+                ))
+                .await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    println!(
+        "  {n} subscribers in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let index_before = leader_index(&mut cluster).await?;
+    let t0 = Instant::now();
+    c.clone()
+        .update_incident(write(
+            pb::UpdateIncidentRequest {
+                id: incident.id.clone(),
+                status: Some("identified".into()),
+                body: "The cause is identified; a fix is rolling out.".into(),
+                ..Default::default()
+            },
+            &key("upd"),
+        ))
+        .await?;
+    let committed = t0.elapsed();
+    let done = recv
+        .wait_for(LIMIT, |r| {
+            r.len() >= n && r.iter().map(|x| &x.path).collect::<BTreeSet<_>>().len() >= n
+        })
+        .await;
+    let requests = recv.requests();
+    if !done {
+        bail!("only {} of {n} deliveries arrived", requests.len());
+    }
+    let last = requests.iter().map(|r| r.at).max().unwrap();
+    let fanout = last.duration_since(t0) - committed.min(last.duration_since(t0));
+    let total = last.duration_since(t0);
+    // Wait for the outbox to drain, then count the Raft entries the fan-out cost.
+    let mut admin = c.clone();
+    eventually(LIMIT, "the outbox drains", || {
+        let mut admin = admin.clone();
+        async move {
+            let s = admin
+                .outbox_status(read(pb::ReadRequest::default()))
+                .await
+                .ok()?
+                .into_inner();
+            (s.pending == 0).then_some(())
+        }
+    })
+    .await;
+    let status = admin
+        .outbox_status(read(pb::ReadRequest::default()))
+        .await?
+        .into_inner();
+    let index_after = leader_index(&mut cluster).await?;
+    let record_writes = index_after - index_before - 1;
+    let rate = n as f64 / total.as_secs_f64();
+
+    // The same receiver's raw POST ceiling, with one of the delivered bodies.
+    let dir = tempfile::TempDir::new()?;
+    let body_file = dir.path().join("body.json");
+    std::fs::write(&body_file, &requests[0].body)?;
+    recv.set_recording(false);
+    let ceiling = wrk_post(&recv.url("/raw"), &body_file, 5)?;
+    drop(cluster);
+
+    println!("\nwebhook fan-out: 1 incident update -> {n} subscribers, 3-node cluster on loopback");
+    println!(
+        "  write acknowledged after          {:>8.1} ms",
+        committed.as_secs_f64() * 1000.0
+    );
+    println!(
+        "  commit -> last 2xx                {:>8.1} ms",
+        total.as_secs_f64() * 1000.0
+    );
+    println!(
+        "  (after the acknowledgement)       {:>8.1} ms",
+        fanout.as_secs_f64() * 1000.0
+    );
+    println!("  deliveries/s                      {rate:>8.0}");
+    println!("  requests received                 {:>8}", requests.len());
+    println!(
+        "  Raft entries for attempt records  {record_writes:>8}  ({:.0} reports per entry)",
+        n as f64 / record_writes.max(1) as f64
+    );
+    println!(
+        "  delivered total (outbox)          {:>8}",
+        status.delivered_total
+    );
+    println!("  receiver raw POST ceiling (wrk)   {ceiling:>8.0} req/s  (2 threads, 64 connections, 5 s, same body)");
+    println!(
+        "  ratio deliveries/s : ceiling      {:>8.2}",
+        rate / ceiling
+    );
+    println!(
+        "  target: {n} in <= 5 s: {}; ratio >= 0.5: {}",
+        if total <= Duration::from_secs(5) {
+            "met"
+        } else {
+            "NOT met"
+        },
+        if rate / ceiling >= 0.5 {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    admin = c;
+    drop(admin);
+    Ok(())
+}
