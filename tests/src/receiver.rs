@@ -44,6 +44,8 @@ pub struct Received {
     pub timestamp: Option<String>,
     pub signature: Option<String>,
     pub content_type: Option<String>,
+    /// Every header as received.
+    pub headers: HeaderMap,
     pub body: Bytes,
     pub at: Instant,
 }
@@ -101,6 +103,7 @@ async fn handle(
             timestamp: header(&headers, "webhook-timestamp"),
             signature: header(&headers, "webhook-signature"),
             content_type: header(&headers, "content-type"),
+            headers,
             body,
             at: Instant::now(),
         });

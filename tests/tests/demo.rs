@@ -123,6 +123,65 @@ fn sigint_and_wait(mut demo: Demo) {
     panic!("the demo did not stop within 20 s of Ctrl-C");
 }
 
+/// Runs statusctl with the demo's statusctl.env settings; returns its JSON output.
+fn statusctl(env: &str, args: &[&str]) -> serde_json::Value {
+    let var = |name: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+            .unwrap()
+            .trim_matches('"')
+            .to_owned()
+    };
+    let out = Command::new(binary("statusctl"))
+        .env("STATUSMESH_ENDPOINT", var("STATUSMESH_ENDPOINT"))
+        .env("STATUSMESH_TOKEN", var("STATUSMESH_TOKEN"))
+        .args(["--output", "json"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "statusctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The demo's promise for webhooks: `statusctl subscriber add` to a local receiver, then an
+/// incident update, delivers a webhook the reference Standard Webhooks verifier accepts.
+async fn demo_webhooks(env: &str) {
+    let recv = statusmesh_tests::receiver::Receiver::start().await;
+    let sub = statusctl(env, &["subscriber", "add", "--url", &recv.url("/hook")]);
+    let secret = sub["subscriber"]["secret"].as_str().unwrap().to_owned();
+    let incidents = statusctl(env, &["incident", "list", "--unresolved"]);
+    let id = incidents["incidents"][0]["id"].as_str().unwrap().to_owned();
+    statusctl(
+        env,
+        &[
+            "incident",
+            "update",
+            &id,
+            "--status",
+            "monitoring",
+            "--body",
+            "A fix is deployed.",
+        ],
+    );
+    assert!(
+        recv.wait_for(Duration::from_secs(30), |r| !r.is_empty())
+            .await,
+        "no webhook arrived"
+    );
+    let r = &recv.requests()[0];
+    standardwebhooks::Webhook::new(&secret)
+        .unwrap()
+        .verify(&r.body, &r.headers)
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(body["incident"]["id"], id.as_str());
+    assert_eq!(body["incident"]["status"], "monitoring");
+}
+
 fn port_in_use(port: u16) -> bool {
     std::net::TcpListener::bind(("127.0.0.1", port)).is_err()
 }
@@ -143,6 +202,7 @@ async fn demo_starts_three_regions_seeds_once_stops_cleanly_and_resumes() {
     for i in 0..3 {
         assert_eq!(counts(ports.1 + i, &token).await, (9, 1, 1), "region {i}");
     }
+    demo_webhooks(&env).await;
     sigint_and_wait(demo);
     for i in 0..3 {
         assert!(

@@ -23,15 +23,25 @@ fn now_secs() -> i64 {
         .as_secs() as i64
 }
 
+/// Checks a delivery with our verifier and with the reference Standard Webhooks library.
 fn verify(r: &Received, secret: &str) -> Result<(), signature::VerifyError> {
-    signature::verify(
+    let ours = signature::verify(
         secret,
         r.webhook_id.as_deref(),
         r.timestamp.as_deref(),
         r.signature.as_deref(),
         &r.body,
         now_secs(),
-    )
+    );
+    let reference = standardwebhooks::Webhook::new(secret)
+        .and_then(|wh| wh.verify(&r.body, &r.headers))
+        .is_ok();
+    assert_eq!(
+        ours.is_ok(),
+        reference,
+        "our verifier and the reference disagree on {r:?}"
+    );
+    ours
 }
 
 fn body(r: &Received) -> serde_json::Value {

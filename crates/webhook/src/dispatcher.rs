@@ -11,7 +11,7 @@
 //! - Within one subscriber, due deliveries are started in commit order, at most
 //!   `per_endpoint` at a time; at most `max_in_flight` requests run on the node.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,6 +42,38 @@ pub struct DispatchStats {
 
 type Key = (u64, Id);
 
+/// What one term's dispatcher keeps between wake-ups.
+#[derive(Default)]
+struct Work {
+    /// Started, until the record carrying their report is applied.
+    in_flight: HashSet<Key>,
+    /// Due and not started, in commit order.
+    ready: VecDeque<Job>,
+    /// The last scan stopped at its cap: more may be due.
+    capped: bool,
+    next_due: Option<Timestamp>,
+    /// Requests running per subscriber.
+    sending: HashMap<Id, usize>,
+    active: usize,
+    batch: Vec<(Key, AttemptReport)>,
+    batch_deadline: Option<tokio::time::Instant>,
+    batches: u64,
+    bodies: HashMap<(u64, PayloadFormat), bytes::Bytes>,
+}
+
+impl Work {
+    /// A request to `sub` ended.
+    fn finished(&mut self, sub: &Id) {
+        if let Some(n) = self.sending.get_mut(sub) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.sending.remove(sub);
+            }
+        }
+        self.active = self.active.saturating_sub(1);
+    }
+}
+
 /// One request to make.
 struct Job {
     key: Key,
@@ -70,7 +102,8 @@ pub fn http_client(cfg: &WebhookConfig) -> Result<reqwest::Client, String> {
         .connect_timeout(cfg.request_timeout.min(Duration::from_secs(10)))
         .dns_resolver(VettingResolver::shared(cfg.targets))
         .user_agent(concat!("statusmesh-webhooks/", env!("CARGO_PKG_VERSION")))
-        .pool_max_idle_per_host(64)
+        // Enough idle connections for every request in flight to reuse one.
+        .pool_max_idle_per_host(cfg.max_in_flight)
         .build()
         .map_err(|e| format!("cannot build the webhook HTTP client: {e}"))
 }
@@ -118,126 +151,111 @@ impl Dispatcher {
         let replica = self.node.replica().clone();
         let mut applied = replica.subscribe();
         let (report_tx, mut report_rx) = mpsc::unbounded_channel::<(Key, AttemptReport)>();
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Vec<Key>>();
-        let mut in_flight: HashSet<Key> = HashSet::new();
-        let mut sending: HashMap<Id, usize> = HashMap::new();
-        let mut active = 0usize;
-        let mut batch: Vec<(Key, AttemptReport)> = Vec::new();
-        let mut batch_deadline: Option<tokio::time::Instant> = None;
-        let mut bodies: HashMap<(u64, PayloadFormat), bytes::Bytes> = HashMap::new();
-        let mut batches = 0u64;
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Vec<Key>, bool)>();
+        let mut w = Work::default();
+        let mut rescan = true;
         loop {
             match self.node.leader_lease() {
                 Some(t) if t == term => {}
                 // Still leader of this term but the lease lapsed: pause, do not start anything.
-                None if self.node.is_leader() && self.node.status().term == term => {
+                None if self.node.is_leader() && self.current_term() == term => {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
                 }
                 _ => return,
             }
-            let next_due = {
-                let jobs = self.due_jobs(&in_flight, &sending, active, &mut bodies);
-                for job in jobs.0 {
-                    in_flight.insert(job.key.clone());
-                    *sending.entry(job.key.1.clone()).or_default() += 1;
-                    active += 1;
-                    self.spawn_attempt(term, job, report_tx.clone());
-                }
-                jobs.1
-            };
+            if rescan || (w.ready.is_empty() && w.capped) {
+                self.scan(&mut w);
+                rescan = false;
+            }
+            self.start_ready(term, &mut w, &report_tx);
             self.stats
                 .in_flight
-                .store(in_flight.len() as u64, Ordering::Relaxed);
-            let wake = next_due
+                .store(w.in_flight.len() as u64, Ordering::Relaxed);
+            let wake = w
+                .next_due
                 .map(|t| Duration::from_millis((t.0 - now().0).clamp(1, 1_000) as u64))
                 .unwrap_or(Duration::from_secs(1));
-            let flush_at = batch_deadline;
+            let flush_at = w.batch_deadline;
             tokio::select! {
-                _ = applied.changed() => {}
-                Some((key, report)) = report_rx.recv() => {
-                    let mut got = vec![(key, report)];
+                _ = applied.changed() => rescan = true,
+                Some(first) = report_rx.recv() => {
+                    let mut got = vec![first];
                     while let Ok(more) = report_rx.try_recv() {
                         got.push(more);
                     }
                     for (key, report) in got {
-                        if let Some(n) = sending.get_mut(&key.1) {
-                            *n = n.saturating_sub(1);
-                            if *n == 0 {
-                                sending.remove(&key.1);
-                            }
-                        }
-                        active = active.saturating_sub(1);
-                        batch.push((key, report));
+                        w.finished(&key.1);
+                        w.batch.push((key, report));
                     }
-                    if batch_deadline.is_none() {
-                        batch_deadline = Some(tokio::time::Instant::now() + self.cfg.batch_delay);
+                    if w.batch_deadline.is_none() {
+                        w.batch_deadline = Some(tokio::time::Instant::now() + self.cfg.batch_delay);
                     }
                 }
-                Some(keys) = done_rx.recv() => {
+                Some((keys, recorded)) = done_rx.recv() => {
                     for k in keys {
-                        in_flight.remove(&k);
+                        w.in_flight.remove(&k);
                     }
+                    // Unrecorded attempts are still pending in the outbox: pick them up again.
+                    rescan |= !recorded;
                 }
                 _ = async { tokio::time::sleep_until(flush_at.unwrap_or_else(tokio::time::Instant::now)).await }, if flush_at.is_some() => {
-                    batch_deadline = None;
+                    w.batch_deadline = None;
                 }
-                _ = tokio::time::sleep(wake) => {}
+                _ = tokio::time::sleep(wake) => rescan = true,
                 _ = shutdown.changed() => {
                     // Hand over cleanly: record the attempts already made, so the next leader
                     // does not send them again.
-                    if !batch.is_empty() {
-                        batches += 1;
-                        let last = self.record(term, batches, std::mem::take(&mut batch), done_tx.clone());
+                    if !w.batch.is_empty() {
+                        w.batches += 1;
+                        let last = self.record(term, w.batches, std::mem::take(&mut w.batch), done_tx.clone());
                         let _ = tokio::time::timeout(Duration::from_secs(3), last).await;
                     }
                     return;
                 }
             }
-            let full = batch.len() >= self.cfg.batch_max;
-            let due = batch_deadline.is_none() && !batch.is_empty();
+            let full = w.batch.len() >= self.cfg.batch_max;
+            let due = w.batch_deadline.is_none() && !w.batch.is_empty();
             if full || due {
-                batch_deadline = None;
-                batches += 1;
-                let taken = std::mem::take(&mut batch);
-                drop(self.record(term, batches, taken, done_tx.clone()));
+                w.batch_deadline = None;
+                w.batches += 1;
+                let taken = std::mem::take(&mut w.batch);
+                drop(self.record(term, w.batches, taken, done_tx.clone()));
             }
-            if bodies.len() > 10_000 {
-                bodies.clear();
+            if w.bodies.len() > 10_000 {
+                w.bodies.clear();
             }
         }
     }
 
-    /// The deliveries to start now (in commit order, within the bounds), and when the next
-    /// not-yet-due one falls due.
-    fn due_jobs(
-        &self,
-        in_flight: &HashSet<Key>,
-        sending: &HashMap<Id, usize>,
-        active: usize,
-        bodies: &mut HashMap<(u64, PayloadFormat), bytes::Bytes>,
-    ) -> (Vec<Job>, Option<Timestamp>) {
+    fn current_term(&self) -> u64 {
+        self.node.raft.metrics().borrow().current_term
+    }
+
+    /// Rebuilds the ready queue from the outbox: due deliveries not already in flight, in
+    /// commit order, at most a few rounds of `max_in_flight`. Notes when the next one falls due.
+    fn scan(&self, w: &mut Work) {
         let now = now();
+        let cap = self.cfg.max_in_flight * 4;
+        w.ready.clear();
+        w.next_due = None;
+        w.capped = false;
         let data = self.node.replica().read();
         let state = &data.state;
-        let mut jobs = Vec::new();
-        let mut chosen: HashMap<&Id, usize> = HashMap::new();
-        let mut next_due: Option<Timestamp> = None;
         for (seq, sub_id, d) in state.outbox.pending() {
-            if active + jobs.len() >= self.cfg.max_in_flight {
+            if w.ready.len() >= cap {
+                w.capped = true;
                 break;
             }
-            let key = (seq, sub_id.clone());
-            if in_flight.contains(&key) {
-                continue;
-            }
             if d.next_attempt_at > now {
-                next_due = Some(next_due.map_or(d.next_attempt_at, |n| n.min(d.next_attempt_at)));
+                w.next_due = Some(
+                    w.next_due
+                        .map_or(d.next_attempt_at, |n| n.min(d.next_attempt_at)),
+                );
                 continue;
             }
-            let busy = sending.get(sub_id).copied().unwrap_or(0)
-                + chosen.get(sub_id).copied().unwrap_or(0);
-            if busy >= self.cfg.per_endpoint {
+            let key = (seq, sub_id.clone());
+            if w.in_flight.contains(&key) {
                 continue;
             }
             let (Some(sub), Some(event)) =
@@ -245,12 +263,12 @@ impl Dispatcher {
             else {
                 continue;
             };
-            let body = bodies
+            let body = w
+                .bodies
                 .entry((seq, sub.format))
                 .or_insert_with(|| payload::render(state, event, sub.format).into())
                 .clone();
-            *chosen.entry(sub_id).or_default() += 1;
-            jobs.push(Job {
+            w.ready.push_back(Job {
                 key,
                 url: sub.url.clone(),
                 webhook_id: event.webhook_id.clone(),
@@ -263,7 +281,37 @@ impl Dispatcher {
                 attempt: d.attempts + 1,
             });
         }
-        (jobs, next_due)
+    }
+
+    /// Starts ready jobs in queue (commit) order within the global and per-endpoint bounds; a
+    /// job whose endpoint is busy keeps its place.
+    fn start_ready(
+        &self,
+        term: u64,
+        w: &mut Work,
+        report_tx: &mpsc::UnboundedSender<(Key, AttemptReport)>,
+    ) {
+        if w.ready.is_empty() || w.active >= self.cfg.max_in_flight {
+            return;
+        }
+        let mut kept = VecDeque::with_capacity(w.ready.len());
+        while let Some(job) = w.ready.pop_front() {
+            if w.active >= self.cfg.max_in_flight {
+                kept.push_back(job);
+                kept.extend(w.ready.drain(..));
+                break;
+            }
+            let busy = w.sending.get(&job.key.1).copied().unwrap_or(0);
+            if busy >= self.cfg.per_endpoint {
+                kept.push_back(job);
+                continue;
+            }
+            w.in_flight.insert(job.key.clone());
+            *w.sending.entry(job.key.1.clone()).or_default() += 1;
+            w.active += 1;
+            self.spawn_attempt(term, job, report_tx.clone());
+        }
+        w.ready = kept;
     }
 
     fn spawn_attempt(&self, term: u64, job: Job, tx: mpsc::UnboundedSender<(Key, AttemptReport)>) {
@@ -364,7 +412,7 @@ impl Dispatcher {
         term: u64,
         n: u64,
         batch: Vec<(Key, AttemptReport)>,
-        done: mpsc::UnboundedSender<Vec<Key>>,
+        done: mpsc::UnboundedSender<(Vec<Key>, bool)>,
     ) -> tokio::task::JoinHandle<()> {
         let node = self.node.clone();
         let policy = self.cfg.quarantine;
@@ -382,21 +430,24 @@ impl Dispatcher {
                 command: Command::RecordAttempts { policy, reports },
             };
             stats.record_writes.fetch_add(1, Ordering::Relaxed);
-            match node.propose_as_leader(proposal).await {
-                Ok(o) => {
-                    if let Err(e) = o.result {
+            let recorded = match node.propose_as_leader(proposal).await {
+                Ok(o) => match o.result {
+                    Err(e) => {
                         tracing::error!(error = %e, "attempt records refused");
-                    } else {
+                        false
+                    }
+                    Ok(_) => {
                         node.replica()
                             .wait_applied(o.index, Duration::from_secs(10))
-                            .await;
+                            .await
                     }
-                }
+                },
                 Err(e) => {
-                    tracing::warn!(error = %e, reports = count, "attempt records not committed; the deliveries will be retried")
+                    tracing::warn!(error = %e, reports = count, "attempt records not committed; the deliveries will be retried");
+                    false
                 }
-            }
-            let _ = done.send(keys);
+            };
+            let _ = done.send((keys, recorded));
         })
     }
 }

@@ -48,6 +48,28 @@ fn wrk_post(url: &str, body_file: &std::path::Path, secs: u64) -> anyhow::Result
         .with_context(|| format!("wrk printed no figures:\n{text}"))
 }
 
+/// CPU time (user + system) of a process so far, in ms.
+fn cpu_ms(pid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) * 10
+}
+
+fn cpu_all(cluster: &TestCluster) -> Vec<u64> {
+    let mut v: Vec<u64> = cluster
+        .nodes
+        .iter()
+        .map(|n| n.pid().map_or(0, |p| cpu_ms(&p.to_string())))
+        .collect();
+    v.push(cpu_ms("self"));
+    v
+}
+
 async fn leader_index(cluster: &mut TestCluster) -> anyhow::Result<u64> {
     let l = cluster.wait_leader(LIMIT).await;
     Ok(cluster.status(l).await?.last_log_index)
@@ -66,10 +88,17 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(n: usize) -> anyhow::Result<()> {
     let recv = Receiver::start().await;
+    // WEBHOOK_BENCH_IN_FLIGHT overrides the leader's max_in_flight (default 256).
+    let max_in_flight = std::env::var("WEBHOOK_BENCH_IN_FLIGHT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(WebhooksConfig::default().max_in_flight);
     let cfg = WebhooksConfig {
         allow_loopback: true,
+        max_in_flight,
         ..WebhooksConfig::default()
     };
+    println!("leader max_in_flight {max_in_flight}");
     let mut cluster = TestCluster::start_configured(3, 1000, cfg);
     let leader = cluster.wait_leader(LIMIT).await;
     let follower = (leader + 1) % 3;
@@ -120,6 +149,19 @@ async fn run(n: usize) -> anyhow::Result<()> {
     );
 
     let index_before = leader_index(&mut cluster).await?;
+    let leader = cluster.wait_leader(LIMIT).await;
+    // For profiling: WEBHOOK_BENCH_PAUSE=SECS prints the leader's pid and waits before the update.
+    if let Some(secs) = std::env::var("WEBHOOK_BENCH_PAUSE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        println!(
+            "leader pid {:?}; fan-out in {secs} s",
+            cluster.nodes[leader].pid()
+        );
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+    }
+    let cpu_before = cpu_all(&cluster);
     let t0 = Instant::now();
     c.clone()
         .update_incident(write(
@@ -138,6 +180,7 @@ async fn run(n: usize) -> anyhow::Result<()> {
             r.len() >= n && r.iter().map(|x| &x.path).collect::<BTreeSet<_>>().len() >= n
         })
         .await;
+    let cpu_after = cpu_all(&cluster);
     let requests = recv.requests();
     if !done {
         bail!("only {} of {n} deliveries arrived", requests.len());
@@ -203,6 +246,16 @@ async fn run(n: usize) -> anyhow::Result<()> {
         "  ratio deliveries/s : ceiling      {:>8.2}",
         rate / ceiling
     );
+    let used: Vec<u64> = cpu_after
+        .iter()
+        .zip(&cpu_before)
+        .map(|(a, b)| a - b)
+        .collect();
+    let followers: u64 = (0..3).filter(|i| *i != leader).map(|i| used[i]).sum();
+    println!(
+        "  CPU until the last 2xx            leader {} ms, followers {} ms, receiver+bench {} ms",
+        used[leader], followers, used[3]
+    );
     println!(
         "  target: {n} in <= 5 s: {}; ratio >= 0.5: {}",
         if total <= Duration::from_secs(5) {
@@ -216,7 +269,5 @@ async fn run(n: usize) -> anyhow::Result<()> {
             "NOT met"
         }
     );
-    admin = c;
-    drop(admin);
     Ok(())
 }
