@@ -1,0 +1,190 @@
+//! Third-party Statuspage clients, unchanged, pointed at every node of a real cluster:
+//! `statuscheck` (PyPI; parses summary.json strictly into its own status, component and
+//! incident types, failing on an unknown enumeration value) and `statuspage.io` (npm; reads
+//! the summary, status, components, incidents and maintenances endpoints).
+//!
+//! The clients are installed once per machine, pinned, under `~/.cache/statusmesh-clients`
+//! (pip and npm fetch them from their registries the first time).
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use statusmesh_proto::admin::{self as pb, write_reply::Entity};
+use statusmesh_tests::*;
+
+const STATUSCHECK: &str = "statuscheck==3.11.0";
+const STATUSPAGE_IO: &str = "statuspage.io@3.2.10";
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Installs both clients once (a marker file records the pinned versions).
+fn clients_dir() -> PathBuf {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/tmp".into());
+    let dir = Path::new(&home).join(".cache/statusmesh-clients");
+    let marker = dir.join(format!("{STATUSCHECK}+{STATUSPAGE_IO}"));
+    if marker.exists() {
+        return dir;
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    run(Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(dir.join("venv")));
+    run(Command::new(dir.join("venv/bin/pip")).args(["install", "-q", STATUSCHECK]));
+    run(Command::new("npm")
+        .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+        .arg(&dir)
+        .arg(STATUSPAGE_IO));
+    std::fs::write(&marker, "").unwrap();
+    dir
+}
+
+const PYTHON: &str = r#"
+import json, sys
+from statuscheck.services.bases._statuspageio import BaseStatusPageAPI
+
+class Node(BaseStatusPageAPI):
+    name = "statusmesh"
+    def _get_base_url(self):
+        return sys.argv[1] + "/api/v2/"
+
+s = Node().get_summary()
+print(json.dumps({
+    "code": s.status.code,
+    "is_ok": s.status.is_ok,
+    "description": s.status.description,
+    "components": {c.name: c.status for c in s.components},
+    "incidents": [[i.name, i.status, [c.name for c in i.components]] for i in s.incidents],
+}))
+"#;
+
+const NODE: &str = r#"
+const { Statuspage } = require(process.argv[2] + "/node_modules/statuspage.io");
+const sp = new Statuspage("statusmesh");
+sp.setApiUrl(process.argv[1]);
+(async () => {
+  const summary = await sp.api.getSummary();
+  const status = await sp.api.getStatus();
+  const components = await sp.api.getComponents();
+  const incidents = await sp.api.incidents.getAll();
+  const unresolved = await sp.api.incidents.getUnresolved();
+  const upcoming = await sp.api.scheduledMaintenances.getUpcoming();
+  console.log(JSON.stringify({
+    page: summary.page.name,
+    indicator: status.status.indicator,
+    components: components.components.length,
+    incidents: incidents.incidents.map((i) => i.name),
+    unresolved: unresolved.incidents.length,
+    upcoming: upcoming.scheduled_maintenances.map((m) => m.name),
+  }));
+})().catch((e) => { console.error(e.message); process.exit(1); });
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn third_party_statuspage_clients_read_every_node() {
+    let dir = tokio::task::spawn_blocking(clients_dir).await.unwrap();
+    let mut cluster = TestCluster::start(3);
+    cluster.wait_leader(Duration::from_secs(30)).await;
+    let mut c = cluster.admin(0).await.unwrap();
+    c.set_page(write(
+        pb::SetPageRequest {
+            name: Some("Acme Cloud".into()),
+            url: Some("https://status.acme.test".into()),
+            ..Default::default()
+        },
+        &key("page"),
+    ))
+    .await
+    .unwrap();
+    let mut ids = Vec::new();
+    for name in ["API", "Dashboard"] {
+        let r = c
+            .create_component(write(component_request(name), &key("c")))
+            .await
+            .unwrap()
+            .into_inner();
+        let Some(Entity::Component(comp)) = r.entity else {
+            panic!()
+        };
+        ids.push(comp.id);
+    }
+    let r = c
+        .create_incident(write(
+            pb::CreateIncidentRequest {
+                name: "API errors".into(),
+                impact: Some("major".into()),
+                body: "Investigating.".into(),
+                component_changes: vec![pb::ComponentChange {
+                    component_id: ids[0].clone(),
+                    status: "partial_outage".into(),
+                }],
+                ..Default::default()
+            },
+            &key("i"),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let index = r.index;
+    c.schedule_maintenance(write(
+        pb::ScheduleMaintenanceRequest {
+            name: "Database upgrade".into(),
+            body: "Planned.".into(),
+            scheduled_for: "2099-01-01T00:00:00Z".into(),
+            scheduled_until: "2099-01-01T02:00:00Z".into(),
+            component_ids: vec![ids[1].clone()],
+            ..Default::default()
+        },
+        &key("m"),
+    ))
+    .await
+    .unwrap();
+
+    for node in &cluster.nodes {
+        let base = node.public_url("");
+        let base = base.trim_end_matches('/').to_owned();
+        // Wait until this node has the writes (the clients have no min_index).
+        let url = format!("{base}/api/v2/status.json?min_index={}", index + 1);
+        reqwest::get(&url)
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+
+        let out = run(Command::new(dir.join("venv/bin/python"))
+            .args(["-c", PYTHON])
+            .arg(&base));
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(v["code"], "major", "{v}");
+        assert_eq!(v["is_ok"], false);
+        assert_eq!(v["description"], "Partial System Outage");
+        assert_eq!(v["components"]["API"], "Partial outage", "{v}");
+        assert_eq!(v["components"]["Dashboard"], "Operational");
+        assert_eq!(v["incidents"][0][0], "API errors");
+        assert_eq!(v["incidents"][0][1], "investigating");
+        assert_eq!(v["incidents"][0][2][0], "API");
+        assert_eq!(v["incidents"][1][0], "Database upgrade");
+
+        let out = run(Command::new("node").args(["-e", NODE]).arg(&base).arg(&dir));
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(v["page"], "Acme Cloud", "{v}");
+        assert_eq!(v["indicator"], "major");
+        assert_eq!(v["components"], 2);
+        assert_eq!(v["incidents"], serde_json::json!(["API errors"]));
+        assert_eq!(v["unresolved"], 1);
+        assert_eq!(v["upcoming"], serde_json::json!(["Database upgrade"]));
+    }
+}
