@@ -5,9 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -75,31 +74,26 @@ pub fn router(
         .route("/history.rss", get(page))
         .route("/badge.svg", get(page))
         .route("/components/{id}/badge.svg", get(page))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/cluster", get(cluster))
-        .layer(middleware::map_response_with_state(app.clone(), freshness))
+        .fallback(not_found)
         .with_state(app)
 }
 
-/// Adds the freshness headers to every response.
-async fn freshness(State(app): State<App>, mut resp: Response) -> Response {
-    let (stale, contact) = is_stale(&app);
+/// Adds the freshness headers. Every handler's response goes through it (the hot handlers
+/// call it directly rather than through a middleware layer: it is on every request).
+fn stamp(app: &App, mut resp: Response) -> Response {
+    let (stale, contact) = is_stale(app);
     let h = resp.headers_mut();
-    let put = |h: &mut HeaderMap, name: &'static str, value: String| {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            h.insert(name, v);
-        }
-    };
     h.insert("x-statusmesh-node", app.node_header.clone());
     h.insert("x-statusmesh-region", app.region_header.clone());
-    put(
-        h,
+    h.insert(
         "x-statusmesh-applied-index",
-        app.node.replica().applied_index().to_string(),
+        HeaderValue::from(app.node.replica().applied_index()),
     );
     if let Some(ms) = contact {
-        put(h, "x-statusmesh-leader-contact-ms", ms.to_string());
+        h.insert("x-statusmesh-leader-contact-ms", HeaderValue::from(ms));
     }
     h.insert(
         "x-statusmesh-stale",
@@ -108,23 +102,43 @@ async fn freshness(State(app): State<App>, mut resp: Response) -> Response {
     resp
 }
 
-#[derive(Debug, Deserialize)]
-struct ApiQuery {
-    min_index: Option<String>,
+async fn not_found(State(app): State<App>, uri: axum::http::Uri) -> Response {
+    stamp(
+        &app,
+        (
+            StatusCode::NOT_FOUND,
+            format!("no such page: {}\n", uri.path()),
+        )
+            .into_response(),
+    )
+}
+
+async fn healthz(State(app): State<App>) -> Response {
+    stamp(&app, "ok\n".into_response())
 }
 
 fn json_error(status: StatusCode, message: String) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
-async fn api_v2(
-    State(app): State<App>,
-    uri: axum::http::Uri,
-    Query(q): Query<ApiQuery>,
-    headers: HeaderMap,
-) -> Response {
+/// The value of `name` in a query string (`a=1&b=2`), percent-decoding not needed for the
+/// integers read here.
+fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+    query?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+}
+
+async fn api_v2(State(app): State<App>, req: Request) -> Response {
+    // The body is not needed (and not `Sync`): keep only the head across the wait.
+    let (head, _) = req.into_parts();
+    let resp = api_v2_response(&app, &head).await;
+    stamp(&app, resp)
+}
+
+async fn api_v2_response(app: &App, req: &axum::http::request::Parts) -> Response {
     let mut view = app.view.borrow().clone();
-    if let Some(raw) = q.min_index {
+    if let Some(raw) = query_param(req.uri.query(), "min_index") {
         let Ok(wanted) = raw.parse::<u64>() else {
             return json_error(
                 StatusCode::BAD_REQUEST,
@@ -151,9 +165,9 @@ async fn api_v2(
             }
         }
     }
-    let key = uri.path();
+    let key = req.uri.path();
     match view.bodies.get(key) {
-        Some(repr) => respond(repr, &headers),
+        Some(repr) => respond(repr, &req.headers),
         None => json_error(StatusCode::NOT_FOUND, format!("no such endpoint: {key}")),
     }
 }
@@ -192,31 +206,40 @@ fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
 }
 
 /// A cached representation: 304 when the client's validator matches, else the best encoding.
+/// Every header value is prebuilt: nothing is parsed or formatted here.
 pub fn respond(repr: &Representation, headers: &HeaderMap) -> Response {
-    let mut builder = Response::builder()
-        .header(header::ETAG, &repr.etag)
-        .header(header::CACHE_CONTROL, CACHE_CONTROL)
-        .header(header::VARY, "Accept-Encoding")
-        .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*");
-    if if_none_match(headers, &repr.etag) {
-        return builder
-            .status(StatusCode::NOT_MODIFIED)
-            .body(Body::empty())
-            .unwrap_or_default();
-    }
-    builder = builder.header(header::CONTENT_TYPE, repr.content_type);
-    let body = match pick_encoding(headers) {
-        Some("br") => {
-            builder = builder.header(header::CONTENT_ENCODING, "br");
-            repr.brotli.clone()
+    let not_modified = if_none_match(headers, &repr.etag);
+    let (body, encoding) = if not_modified {
+        (Body::empty(), None)
+    } else {
+        match pick_encoding(headers) {
+            Some("br") => (Body::from(repr.brotli.clone()), Some("br")),
+            Some(_) => (Body::from(repr.gzip.clone()), Some("gzip")),
+            None => (Body::from(repr.identity.clone()), None),
         }
-        Some(_) => {
-            builder = builder.header(header::CONTENT_ENCODING, "gzip");
-            repr.gzip.clone()
-        }
-        None => repr.identity.clone(),
     };
-    builder.body(Body::from(body)).unwrap_or_default()
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.reserve(12);
+    h.insert(header::ETAG, repr.etag_header.clone());
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(CACHE_CONTROL),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    if not_modified {
+        *resp.status_mut() = StatusCode::NOT_MODIFIED;
+        return resp;
+    }
+    h.insert(header::CONTENT_TYPE, repr.content_type_header.clone());
+    if let Some(e) = encoding {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(e));
+    }
+    resp
 }
 
 fn is_stale(app: &App) -> (bool, Option<u64>) {
@@ -250,8 +273,9 @@ fn serve_cached(app: &App, key: &str, headers: &HeaderMap) -> Response {
     respond(repr, headers)
 }
 
-async fn page(State(app): State<App>, uri: axum::http::Uri, headers: HeaderMap) -> Response {
-    serve_cached(&app, uri.path(), &headers)
+async fn page(State(app): State<App>, req: Request) -> Response {
+    let resp = serve_cached(&app, req.uri().path(), req.headers());
+    stamp(&app, resp)
 }
 
 #[derive(Debug, Deserialize)]
@@ -267,13 +291,19 @@ async fn history(
     let n = match q.page.as_deref().map(str::parse::<usize>) {
         None => 1,
         Some(Ok(n)) if n >= 1 => n,
-        _ => return (StatusCode::BAD_REQUEST, "page must be a positive integer\n").into_response(),
+        _ => {
+            return stamp(
+                &app,
+                (StatusCode::BAD_REQUEST, "page must be a positive integer\n").into_response(),
+            )
+        }
     };
-    serve_cached(&app, &format!("/history/{n}"), &headers)
+    let resp = serve_cached(&app, &format!("/history/{n}"), &headers);
+    stamp(&app, resp)
 }
 
-async fn preflight() -> Response {
-    Response::builder()
+async fn preflight(State(app): State<App>) -> Response {
+    let resp = Response::builder()
         .status(StatusCode::NO_CONTENT)
         .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
         .header(
@@ -283,11 +313,17 @@ async fn preflight() -> Response {
         .header(header::ACCESS_CONTROL_ALLOW_HEADERS, "*")
         .header(header::ACCESS_CONTROL_MAX_AGE, "86400")
         .body(Body::empty())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    stamp(&app, resp)
 }
 
 /// Ready once this node holds a replica: it is a member of an initialised cluster.
-async fn readyz(State(app): State<App>) -> impl IntoResponse {
+async fn readyz(State(app): State<App>) -> Response {
+    let resp = readiness(&app).into_response();
+    stamp(&app, resp)
+}
+
+fn readiness(app: &App) -> impl IntoResponse {
     let data = app.node.replica().read();
     let member = data
         .membership
@@ -305,7 +341,12 @@ async fn readyz(State(app): State<App>) -> impl IntoResponse {
     }
 }
 
-async fn cluster(State(app): State<App>) -> Json<serde_json::Value> {
+async fn cluster(State(app): State<App>) -> Response {
+    let resp = cluster_view(&app).into_response();
+    stamp(&app, resp)
+}
+
+fn cluster_view(app: &App) -> Json<serde_json::Value> {
     let s = app.node.status();
     // A diagnostic endpoint: the digest is computed here, not on every render.
     let (digest, digest_index, outbox) = {
@@ -325,7 +366,7 @@ async fn cluster(State(app): State<App>) -> Json<serde_json::Value> {
         "applied_index": s.applied_index,
         "last_log_index": s.last_log_index,
         "millis_since_leader_contact": s.millis_since_leader_contact,
-        "stale": is_stale(&app).0,
+        "stale": is_stale(app).0,
         "timing_profile": s.profile.as_str(),
         "state_digest": digest,
         "state_digest_index": digest_index,

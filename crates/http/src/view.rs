@@ -23,6 +23,9 @@ pub struct Representation {
     pub brotli: Bytes,
     /// Strong validator over the identity bytes (quoted, as sent).
     pub etag: String,
+    /// `etag` and `content_type` as header values, built once.
+    pub etag_header: axum::http::HeaderValue,
+    pub content_type_header: axum::http::HeaderValue,
 }
 
 impl Representation {
@@ -43,12 +46,16 @@ impl Representation {
             let _ = brotli::BrotliCompress(&mut body.as_slice(), &mut out, &params);
             out
         };
+        let etag_header = axum::http::HeaderValue::from_str(&etag)
+            .unwrap_or(axum::http::HeaderValue::from_static("\"0\""));
         Representation {
             content_type,
             identity: Bytes::from(body),
             gzip: Bytes::from(gzip),
             brotli: Bytes::from(brotli),
             etag,
+            etag_header,
+            content_type_header: axum::http::HeaderValue::from_static(content_type),
         }
     }
 }
