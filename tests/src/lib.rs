@@ -7,6 +7,8 @@
 // Test-only crate: a failed unwrap is a failed test with its message.
 #![allow(clippy::unwrap_used)]
 
+pub mod faultnet;
+pub mod history;
 pub mod receiver;
 
 use std::future::Future;
@@ -46,35 +48,34 @@ pub fn binary(name: &str) -> PathBuf {
 
 /// The first of `n` consecutive free ports (for the demo, which numbers its nodes' ports).
 pub fn free_port_block(n: u16) -> u16 {
-    loop {
-        let first = free_port();
-        if first < 32_000 - n
-            && (1..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", first + i)).is_ok())
-        {
-            // Keep the counter past the block so no later caller gets one of its ports.
-            for _ in 1..n {
-                free_port();
-            }
-            return first;
-        }
-    }
+    ports(n)
 }
 
 /// A port no other test of this process has been given, below Linux's ephemeral range (so
-/// outgoing connections never take it), and free right now. The starting point depends on the
-/// process id so concurrent test processes start far apart.
+/// outgoing connections never take it), and free right now.
 fn free_port() -> u16 {
+    ports(1)
+}
+
+/// Reserves `n` consecutive ports in one step (so concurrent callers never interleave) and
+/// returns the first, once all of them are free right now. The starting point depends on the
+/// process id so concurrent test processes start far apart.
+fn ports(n: u16) -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let base = 10_000 + (std::process::id() * 211) % 20_000;
+    let base = (std::process::id() * 211) % 20_000;
     for _ in 0..20_000 {
-        let offset = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = (10_000 + (base - 10_000 + offset) % 22_000) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
+        let offset = NEXT.fetch_add(u32::from(n), Ordering::Relaxed);
+        let first = 10_000 + (base + offset) % 22_000;
+        if first + u32::from(n) > 32_000 {
+            continue;
+        }
+        let first = first as u16;
+        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", first + i)).is_ok()) {
+            return first;
         }
     }
-    panic!("no free port found");
+    panic!("no {n} free consecutive ports found");
 }
 
 /// One node of a test cluster.
@@ -117,6 +118,37 @@ pub struct TestCluster {
     members: Vec<MemberConfig>,
     snapshot_every: u64,
     webhooks: WebhooksConfig,
+    options: ClusterOptions,
+    /// Where each node's peer server really listens, when it differs from the advertised
+    /// address (a fault-injection proxy sits in between).
+    peer_listen: std::collections::HashMap<u64, String>,
+}
+
+/// How a test cluster's nodes are configured.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    pub snapshot_every: u64,
+    pub webhooks: WebhooksConfig,
+    pub profile: TimingProfile,
+    pub stale_after_ms: u64,
+    pub write_timeout_ms: u64,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            snapshot_every: 1000,
+            webhooks: test_webhooks(),
+            profile: TimingProfile::Lan,
+            stale_after_ms: 2000,
+            write_timeout_ms: 8000,
+        }
+    }
+}
+
+/// The source address node `id` uses for peer connections when a fault proxy is in between.
+pub fn peer_source_ip(id: u64) -> std::net::IpAddr {
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 1, id as u8))
 }
 
 fn member(id: u64) -> MemberConfig {
@@ -150,14 +182,57 @@ impl TestCluster {
 
     /// Starts `n` initial members with the given webhook settings.
     pub fn start_configured(n: u64, snapshot_every: u64, webhooks: WebhooksConfig) -> Self {
-        let dir = TempDir::new().expect("temp dir");
+        Self::start_options(
+            n,
+            ClusterOptions {
+                snapshot_every,
+                webhooks,
+                ..ClusterOptions::default()
+            },
+        )
+    }
+
+    pub fn start_options(n: u64, options: ClusterOptions) -> Self {
         let members: Vec<MemberConfig> = (1..=n).map(member).collect();
+        Self::launch(members, Default::default(), options)
+    }
+
+    /// Starts `n` nodes whose peer traffic all goes through `FaultNet` proxies: node `j`
+    /// advertises its proxy's address, and node `i` connects from [`peer_source_ip`]`(i)`, so the
+    /// proxy knows the direction of every connection.
+    pub async fn start_faulty(n: u64, options: ClusterOptions) -> (Self, faultnet::FaultNet) {
+        let mut members = Vec::new();
+        let mut listen = std::collections::HashMap::new();
+        let mut routes = Vec::new();
+        for id in 1..=n {
+            let mut m = member(id);
+            let proxy: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+            let real: std::net::SocketAddr = m.peer_addr.parse().unwrap();
+            listen.insert(id, m.peer_addr.clone());
+            m.peer_addr = proxy.to_string();
+            routes.push((id, proxy, real));
+            members.push(m);
+        }
+        let net =
+            faultnet::FaultNet::start(routes, (1..=n).map(|i| (peer_source_ip(i), i)).collect())
+                .await;
+        (Self::launch(members, listen, options), net)
+    }
+
+    fn launch(
+        members: Vec<MemberConfig>,
+        peer_listen: std::collections::HashMap<u64, String>,
+        options: ClusterOptions,
+    ) -> Self {
+        let dir = TempDir::new().expect("temp dir");
         let mut cluster = TestCluster {
             dir,
             nodes: Vec::new(),
             members: members.clone(),
-            snapshot_every,
-            webhooks,
+            snapshot_every: options.snapshot_every,
+            webhooks: options.webhooks.clone(),
+            options,
+            peer_listen,
         };
         for m in &members {
             cluster.add_node_process(m.clone(), true);
@@ -171,14 +246,19 @@ impl TestCluster {
             region: m.region.clone(),
             data_dir: self.dir.path().join(format!("node{}", m.id)),
             listen: ListenConfig {
-                peer: m.peer_addr.parse().expect("addr"),
+                peer: self
+                    .peer_listen
+                    .get(&m.id)
+                    .unwrap_or(&m.peer_addr)
+                    .parse()
+                    .expect("addr"),
                 admin: m.admin_addr.parse().expect("addr"),
                 public: m.public_addr.parse().expect("addr"),
             },
-            timing_profile: TimingProfile::Lan,
+            timing_profile: self.options.profile,
             snapshot_every: self.snapshot_every,
-            write_timeout_ms: Some(8000),
-            stale_after_ms: Some(2000),
+            write_timeout_ms: Some(self.options.write_timeout_ms),
+            stale_after_ms: Some(self.options.stale_after_ms),
             initial_members: if initial {
                 self.members.clone()
             } else {
@@ -189,6 +269,10 @@ impl TestCluster {
                 token: TOKEN.into(),
             }],
             webhooks: self.webhooks.clone(),
+            peer_source_ip: self
+                .peer_listen
+                .contains_key(&m.id)
+                .then(|| peer_source_ip(m.id)),
         };
         let config_path = self.dir.path().join(format!("node{}.toml", m.id));
         std::fs::write(&config_path, toml::to_string(&config).expect("toml"))
@@ -238,6 +322,28 @@ impl TestCluster {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// SIGSTOP: the process hangs (a frozen VM, a stuck disk) but keeps its sockets.
+    pub fn pause(&mut self, i: usize) {
+        self.signal(i, nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    /// SIGCONT after [`TestCluster::pause`].
+    pub fn resume(&mut self, i: usize) {
+        self.signal(i, nix::sys::signal::Signal::SIGCONT);
+    }
+
+    fn signal(&mut self, i: usize, sig: nix::sys::signal::Signal) {
+        if let Some(c) = &self.nodes[i].child {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), sig);
+        }
+    }
+
+    /// Deletes a stopped node's data directory (its region was rebuilt from nothing).
+    pub fn wipe(&mut self, i: usize) {
+        assert!(self.nodes[i].child.is_none(), "wipe a stopped node only");
+        let _ = std::fs::remove_dir_all(&self.nodes[i].config.data_dir);
     }
 
     /// SIGTERM and wait for a clean exit.

@@ -218,3 +218,47 @@ async fn demo_starts_three_regions_seeds_once_stops_cleanly_and_resumes() {
     assert_eq!(counts(ports.1, &token).await, (9, 1, 1));
     sigint_and_wait(demo);
 }
+
+#[test]
+fn the_fire_drill_rides_out_the_loss_of_the_leaders_region() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let ports = (free_port_block(3), free_port_block(3), free_port_block(3));
+    let mut child = Command::new(binary("statusmesh"))
+        .args(["demo", "--drill", "--data-dir"])
+        .arg(dir.path())
+        .args(["--public-port", &ports.0.to_string()])
+        .args(["--admin-port", &ports.1.to_string()])
+        .args(["--peer-port", &ports.2.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded: the drill has 30 s limits inside; give the whole run two minutes.
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("the drill did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (mut out, mut err) = (String::new(), String::new());
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "drill failed:\n{out}\n{err}");
+    assert!(out.contains("is taken down with SIGKILL"), "{out}");
+    assert!(out.contains("now leads"), "{out}");
+    assert!(out.contains("3 of 3 subscribers received it"), "{out}");
+    assert!(out.contains(", 0 failed."), "{out}");
+    assert!(out.contains("rode out the loss of a region"), "{out}");
+    for port in [ports.1, ports.1 + 1, ports.1 + 2] {
+        assert!(
+            !port_in_use(port),
+            "admin port {port} still open after the drill"
+        );
+    }
+}

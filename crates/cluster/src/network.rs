@@ -60,14 +60,20 @@ pub(crate) enum CallError {
 pub struct PeerNetwork {
     from: NodeId,
     connect_timeout: Duration,
+    source_ip: Option<std::net::IpAddr>,
     channels: Arc<Mutex<HashMap<(NodeId, String), Channel>>>,
 }
 
 impl PeerNetwork {
-    pub fn new(from: NodeId, connect_timeout: Duration) -> Self {
+    pub fn new(
+        from: NodeId,
+        connect_timeout: Duration,
+        source_ip: Option<std::net::IpAddr>,
+    ) -> Self {
         PeerNetwork {
             from,
             connect_timeout,
+            source_ip,
             channels: Arc::default(),
         }
     }
@@ -86,6 +92,7 @@ impl PeerNetwork {
         })?;
         let channel = endpoint
             .connect_timeout(self.connect_timeout)
+            .local_address(self.source_ip)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(5))
             .keep_alive_timeout(Duration::from_secs(5))

@@ -30,6 +30,9 @@ pub struct NodeConfig {
     pub profile: TimingProfile,
     /// Build a snapshot (and purge the log behind it) every this many applied entries.
     pub snapshot_every: u64,
+    /// Source address for connections to peers (multi-homed hosts; the fault-injection tests
+    /// give each node its own so a proxy can tell senders apart). `None`: the OS chooses.
+    pub peer_source_ip: Option<std::net::IpAddr>,
 }
 
 /// The leader's source of ids and secrets.
@@ -140,7 +143,11 @@ impl ClusterNode {
         sm: StateMachineStore,
     ) -> Result<Arc<Self>, String> {
         let raft_config = Arc::new(raft_config(config.profile, config.snapshot_every)?);
-        let network = PeerNetwork::new(config.id, config.profile.timings().connect_timeout);
+        let network = PeerNetwork::new(
+            config.id,
+            config.profile.timings().connect_timeout,
+            config.peer_source_ip,
+        );
         let replica = sm.replica();
         let raft = Raft::new(config.id, raft_config, network.clone(), log, sm.clone())
             .await

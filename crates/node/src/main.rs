@@ -40,6 +40,11 @@ enum Cmd {
         /// First peer (Raft) port.
         #[arg(long, default_value_t = 9001)]
         peer_port: u16,
+        /// Fire drill: once the cluster is up, take the leader's region down (SIGKILL), post an
+        /// incident through a surviving region, report what customers and subscribers saw,
+        /// bring the region back, then stop. Exit status 0 when the cluster rode it out.
+        #[arg(long)]
+        drill: bool,
     },
 }
 
@@ -75,6 +80,7 @@ fn main() -> anyhow::Result<()> {
                 public_port,
                 admin_port,
                 peer_port,
+                drill,
             } => {
                 let exe = std::env::current_exe().context("cannot find the statusmesh binary")?;
                 run_demo(
@@ -84,6 +90,7 @@ fn main() -> anyhow::Result<()> {
                         admin_port,
                         peer_port,
                         exe,
+                        drill,
                     },
                     shutdown_signal(),
                 )

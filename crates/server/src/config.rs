@@ -215,6 +215,9 @@ pub struct Config {
     pub tokens: Vec<TokenConfig>,
     #[serde(default)]
     pub webhooks: WebhooksConfig,
+    /// Source IP for connections to peers (multi-homed hosts). Default: chosen by the OS.
+    #[serde(default)]
+    pub peer_source_ip: Option<std::net::IpAddr>,
 }
 
 fn default_snapshot_every() -> u64 {

@@ -24,12 +24,64 @@ pub struct DemoOptions {
     pub peer_port: u16,
     /// The `statusmesh` binary to run as children.
     pub exe: PathBuf,
+    /// Run the fire drill once the cluster is up, then stop.
+    pub drill: bool,
 }
 
-struct DemoNode {
+pub(crate) struct DemoNode {
     region: &'static str,
     config_path: PathBuf,
+    log_path: PathBuf,
+    exe: PathBuf,
     child: Child,
+}
+
+impl DemoNode {
+    fn spawn(
+        exe: &Path,
+        region: &'static str,
+        config_path: PathBuf,
+        log_path: PathBuf,
+    ) -> anyhow::Result<DemoNode> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)?;
+        let child = Command::new(exe)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", exe.display()))?;
+        Ok(DemoNode {
+            region,
+            config_path,
+            log_path,
+            exe: exe.to_path_buf(),
+            child,
+        })
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    pub(crate) async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// Starts the node again from its config and data directory.
+    pub(crate) async fn respawn(&mut self) -> anyhow::Result<()> {
+        let _ = self.child.kill().await;
+        let fresh = DemoNode::spawn(
+            &self.exe,
+            self.region,
+            self.config_path.clone(),
+            self.log_path.clone(),
+        )?;
+        self.child = fresh.child;
+        Ok(())
+    }
 }
 
 /// The three node configs of the demo cluster (the same on every run with the same options).
@@ -73,6 +125,7 @@ pub fn demo_configs(opts: &DemoOptions, token: &str) -> Vec<Config> {
                 name: "admin".into(),
                 token: token.into(),
             }],
+            peer_source_ip: None,
             // The demo's receivers run on this machine.
             webhooks: WebhooksConfig {
                 allow_loopback: true,
@@ -130,31 +183,21 @@ pub async fn run_demo(
     for (region, config) in REGIONS.iter().zip(&configs) {
         let path = data_dir.join(format!("{region}.toml"));
         std::fs::write(&path, toml::to_string(config)?)?;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(data_dir.join(format!("{region}.log")))?;
-        let child = Command::new(&opts.exe)
-            .arg("serve")
-            .arg("--config")
-            .arg(&path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("cannot start {}", opts.exe.display()))?;
-        nodes.push(DemoNode {
+        nodes.push(DemoNode::spawn(
+            &opts.exe,
             region,
-            config_path: path,
-            child,
-        });
+            path,
+            data_dir.join(format!("{region}.log")),
+        )?);
     }
 
     let result = async {
         let mut client = wait_for_leader(&endpoints, &token, Duration::from_secs(30)).await?;
         let page_url = format!("http://{}/", configs[0].listen.public);
         seed_if_empty(&mut client, &token, &page_url).await?;
-        print_welcome(&configs, &nodes, &env_file);
+        if !opts.drill {
+            print_welcome(&configs, &nodes, &env_file);
+        }
         anyhow::Ok(())
     }
     .await;
@@ -163,6 +206,14 @@ pub async fn run_demo(
             "demo failed to start: {e:#} (see the logs in {})",
             data_dir.display()
         );
+    } else if opts.drill {
+        let drilled = crate::drill::run(&configs, &mut nodes, &token).await;
+        stop_all(&mut nodes).await;
+        return match drilled {
+            Ok(true) => Ok(()),
+            Ok(false) => bail!("the fire drill found a problem"),
+            Err(e) => Err(e.context("the fire drill could not run")),
+        };
     } else {
         supervise(&mut nodes, shutdown).await;
     }

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod demo;
+mod drill;
 pub mod run;
 
 pub use config::Config;

@@ -66,6 +66,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             info: info.clone(),
             profile: config.timing_profile,
             snapshot_every: config.snapshot_every,
+            peer_source_ip: config.peer_source_ip,
         },
         log,
         sm,
