@@ -405,3 +405,67 @@ async fn s7_wan_latency_without_election_churn() {
     net.heal();
     check_invariants(&mut cluster, &rec, "s7 WAN latency").await;
 }
+
+/// The soak: random faults, one after another, for `STATUSMESH_SOAK_MINUTES` (default 2)
+/// under the same workload and invariants. Not part of `.ci/run`; run it with
+/// `bash scripts/soak.sh [MINUTES]`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long-running; run with scripts/soak.sh"]
+async fn soak_random_faults() {
+    use rand::Rng;
+    let _one = ONE_AT_A_TIME.lock().await;
+    let minutes: u64 = std::env::var("STATUSMESH_SOAK_MINUTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
+        .clamp(1, 120);
+    let (mut cluster, net) = TestCluster::start_faulty(5, ClusterOptions::default()).await;
+    cluster.wait_leader(LIMIT).await;
+    let r = reachable(5);
+    let w = Workload::start(&cluster, r.clone(), Duration::from_secs(30));
+    let until = Instant::now() + Duration::from_secs(minutes * 60);
+    let mut faults = 0;
+    while Instant::now() < until {
+        faults += 1;
+        let victim = rand::rng().random_range(0..5usize);
+        let id = cluster.nodes[victim].id;
+        let kind = rand::rng().random_range(0..5u8);
+        match kind {
+            0 => {
+                set_reachable(&r, victim, false);
+                cluster.kill(victim);
+                progress(&w, 3, "writes with a node down").await;
+                bring_back(&mut cluster, &w, &r, victim).await;
+            }
+            1 => {
+                set_reachable(&r, victim, false);
+                cluster.pause(victim);
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                cluster.resume(victim);
+                set_reachable(&r, victim, true);
+            }
+            2 => {
+                net.isolate(id, Fault::Drop);
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                net.heal();
+            }
+            3 => {
+                net.isolate(id, Fault::Reset);
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                net.heal();
+            }
+            _ => {
+                net.delay_all(Duration::from_millis(20), Duration::from_millis(60));
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                net.heal();
+            }
+        }
+        println!(
+            "soak: fault {faults} (kind {kind} on node {id}); {} writes acknowledged",
+            w.acked()
+        );
+        progress(&w, 2, "writes after a fault healed").await;
+    }
+    let rec = w.finish().await;
+    check_invariants(&mut cluster, &rec, &format!("soak ({faults} faults)")).await;
+}
