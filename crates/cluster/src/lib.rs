@@ -12,6 +12,7 @@ pub mod node;
 pub mod peer_server;
 pub mod profile;
 pub mod scheduler;
+pub mod watchdog;
 
 pub use error::{MembershipError, ProposeError};
 pub use node::{now, ClusterNode, MemberStatus, NodeConfig, NodeStatus};

@@ -79,6 +79,11 @@ impl LeaderContact {
         self.last.store(ms, Ordering::Relaxed);
     }
 
+    /// Milliseconds since the last accepted leader message; `None` if never.
+    pub(crate) fn millis_since_contact(&self) -> Option<u64> {
+        self.millis_since()
+    }
+
     fn millis_since(&self) -> Option<u64> {
         match self.last.load(Ordering::Relaxed) {
             0 => None,

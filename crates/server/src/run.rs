@@ -138,6 +138,10 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         stop_rx.clone(),
     ));
     let dispatch = tokio::spawn(dispatcher.run(stop_rx.clone()));
+    let watchdog = tokio::spawn(statusmesh_cluster::watchdog::run_election_watchdog(
+        node.clone(),
+        stop_rx.clone(),
+    ));
 
     if config.is_initial_member() {
         let members: BTreeMap<u64, NodeInfo> = config
@@ -190,6 +194,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         tracing::warn!(error = %e, "public server ended with an error");
     }
     let _ = scheduler.await;
+    let _ = watchdog.await;
     // The dispatcher records the attempts it already made before raft stops.
     let _ = dispatch.await;
     node.shutdown().await;
