@@ -13,11 +13,11 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "lowercase")]
 pub enum TimingProfile {
     /// Loopback or one data center (tests, demo): heartbeat 100 ms, election 400-800 ms.
-    /// Expect a new leader about 1-1.5 s after the old one dies.
+    /// Expect a new leader about 0.8-1.3 s after the old one dies.
     #[default]
     Lan,
     /// Regions on different continents: heartbeat 500 ms, election 2-4 s, snapshot install
-    /// timeout 30 s. Tolerates 300 ms RTT without election churn; expect failover in 4-8 s.
+    /// timeout 30 s. Tolerates 300 ms RTT without election churn; expect failover in about 4-5 s.
     Wan,
 }
 
