@@ -7,5 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/prerequisites.sh
 cargo build --workspace --all-targets
-STATUSMESH_SOAK_MINUTES="${1:-2}" exec cargo test -p statusmesh-tests --test faults -- \
+SOAK_MINUTES="${1:-2}" exec cargo test -p statusmesh-tests --test faults -- \
   --ignored --nocapture soak_random_faults

@@ -248,6 +248,19 @@ impl Workload {
         *self.epochs.lock().unwrap().entry(i).or_default() += 1;
     }
 
+    /// Takes node `i` out of (or back into) the set clients use. A public read counts as
+    /// failed only if its node stayed reachable for the whole request, so the epoch moves on
+    /// every change.
+    pub fn set_reachable(&self, reachable: &Reachable, i: usize, on: bool) {
+        *self.epochs.lock().unwrap().entry(i).or_default() += 1;
+        let mut set = reachable.lock().unwrap();
+        if on {
+            set.insert(i);
+        } else {
+            set.remove(&i);
+        }
+    }
+
     /// Acknowledged adds so far.
     pub fn acked(&self) -> usize {
         self.recorded

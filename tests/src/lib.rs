@@ -303,7 +303,14 @@ impl TestCluster {
             .append(true)
             .open(&node.log_path)
             .expect("log file");
-        let child = Command::new(binary("statusmesh"))
+        let mut cmd = Command::new(binary("statusmesh"));
+        // The node reads STATUSMESH_* variables as config overrides: keep the test's own out.
+        for (k, _) in std::env::vars() {
+            if k.starts_with("STATUSMESH_") {
+                cmd.env_remove(k);
+            }
+        }
+        let child = cmd
             .arg("serve")
             .arg("--config")
             .arg(&node.config_path)

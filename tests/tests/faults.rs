@@ -31,15 +31,6 @@ fn reachable(n: usize) -> Reachable {
     Arc::new(Mutex::new((0..n).collect()))
 }
 
-fn set_reachable(r: &Reachable, i: usize, on: bool) {
-    let mut s = r.lock().unwrap();
-    if on {
-        s.insert(i);
-    } else {
-        s.remove(&i);
-    }
-}
-
 /// Restarts node `i` and makes it reachable for clients once it serves again.
 async fn bring_back(cluster: &mut TestCluster, w: &Workload, r: &Reachable, i: usize) {
     cluster.spawn(i);
@@ -53,7 +44,7 @@ async fn bring_back(cluster: &mut TestCluster, w: &Workload, r: &Reachable, i: u
             .map(|_| ())
     })
     .await;
-    set_reachable(r, i, true);
+    w.set_reachable(r, i, true);
 }
 
 /// Waits until the workload has `more` acknowledged writes beyond now.
@@ -143,7 +134,7 @@ async fn s1_leader_region_goes_dark_while_operators_write() {
     let r = reachable(3);
     let w = Workload::start(&cluster, r.clone(), Duration::from_secs(20));
     progress(&w, 10, "writes before the fault").await;
-    set_reachable(&r, leader, false);
+    w.set_reachable(&r, leader, false);
     cluster.kill(leader);
     let killed = Instant::now();
     progress(&w, 1, "the first write after the leader's region went dark").await;
@@ -228,7 +219,7 @@ async fn s3_quorum_lost_writes_fail_clearly_reads_continue_stale() {
     let survivor = (leader + 1) % 3;
     let gone: Vec<usize> = (0..3).filter(|&i| i != survivor).collect();
     for &i in &gone {
-        set_reachable(&r, i, false);
+        w.set_reachable(&r, i, false);
         cluster.kill(i);
     }
     // A write fails within the write timeout, saying why.
@@ -280,7 +271,7 @@ async fn s4_hung_leader_sigstop_then_sigcont() {
     let r = reachable(3);
     let w = Workload::start(&cluster, r.clone(), Duration::from_secs(20));
     progress(&w, 10, "writes before the hang").await;
-    set_reachable(&r, leader, false);
+    w.set_reachable(&r, leader, false);
     cluster.pause(leader);
     // Longer than the election timeout (400-800 ms with lan).
     progress(&w, 10, "writes while the old leader hangs").await;
@@ -291,7 +282,7 @@ async fn s4_hung_leader_sigstop_then_sigcont() {
         (s.state == "follower" && s.leader_id.is_some()).then_some(())
     })
     .await;
-    set_reachable(&r, leader, true);
+    w.set_reachable(&r, leader, true);
     progress(&w, 5, "writes after SIGCONT").await;
     let rec = w.finish().await;
     check_invariants(&mut cluster, &rec, "s4 hung leader").await;
@@ -306,7 +297,7 @@ async fn s5_rolling_restart_under_continuous_writes() {
     let w = Workload::start(&cluster, r.clone(), Duration::from_secs(20));
     progress(&w, 5, "writes before the restarts").await;
     for i in 0..3 {
-        set_reachable(&r, i, false);
+        w.set_reachable(&r, i, false);
         cluster.stop(i);
         progress(&w, 3, "writes while a node restarts").await;
         bring_back(&mut cluster, &w, &r, i).await;
@@ -332,7 +323,7 @@ async fn s6_wiped_node_replaced_by_a_new_id_catches_up_by_snapshot() {
     let w = Workload::start(&cluster, r.clone(), Duration::from_secs(20));
     let lost = (leader + 1) % 3;
     let lost_id = cluster.nodes[lost].id;
-    set_reachable(&r, lost, false);
+    w.set_reachable(&r, lost, false);
     cluster.kill(lost);
     cluster.wipe(lost);
     // Enough writes that the log behind the snapshots is purged.
@@ -357,7 +348,7 @@ async fn s6_wiped_node_replaced_by_a_new_id_catches_up_by_snapshot() {
     c.promote_node(read(pb::NodeIdRequest { id: 9 }))
         .await
         .unwrap();
-    set_reachable(&r, new, true);
+    w.set_reachable(&r, new, true);
     progress(&w, 5, "writes with the replacement node").await;
     let rec = w.finish().await;
     check_invariants(&mut cluster, &rec, "s6 replaced by a new id").await;
@@ -406,7 +397,7 @@ async fn s7_wan_latency_without_election_churn() {
     check_invariants(&mut cluster, &rec, "s7 WAN latency").await;
 }
 
-/// The soak: random faults, one after another, for `STATUSMESH_SOAK_MINUTES` (default 2)
+/// The soak: random faults, one after another, for `SOAK_MINUTES` (default 2)
 /// under the same workload and invariants. Not part of `.ci/run`; run it with
 /// `bash scripts/soak.sh [MINUTES]`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -414,7 +405,7 @@ async fn s7_wan_latency_without_election_churn() {
 async fn soak_random_faults() {
     use rand::Rng;
     let _one = ONE_AT_A_TIME.lock().await;
-    let minutes: u64 = std::env::var("STATUSMESH_SOAK_MINUTES")
+    let minutes: u64 = std::env::var("SOAK_MINUTES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2)
@@ -432,17 +423,17 @@ async fn soak_random_faults() {
         let kind = rand::rng().random_range(0..5u8);
         match kind {
             0 => {
-                set_reachable(&r, victim, false);
+                w.set_reachable(&r, victim, false);
                 cluster.kill(victim);
                 progress(&w, 3, "writes with a node down").await;
                 bring_back(&mut cluster, &w, &r, victim).await;
             }
             1 => {
-                set_reachable(&r, victim, false);
+                w.set_reachable(&r, victim, false);
                 cluster.pause(victim);
                 tokio::time::sleep(Duration::from_secs(2)).await;
                 cluster.resume(victim);
-                set_reachable(&r, victim, true);
+                w.set_reachable(&r, victim, true);
             }
             2 => {
                 net.isolate(id, Fault::Drop);
