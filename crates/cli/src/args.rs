@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "statusctl",
     version,
-    about = "Operate a statusmesh cluster: components, incidents, maintenances, subscribers, membership",
+    about = "Operate a statusmesh cluster: components, incidents, maintenances, webhook subscribers and their deliveries, membership",
     after_help = "Every write carries an idempotency key (generated unless --idempotency-key is given), \
 so retrying a command, or statusctl retrying it on the next endpoint, never applies it twice.\n\
 Exit status: 0 success, 1 error (the message names the gRPC code), 2 usage error."

@@ -7,10 +7,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(rename_all = "snake_case", tag = "error", content = "detail")]
 pub enum ProposeError {
-    /// No leader could commit the write before the deadline: a majority of the cluster is
-    /// unreachable or an election did not settle. The write may still commit later; retrying
-    /// with the same idempotency key is safe.
-    #[error("no quorum: the write was not committed within {0} ms (a majority of nodes is unreachable or no leader is elected); retrying with the same idempotency key is safe")]
+    /// No leader could commit the write (or confirm a linearizable read) before the deadline:
+    /// a majority of the cluster is unreachable or an election did not settle. A write may
+    /// still commit later; retrying it with the same idempotency key is safe.
+    #[error("no quorum: nothing could be committed within {0} ms (a majority of nodes is unreachable or no leader is elected); retrying is safe, a write with the same idempotency key applies at most once")]
     NoQuorum(u64),
     /// This node is not the leader (internal: triggers forwarding).
     #[error("node is not the leader")]
