@@ -475,6 +475,48 @@ where
     }
 }
 
+/// Waits until no delivery is pending in the outbox (as the node behind `c` sees it); returns
+/// the final counts.
+pub async fn wait_outbox_drained(
+    c: &AdminClient<Channel>,
+    limit: Duration,
+) -> pb::OutboxStatusReply {
+    eventually(limit, "the outbox drains", || {
+        let mut c = c.clone();
+        async move {
+            let s = c
+                .outbox_status(read(pb::ReadRequest::default()))
+                .await
+                .ok()?
+                .into_inner();
+            (s.pending == 0).then_some(s)
+        }
+    })
+    .await
+}
+
+/// Waits until subscriber `id` is in `state` (active, disabled, quarantined); returns it.
+pub async fn wait_subscriber_state(
+    c: &AdminClient<Channel>,
+    id: &str,
+    state: &str,
+    limit: Duration,
+) -> pb::Subscriber {
+    eventually(limit, &format!("subscriber {id} becomes {state}"), || {
+        let mut c = c.clone();
+        let id = id.to_owned();
+        async move {
+            let s = c
+                .get_subscriber(read(pb::GetRequest { id, consistency: 0 }))
+                .await
+                .ok()?
+                .into_inner();
+            (s.state == state).then_some(s)
+        }
+    })
+    .await
+}
+
 /// An authenticated read request.
 pub fn read<T>(m: T) -> tonic::Request<T> {
     authed(m, TOKEN, None).expect("request")

@@ -354,38 +354,13 @@ async fn retries_throttling_redirects_timeouts_gone_and_quarantine() {
     let t = recv.on("/throttled");
     assert!(t[1].at.duration_since(t[0].at) >= Duration::from_millis(1_900));
     // A redirect is a failure and is never followed; four attempts exhaust the schedule.
-    let sub_state = |c: &mut pb::admin_client::AdminClient<tonic::transport::Channel>,
-                     id: String| {
-        let mut c = c.clone();
-        async move {
-            c.get_subscriber(read(pb::GetRequest { id, consistency: 0 }))
-                .await
-                .unwrap()
-                .into_inner()
-        }
-    };
     let redirect_id = subs["/redirect"].id.clone();
-    let quarantined = eventually(LIMIT, "the redirecting subscriber is quarantined", || {
-        let f = sub_state(&mut c, redirect_id.clone());
-        async move {
-            let s = f.await;
-            (s.state == "quarantined").then_some(s)
-        }
-    })
-    .await;
+    let quarantined = wait_subscriber_state(&c, &redirect_id, "quarantined", LIMIT).await;
     assert!(quarantined.state_reason.unwrap().contains("exhausted"));
     assert_eq!(recv.on("/redirect").len(), 4);
     assert!(recv.on("/redirect-target").is_empty());
     // 410 disables after a single attempt.
-    let gone_id = subs["/gone"].id.clone();
-    let gone = eventually(LIMIT, "the 410 subscriber is disabled", || {
-        let f = sub_state(&mut c, gone_id.clone());
-        async move {
-            let s = f.await;
-            (s.state == "disabled").then_some(s)
-        }
-    })
-    .await;
+    let gone = wait_subscriber_state(&c, &subs["/gone"].id, "disabled", LIMIT).await;
     assert!(gone.state_reason.unwrap().contains("410"));
     assert_eq!(recv.on("/gone").len(), 1);
     // A hanging endpoint times out; the attempt log says so.
@@ -453,8 +428,7 @@ async fn retries_throttling_redirects_timeouts_gone_and_quarantine() {
             .await
     );
     assert_eq!(recv.on("/redirect")[4].webhook_id, first);
-    let s = sub_state(&mut c, redirect_id).await;
-    assert_eq!(s.state, "active");
+    wait_subscriber_state(&c, &redirect_id, "active", LIMIT).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -563,19 +537,9 @@ async fn killing_the_leader_mid_fanout_loses_nothing() {
         );
         verify(r, &secrets[&r.path]).unwrap();
     }
-    // The outbox drains on the new leader.
-    eventually(LIMIT, "the outbox drains", || {
-        let mut c = c.clone();
-        async move {
-            let s = c
-                .outbox_status(read(pb::ReadRequest::default()))
-                .await
-                .ok()?
-                .into_inner();
-            (s.pending == 0 && s.failed == 0).then_some(())
-        }
-    })
-    .await;
+    // The outbox drains on the new leader, with nothing failed.
+    let drained = wait_outbox_drained(&c, LIMIT).await;
+    assert_eq!(drained.failed, 0, "{drained:?}");
     let duplicates = all.len() - expected;
     println!(
         "fan-out of {expected}: {at_kill} delivered before the kill, {} requests in all, {duplicates} duplicates (same webhook-id)",

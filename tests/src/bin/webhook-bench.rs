@@ -189,23 +189,7 @@ async fn run(n: usize) -> anyhow::Result<()> {
     let fanout = last.duration_since(t0) - committed.min(last.duration_since(t0));
     let total = last.duration_since(t0);
     // Wait for the outbox to drain, then count the Raft entries the fan-out cost.
-    let mut admin = c.clone();
-    eventually(LIMIT, "the outbox drains", || {
-        let mut admin = admin.clone();
-        async move {
-            let s = admin
-                .outbox_status(read(pb::ReadRequest::default()))
-                .await
-                .ok()?
-                .into_inner();
-            (s.pending == 0).then_some(())
-        }
-    })
-    .await;
-    let status = admin
-        .outbox_status(read(pb::ReadRequest::default()))
-        .await?
-        .into_inner();
+    let status = wait_outbox_drained(&c, LIMIT).await;
     let index_after = leader_index(&mut cluster).await?;
     let record_writes = index_after - index_before - 1;
     let rate = n as f64 / total.as_secs_f64();
