@@ -16,6 +16,11 @@ use statusmesh_proto::admin::{self as pb, write_reply::Entity};
 use statusmesh_tests::*;
 
 const STATUSCHECK: &str = "statuscheck==3.11.0";
+const GRPC_TOOLS: [&str; 3] = [
+    "grpcio==1.76.0",
+    "grpcio-health-checking==1.76.0",
+    "grpcio-reflection==1.76.0",
+];
 const STATUSPAGE_IO: &str = "statuspage.io@3.2.10";
 
 fn run(cmd: &mut Command) -> String {
@@ -35,7 +40,10 @@ fn run(cmd: &mut Command) -> String {
 fn clients_dir() -> PathBuf {
     let home = std::env::var("HOME").unwrap_or_else(|_| "/tmp".into());
     let dir = Path::new(&home).join(".cache/statusmesh-clients");
-    let marker = dir.join(format!("{STATUSCHECK}+{STATUSPAGE_IO}"));
+    let marker = dir.join(format!(
+        "{STATUSCHECK}+{STATUSPAGE_IO}+{}",
+        GRPC_TOOLS.join("+")
+    ));
     if marker.exists() {
         return dir;
     }
@@ -43,7 +51,9 @@ fn clients_dir() -> PathBuf {
     run(Command::new("python3")
         .args(["-m", "venv"])
         .arg(dir.join("venv")));
-    run(Command::new(dir.join("venv/bin/pip")).args(["install", "-q", STATUSCHECK]));
+    run(Command::new(dir.join("venv/bin/pip"))
+        .args(["install", "-q", STATUSCHECK])
+        .args(GRPC_TOOLS));
     run(Command::new("npm")
         .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
         .arg(&dir)
@@ -187,4 +197,52 @@ async fn third_party_statuspage_clients_read_every_node() {
         assert_eq!(v["unresolved"], 1);
         assert_eq!(v["upcoming"], serde_json::json!(["Database upgrade"]));
     }
+}
+
+const GRPC_PYTHON: &str = r#"
+import sys, grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+ch = grpc.insecure_channel(sys.argv[1])
+h = health_pb2_grpc.HealthStub(ch)
+req = health_pb2.HealthCheckRequest(service="statusmesh.admin.v1.Admin")
+print(health_pb2.HealthCheckResponse.ServingStatus.Name(h.Check(req, timeout=5).status))
+r = reflection_pb2_grpc.ServerReflectionStub(ch)
+out = list(r.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5))
+print(",".join(sorted(s.name for s in out[0].list_services_response.service)))
+sym = reflection_pb2.ServerReflectionRequest(file_containing_symbol="statusmesh.admin.v1.Admin")
+out = list(r.ServerReflectionInfo(iter([sym]), timeout=5))
+print(len(out[0].file_descriptor_response.file_descriptor_proto))
+"#;
+
+/// Standard gRPC tooling (Python grpcio's health checking and reflection clients) talks to the
+/// admin port without the .proto files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_health_and_reflection_answer_standard_clients() {
+    let dir = tokio::task::spawn_blocking(clients_dir).await.unwrap();
+    let mut cluster = TestCluster::start(1);
+    cluster.wait_leader(Duration::from_secs(30)).await;
+    let addr = cluster.nodes[0].config.listen.admin.to_string();
+    // SERVING once the node holds a replica of an initialised cluster.
+    let out = eventually(
+        Duration::from_secs(10),
+        "the admin service reports SERVING",
+        || {
+            let (dir, addr) = (dir.clone(), addr.clone());
+            async move {
+                let out = run(Command::new(dir.join("venv/bin/python"))
+                    .args(["-c", GRPC_PYTHON])
+                    .arg(&addr));
+                out.starts_with("SERVING\n").then_some(out)
+            }
+        },
+    )
+    .await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[1],
+        "grpc.health.v1.Health,grpc.reflection.v1.ServerReflection,grpc.reflection.v1alpha.ServerReflection,statusmesh.admin.v1.Admin",
+        "{out}"
+    );
+    assert!(lines[2].parse::<u32>().unwrap() >= 1, "{out}");
 }

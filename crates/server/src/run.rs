@@ -8,6 +8,7 @@ use statusmesh_proto::admin::admin_server::AdminServer;
 use statusmesh_store::NodeInfo;
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -106,8 +107,37 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             .with_webhooks(targets, dispatcher.stats()),
     )
     .max_decoding_message_size(MAX_ADMIN_MESSAGE);
+    // Standard gRPC tools work without the .proto files: the health checking protocol (SERVING
+    // for the admin service once this node holds a replica) and server reflection.
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    // Only the services this port serves are advertised (the descriptor set also holds the
+    // peer protocol, which lives on the peer port).
+    let reflection_builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(statusmesh_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name(ADMIN_SERVICE)
+            .with_service_name("grpc.health.v1.Health")
+            .with_service_name("grpc.reflection.v1.ServerReflection")
+            .with_service_name("grpc.reflection.v1alpha.ServerReflection")
+    };
+    let reflection = reflection_builder()
+        .build_v1()
+        .map_err(|e| anyhow::anyhow!("cannot build gRPC reflection: {e}"))?;
+    // Older tools (and grpcio-reflection's default client) speak v1alpha.
+    let reflection_alpha = reflection_builder()
+        .build_v1alpha()
+        .map_err(|e| anyhow::anyhow!("cannot build gRPC reflection: {e}"))?;
+    let health = tokio::spawn(report_health(
+        node.clone(),
+        health_reporter,
+        stop_rx.clone(),
+    ));
     let admin = tokio::spawn(
         tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(reflection_alpha)
             .add_service(admin_service)
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(admin_listener),
@@ -195,11 +225,50 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
     }
     let _ = scheduler.await;
     let _ = watchdog.await;
+    let _ = health.await;
     // The dispatcher records the attempts it already made before raft stops.
     let _ = dispatch.await;
     node.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+const ADMIN_SERVICE: &str = <AdminServer<AdminService> as tonic::server::NamedService>::NAME;
+
+/// Keeps the gRPC health status current: the admin service (and the server as a whole, "")
+/// is SERVING while this node is a member of an initialised cluster, NOT_SERVING otherwise.
+async fn report_health(
+    node: Arc<ClusterNode>,
+    reporter: tonic_health::server::HealthReporter,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut applied = node.replica().subscribe();
+    let mut last = None;
+    loop {
+        let member = {
+            let data = node.replica().read();
+            data.membership.membership().get_node(&node.id).is_some()
+        };
+        if last != Some(member) {
+            let status = if member {
+                tonic_health::ServingStatus::Serving
+            } else {
+                tonic_health::ServingStatus::NotServing
+            };
+            reporter.set_service_status(ADMIN_SERVICE, status).await;
+            reporter.set_service_status("", status).await;
+            last = Some(member);
+        }
+        tokio::select! {
+            // Membership changes arrive through the log: re-check on every applied entry.
+            _ = applied.changed() => {}
+            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+            _ = stop.changed() => {
+                reporter.set_not_serving::<AdminServer<AdminService>>().await;
+                return;
+            }
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
