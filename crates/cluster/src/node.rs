@@ -80,11 +80,7 @@ impl LeaderContact {
     }
 
     /// Milliseconds since the last accepted leader message; `None` if never.
-    pub(crate) fn millis_since_contact(&self) -> Option<u64> {
-        self.millis_since()
-    }
-
-    fn millis_since(&self) -> Option<u64> {
+    pub(crate) fn millis_since(&self) -> Option<u64> {
         match self.last.load(Ordering::Relaxed) {
             0 => None,
             at => Some((self.started.elapsed().as_millis() as u64 + 1).saturating_sub(at)),
@@ -515,6 +511,13 @@ impl ClusterNode {
             .millis_since_quorum_ack
             .map_or(alone, |ms| ms < lease || alone);
         fresh.then_some(m.current_term)
+    }
+
+    /// Ready to serve: this node holds a replica of an initialised cluster it belongs to
+    /// (`/readyz` and the gRPC health status both answer from this).
+    pub fn is_member(&self) -> bool {
+        let data = self.replica.read();
+        data.membership.membership().get_node(&self.id).is_some()
     }
 
     pub fn is_leader(&self) -> bool {

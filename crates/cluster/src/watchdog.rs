@@ -47,7 +47,7 @@ pub async fn run_election_watchdog(node: Arc<ClusterNode>, mut shutdown: watch::
                     .any(|v| v == node.id),
             )
         };
-        let Some(silence) = node.contact.millis_since_contact() else {
+        let Some(silence) = node.contact.millis_since() else {
             continue;
         };
         if !follower || !voter || silence < lease + jitter {

@@ -324,14 +324,7 @@ async fn readyz(State(app): State<App>) -> Response {
 }
 
 fn readiness(app: &App) -> impl IntoResponse {
-    let data = app.node.replica().read();
-    let member = data
-        .membership
-        .membership()
-        .get_node(&app.node.id)
-        .is_some();
-    drop(data);
-    if member {
+    if app.node.is_member() {
         (StatusCode::OK, "ready\n")
     } else {
         (

@@ -171,7 +171,6 @@ pub fn spawn_renderer(
 ) -> watch::Receiver<Arc<View>> {
     let (tx, rx) = watch::channel(Arc::new(View::render(&replica, &region)));
     let mut applied = replica.subscribe();
-    let publish = tx.clone();
     tokio::spawn(async move {
         let mut last_full = tokio::time::Instant::now();
         loop {
@@ -188,9 +187,9 @@ pub fn spawn_renderer(
                     data.state.page_revision,
                 )
             };
-            let current = publish.borrow().clone();
+            let current = tx.borrow().clone();
             if revision == current.page_revision && last_full.elapsed() < RERENDER_EVERY {
-                publish.send_replace(Arc::new(current.advanced(index)));
+                tx.send_replace(Arc::new(current.advanced(index)));
                 continue;
             }
             last_full = tokio::time::Instant::now();

@@ -245,10 +245,7 @@ async fn report_health(
     let mut applied = node.replica().subscribe();
     let mut last = None;
     loop {
-        let member = {
-            let data = node.replica().read();
-            data.membership.membership().get_node(&node.id).is_some()
-        };
+        let member = node.is_member();
         if last != Some(member) {
             let status = if member {
                 tonic_health::ServingStatus::Serving
