@@ -535,11 +535,7 @@ impl Admin for AdminService {
         let c = req.get_ref().consistency;
         self.read(&req, c, |s| {
             Ok(pb::SubscriberList {
-                subscribers: s
-                    .subscribers
-                    .values()
-                    .map(|x| convert::subscriber_listed(s, x))
-                    .collect(),
+                subscribers: convert::subscribers_listed(s),
             })
         })
         .await

@@ -281,6 +281,15 @@ impl Outbox {
         Some(seq)
     }
 
+    /// Pending deliveries per subscriber, counted in one pass.
+    pub fn pending_per_subscriber(&self) -> BTreeMap<&Id, u32> {
+        let mut out = BTreeMap::new();
+        for (_, sub, _) in self.pending() {
+            *out.entry(sub).or_insert(0) += 1;
+        }
+        out
+    }
+
     pub fn stats(&self, subscribers: &BTreeMap<Id, Subscriber>) -> OutboxStats {
         let (mut pending, mut failed) = (0, 0);
         for d in self.deliveries.values().flat_map(|m| m.values()) {
@@ -313,11 +322,12 @@ impl Outbox {
     }
 
     /// Records an event and queues it for `recipients`. Returns its sequence number.
-    pub(crate) fn record(&mut self, mut event: Event, recipients: Vec<Id>) -> u64 {
+    /// The event's `seq` and `webhook_id` (`id_prefix` + seq) are assigned here.
+    pub(crate) fn record(&mut self, mut event: Event, id_prefix: &str, recipients: Vec<Id>) -> u64 {
         let seq = self.next_seq.max(1);
         self.next_seq = seq + 1;
         event.seq = seq;
-        event.webhook_id = format!("{}{seq}", event.webhook_id);
+        event.webhook_id = format!("{id_prefix}{seq}");
         event.recipients = recipients.len() as u32;
         if !recipients.is_empty() {
             let at = event.at;

@@ -426,7 +426,7 @@ pub fn subscriber_with_secret(s: &Subscriber) -> pb::Subscriber {
     }
 }
 
-/// A subscriber for listings: secret masked, with its count of pending deliveries.
+/// One subscriber, secret masked, with its count of pending deliveries.
 pub fn subscriber_listed(state: &State, s: &Subscriber) -> pb::Subscriber {
     let mut out = subscriber_redacted(s);
     out.pending_deliveries = state
@@ -437,6 +437,21 @@ pub fn subscriber_listed(state: &State, s: &Subscriber) -> pb::Subscriber {
         .filter(|d| d.is_pending())
         .count() as u32;
     out
+}
+
+/// Every subscriber, secrets masked, with pending counts taken in one pass over the outbox
+/// (not one pass per subscriber).
+pub fn subscribers_listed(state: &State) -> Vec<pb::Subscriber> {
+    let pending = state.outbox.pending_per_subscriber();
+    state
+        .subscribers
+        .values()
+        .map(|s| {
+            let mut out = subscriber_redacted(s);
+            out.pending_deliveries = pending.get(&s.id).copied().unwrap_or(0);
+            out
+        })
+        .collect()
 }
 
 pub fn event(state: &State, e: &Event) -> pb::Event {

@@ -58,8 +58,9 @@ impl State {
         subject: EventSubject,
     ) -> Event {
         Event {
+            // Both assigned by `Outbox::record`.
             seq: 0,
-            webhook_id: self.webhook_id_prefix(),
+            webhook_id: String::new(),
             kind,
             at,
             index,
@@ -79,7 +80,8 @@ impl State {
             .filter(|s| s.is_active() && outbox::wants(s, &event.component_ids, &groups))
             .map(|s| s.id.clone())
             .collect();
-        self.outbox.record(event, recipients);
+        let prefix = self.webhook_id_prefix();
+        self.outbox.record(event, &prefix, recipients);
     }
 
     /// Records the events a successful page command raised: the incident or maintenance event
@@ -197,7 +199,8 @@ impl State {
                 reason: "test delivery requested by an operator".into(),
             },
         );
-        let seq = self.outbox.record(event, vec![id.clone()]);
+        let prefix = self.webhook_id_prefix();
+        let seq = self.outbox.record(event, &prefix, vec![id.clone()]);
         self.outbox.prune(at);
         Ok(Applied::Event(self.outbox.events[&seq].webhook_id.clone()))
     }
@@ -429,6 +432,7 @@ impl State {
                 reason,
             },
         );
-        self.outbox.record(event, vec![]);
+        let prefix = self.webhook_id_prefix();
+        self.outbox.record(event, &prefix, vec![]);
     }
 }

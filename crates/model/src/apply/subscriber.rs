@@ -128,11 +128,11 @@ impl State {
         }
         check_secret(secret)?;
         if let Some(s) = self.subscribers.get_mut(id) {
+            let old = std::mem::replace(&mut s.secret, secret.to_owned());
             s.previous_secret = (overlap_ms > 0).then(|| RetiringSecret {
-                secret: std::mem::replace(&mut s.secret, secret.to_owned()),
+                secret: old,
                 until: Timestamp(at.0 + overlap_ms),
             });
-            s.secret = secret.to_owned();
             s.updated_at = at;
         }
         Ok(Applied::SubscriberSecret(id.clone()))
