@@ -538,6 +538,19 @@ pub fn key(prefix: &str) -> String {
     )
 }
 
+/// Creates a component named `name` and returns its id.
+pub async fn create_component(c: &mut AdminClient<Channel>, name: &str) -> String {
+    let r = c
+        .create_component(write(component_request(name), &key("c")))
+        .await
+        .unwrap()
+        .into_inner();
+    match r.entity {
+        Some(pb::write_reply::Entity::Component(c)) => c.id,
+        other => panic!("expected a component, got {other:?}"),
+    }
+}
+
 pub fn component_request(name: &str) -> pb::CreateComponentRequest {
     pb::CreateComponentRequest {
         name: name.into(),

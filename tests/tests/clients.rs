@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use statusmesh_proto::admin::{self as pb, write_reply::Entity};
+use statusmesh_proto::admin::{self as pb};
 use statusmesh_tests::*;
 
 const STATUSCHECK: &str = "statuscheck==3.11.0";
@@ -121,15 +121,7 @@ async fn third_party_statuspage_clients_read_every_node() {
     .unwrap();
     let mut ids = Vec::new();
     for name in ["API", "Dashboard"] {
-        let r = c
-            .create_component(write(component_request(name), &key("c")))
-            .await
-            .unwrap()
-            .into_inner();
-        let Some(Entity::Component(comp)) = r.entity else {
-            panic!()
-        };
-        ids.push(comp.id);
+        ids.push(create_component(&mut c, name).await);
     }
     let r = c
         .create_incident(write(

@@ -74,21 +74,6 @@ async fn add_subscriber(
     }
 }
 
-async fn create_component(
-    c: &mut pb::admin_client::AdminClient<tonic::transport::Channel>,
-    name: &str,
-) -> String {
-    let r = c
-        .create_component(write(component_request(name), &key("c")))
-        .await
-        .unwrap()
-        .into_inner();
-    match r.entity {
-        Some(Entity::Component(c)) => c.id,
-        other => panic!("expected a component, got {other:?}"),
-    }
-}
-
 async fn create_incident(
     c: &mut pb::admin_client::AdminClient<tonic::transport::Channel>,
     component: &str,
