@@ -261,6 +261,17 @@ impl Workload {
         }
     }
 
+    /// Linearizable reads recorded so far.
+    pub fn reads(&self) -> usize {
+        self.recorded
+            .lock()
+            .unwrap()
+            .ops
+            .iter()
+            .filter(|o| matches!(o.kind, OpKind::Read { .. }))
+            .count()
+    }
+
     /// Acknowledged adds so far.
     pub fn acked(&self) -> usize {
         self.recorded
@@ -272,7 +283,13 @@ impl Workload {
             .count()
     }
 
+    /// Stops the workload and returns its history. Short scenarios may end before the reader
+    /// has made a useful number of reads: it keeps going (bounded) until it has five.
     pub async fn finish(self) -> Recorded {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline && self.reads() < 5 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         for t in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(30), t).await;
