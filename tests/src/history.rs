@@ -62,16 +62,30 @@ pub struct Workload {
     endpoints: Endpoints,
 }
 
+/// A node's admin endpoint and the CA its certificate chains to (when it speaks TLS).
+#[derive(Debug, Clone)]
+struct AdminEndpoint {
+    url: String,
+    ca: Option<std::path::PathBuf>,
+}
+
 /// The nodes' admin and public addresses, by index; grows when nodes are added.
 #[derive(Default, Clone)]
 struct Endpoints {
-    admins: Arc<Mutex<Vec<String>>>,
+    admins: Arc<Mutex<Vec<AdminEndpoint>>>,
     publics: Arc<Mutex<Vec<String>>>,
 }
 
 impl Endpoints {
     fn refresh(&self, cluster: &TestCluster) {
-        *self.admins.lock().unwrap() = cluster.nodes.iter().map(|n| n.admin_endpoint()).collect();
+        *self.admins.lock().unwrap() = cluster
+            .nodes
+            .iter()
+            .map(|n| AdminEndpoint {
+                url: n.admin_endpoint(),
+                ca: n.ca_cert(),
+            })
+            .collect();
         *self.publics.lock().unwrap() = cluster
             .nodes
             .iter()
@@ -299,27 +313,34 @@ impl Workload {
 }
 
 async fn client(
-    endpoint: &str,
+    endpoint: &AdminEndpoint,
 ) -> Result<pb::admin_client::AdminClient<tonic::transport::Channel>, String> {
-    let ch = tonic::transport::Endpoint::from_shared(endpoint.to_owned())
+    let mut ep = tonic::transport::Endpoint::from_shared(endpoint.url.clone())
         .map_err(|e| e.to_string())?
         .connect_timeout(Duration::from_millis(500))
-        .timeout(Duration::from_secs(10))
-        .connect()
-        .await
-        .map_err(|e| e.to_string())?;
+        .timeout(Duration::from_secs(10));
+    if let Some(ca) = &endpoint.ca {
+        let pem = std::fs::read(ca).map_err(|e| e.to_string())?;
+        ep = ep
+            .tls_config(
+                tonic::transport::ClientTlsConfig::new()
+                    .ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+            )
+            .map_err(|e| e.to_string())?;
+    }
+    let ch = ep.connect().await.map_err(|e| e.to_string())?;
     Ok(pb::admin_client::AdminClient::new(ch))
 }
 
-async fn add(endpoint: &str, name: &str, idem: &str) -> Result<(), String> {
+async fn add(endpoint: &AdminEndpoint, name: &str, idem: &str) -> Result<(), String> {
     let mut c = client(endpoint).await?;
     c.create_component(write(component_request(name), idem))
         .await
         .map(|_| ())
-        .map_err(|e| format!("{endpoint}: {} {}", e.code(), e.message()))
+        .map_err(|e| format!("{}: {} {}", endpoint.url, e.code(), e.message()))
 }
 
-async fn linearizable_names(endpoint: &str) -> Result<BTreeSet<String>, String> {
+async fn linearizable_names(endpoint: &AdminEndpoint) -> Result<BTreeSet<String>, String> {
     let mut c = client(endpoint).await?;
     let list = c
         .list_components(read(pb::ReadRequest { consistency: 1 }))

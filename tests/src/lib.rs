@@ -89,8 +89,19 @@ pub struct TestNode {
 }
 
 impl TestNode {
+    /// `https://` when the node has TLS (the default), else `http://`.
     pub fn admin_endpoint(&self) -> String {
-        format!("http://{}", self.config.listen.admin)
+        let scheme = if self.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.config.listen.admin)
+    }
+
+    /// The cluster CA's certificate, when the node has TLS.
+    pub fn ca_cert(&self) -> Option<PathBuf> {
+        self.config.tls.as_ref().map(|t| t.ca_cert.clone())
     }
 
     pub fn public_url(&self, path: &str) -> String {
@@ -132,6 +143,9 @@ pub struct ClusterOptions {
     pub profile: TimingProfile,
     pub stale_after_ms: u64,
     pub write_timeout_ms: u64,
+    /// Peer and admin traffic over TLS with a CA made for this cluster (default). `false`
+    /// runs the nodes in insecure_plaintext dev mode.
+    pub tls: bool,
 }
 
 impl Default for ClusterOptions {
@@ -142,6 +156,7 @@ impl Default for ClusterOptions {
             profile: TimingProfile::Lan,
             stale_after_ms: 2000,
             write_timeout_ms: 8000,
+            tls: true,
         }
     }
 }
@@ -159,6 +174,23 @@ fn member(id: u64) -> MemberConfig {
         admin_addr: format!("127.0.0.1:{}", free_port()),
         public_addr: format!("127.0.0.1:{}", free_port()),
     }
+}
+
+/// An admin client for `endpoint`; `https://` endpoints trust `ca`.
+pub async fn admin_client(
+    endpoint: &str,
+    ca: Option<&std::path::Path>,
+) -> anyhow::Result<AdminClient<Channel>> {
+    let mut ep = tonic::transport::Endpoint::from_shared(endpoint.to_owned())?
+        .connect_timeout(Duration::from_secs(1))
+        .timeout(Duration::from_secs(20));
+    if let Some(ca) = ca.filter(|_| endpoint.starts_with("https://")) {
+        ep = ep.tls_config(
+            tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(std::fs::read(ca)?)),
+        )?;
+    }
+    Ok(AdminClient::new(ep.connect().await?))
 }
 
 /// Webhook settings for tests: loopback receivers allowed, short request timeout.
@@ -240,7 +272,47 @@ impl TestCluster {
         cluster
     }
 
+    /// Where this cluster's CA and node certificates are.
+    pub fn tls_dir(&self) -> PathBuf {
+        self.dir.path().join("tls")
+    }
+
+    /// The cluster CA (`None` in plaintext mode).
+    pub fn ca_cert(&self) -> Option<PathBuf> {
+        self.options
+            .tls
+            .then(|| self.tls_dir().join(statusmesh_tls::pki::CA_CERT))
+    }
+
+    /// The `[tls]` table for node `id`, issuing its certificate (and the CA) on first use.
+    fn node_tls(&self, id: u64) -> Option<statusmesh_server::config::TlsConfig> {
+        use statusmesh_tls::pki;
+        if !self.options.tls {
+            return None;
+        }
+        let dir = self.tls_dir();
+        if !dir.join(pki::CA_CERT).exists() {
+            pki::create_ca(&dir, "test cluster CA", 30).expect("create test CA");
+        }
+        let (cert, key) = pki::node_files(&dir, id);
+        if !cert.exists() {
+            pki::issue_node(&dir, id, &["127.0.0.1".into(), "localhost".into()], 30)
+                .expect("issue node certificate");
+        }
+        Some(statusmesh_server::config::TlsConfig {
+            ca_cert: dir.join(pki::CA_CERT),
+            cert,
+            key,
+            admin_cert: None,
+            admin_key: None,
+            operator_ca: Some(dir.join(pki::CA_CERT)),
+            public_cert: None,
+            public_key: None,
+        })
+    }
+
     fn add_node_process(&mut self, m: MemberConfig, initial: bool) -> usize {
+        let tls = self.node_tls(m.id);
         let config = Config {
             node_id: m.id,
             region: m.region.clone(),
@@ -273,6 +345,8 @@ impl TestCluster {
                 .peer_listen
                 .contains_key(&m.id)
                 .then(|| peer_source_ip(m.id)),
+            insecure_plaintext: tls.is_none(),
+            tls,
         };
         let config_path = self.dir.path().join(format!("node{}.toml", m.id));
         std::fs::write(&config_path, toml::to_string(&config).expect("toml"))
@@ -381,12 +455,7 @@ impl TestCluster {
     }
 
     pub async fn admin(&self, i: usize) -> anyhow::Result<AdminClient<Channel>> {
-        let ch = tonic::transport::Endpoint::from_shared(self.nodes[i].admin_endpoint())?
-            .connect_timeout(Duration::from_secs(1))
-            .timeout(Duration::from_secs(20))
-            .connect()
-            .await?;
-        Ok(AdminClient::new(ch))
+        admin_client(&self.nodes[i].admin_endpoint(), self.ca_cert().as_deref()).await
     }
 
     pub async fn status(&self, i: usize) -> anyhow::Result<pb::ClusterStatusReply> {

@@ -9,9 +9,10 @@ use std::time::Duration;
 use serde_json::Value;
 use statusmesh_tests::*;
 
-fn statusctl(endpoints: &str, args: &[&str]) -> Output {
+fn statusctl(ca: &std::path::Path, endpoints: &str, args: &[&str]) -> Output {
     Command::new(binary("statusctl"))
         .env("STATUSMESH_ENDPOINT", endpoints)
+        .env("STATUSMESH_CA_CERT", ca)
         .env("STATUSMESH_TOKEN", TOKEN)
         .args(["--output", "json"])
         .args(args)
@@ -31,16 +32,18 @@ fn json(out: &Output) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statusctl_drives_the_cluster_with_json_output() {
     let mut cluster = TestCluster::start(3);
+    let ca = cluster.ca_cert().unwrap();
+    let ctl = |eps: &str, args: &[&str]| statusctl(&ca, eps, args);
     cluster.wait_leader(Duration::from_secs(30)).await;
     let eps: Vec<String> = cluster.nodes.iter().map(|n| n.admin_endpoint()).collect();
     let singapore = &eps[2];
 
-    let group = json(&statusctl(
+    let group = json(&ctl(
         singapore,
         &["component", "create", "--name", "Platform", "--group"],
     ));
     let group_id = group["component"]["id"].as_str().unwrap().to_owned();
-    let api = json(&statusctl(
+    let api = json(&ctl(
         singapore,
         &[
             "component",
@@ -55,7 +58,7 @@ async fn statusctl_drives_the_cluster_with_json_output() {
     let api_id = api["component"]["id"].as_str().unwrap().to_owned();
     assert_eq!(api["component"]["group_id"], group_id.as_str());
 
-    let inc = json(&statusctl(
+    let inc = json(&ctl(
         singapore,
         &[
             "incident",
@@ -76,17 +79,14 @@ async fn statusctl_drives_the_cluster_with_json_output() {
 
     // The incident is on every node.
     for ep in &eps {
-        let got = json(&statusctl(
-            ep,
-            &["--linearizable", "incident", "get", &inc_id],
-        ));
+        let got = json(&ctl(ep, &["--linearizable", "incident", "get", &inc_id]));
         assert_eq!(got["name"], "API down");
         assert_eq!(
             got["updates"][0]["affected_components"][0]["new_status"],
             "major_outage"
         );
     }
-    let list = json(&statusctl(&eps[0], &["component", "list"]));
+    let list = json(&ctl(&eps[0], &["component", "list"]));
     let comps = list["components"].as_array().unwrap();
     assert_eq!(comps.len(), 2);
     assert_eq!(
@@ -94,7 +94,7 @@ async fn statusctl_drives_the_cluster_with_json_output() {
         "a group shows its worst component"
     );
 
-    json(&statusctl(
+    json(&ctl(
         &eps[1],
         &[
             "incident",
@@ -106,9 +106,9 @@ async fn statusctl_drives_the_cluster_with_json_output() {
             "Found it",
         ],
     ));
-    let resolved = json(&statusctl(&eps[1], &["incident", "resolve", &inc_id]));
+    let resolved = json(&ctl(&eps[1], &["incident", "resolve", &inc_id]));
     assert_eq!(resolved["incident"]["status"], "resolved");
-    let pm = json(&statusctl(
+    let pm = json(&ctl(
         &eps[1],
         &[
             "incident",
@@ -119,13 +119,13 @@ async fn statusctl_drives_the_cluster_with_json_output() {
         ],
     ));
     assert_eq!(pm["incident"]["status"], "postmortem");
-    let comp = json(&statusctl(
+    let comp = json(&ctl(
         &eps[0],
         &["--linearizable", "component", "get", &api_id],
     ));
     assert_eq!(comp["components"][0]["status"], "operational");
 
-    let m = json(&statusctl(
+    let m = json(&ctl(
         &eps[0],
         &[
             "maintenance",
@@ -143,10 +143,10 @@ async fn statusctl_drives_the_cluster_with_json_output() {
         ],
     ));
     let m_id = m["maintenance"]["id"].as_str().unwrap().to_owned();
-    let cancelled = json(&statusctl(&eps[0], &["maintenance", "cancel", &m_id]));
+    let cancelled = json(&ctl(&eps[0], &["maintenance", "cancel", &m_id]));
     assert_eq!(cancelled["maintenance"]["status"], "cancelled");
 
-    let sub = json(&statusctl(
+    let sub = json(&ctl(
         &eps[0],
         &[
             "subscriber",
@@ -161,10 +161,10 @@ async fn statusctl_drives_the_cluster_with_json_output() {
         .as_str()
         .unwrap()
         .starts_with("whsec_"));
-    let subs = json(&statusctl(&eps[0], &["subscriber", "list"]));
+    let subs = json(&ctl(&eps[0], &["subscriber", "list"]));
     assert_eq!(subs["subscribers"][0]["secret"], "whsec_****");
 
-    let status = json(&statusctl(&eps[0], &["cluster", "status"]));
+    let status = json(&ctl(&eps[0], &["cluster", "status"]));
     assert_eq!(status["members"].as_array().unwrap().len(), 3);
     assert_eq!(status["state_digest"].as_str().unwrap().len(), 64);
 
@@ -173,14 +173,14 @@ async fn statusctl_drives_the_cluster_with_json_output() {
     let down = (leader + 1) % 3;
     cluster.kill(down);
     let order = format!("{},{}", eps[down], eps[(down + 1) % 3]);
-    let c = json(&statusctl(
+    let c = json(&ctl(
         &order,
         &["component", "create", "--name", "Via failover"],
     ));
     assert_eq!(c["component"]["name"], "Via failover");
 
     // The same explicit idempotency key twice: applied once, replayed the second time.
-    let a = json(&statusctl(
+    let a = json(&ctl(
         &order,
         &[
             "--idempotency-key",
@@ -191,7 +191,7 @@ async fn statusctl_drives_the_cluster_with_json_output() {
             "Once",
         ],
     ));
-    let b = json(&statusctl(
+    let b = json(&ctl(
         &order,
         &[
             "--idempotency-key",
@@ -206,7 +206,7 @@ async fn statusctl_drives_the_cluster_with_json_output() {
     assert_eq!(b["replayed"], true);
 
     // Errors: non-zero exit and a message naming the code and the problem.
-    let out = statusctl(&order, &["component", "set-status", &api_id, "down"]);
+    let out = ctl(&order, &["component", "set-status", &api_id, "down"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

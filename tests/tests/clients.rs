@@ -195,7 +195,9 @@ const GRPC_PYTHON: &str = r#"
 import sys, grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-ch = grpc.insecure_channel(sys.argv[1])
+# The admin port speaks TLS; trust the cluster's CA.
+creds = grpc.ssl_channel_credentials(root_certificates=open(sys.argv[2], "rb").read())
+ch = grpc.secure_channel(sys.argv[1], creds)
 h = health_pb2_grpc.HealthStub(ch)
 req = health_pb2.HealthCheckRequest(service="statusmesh.admin.v1.Admin")
 print(health_pb2.HealthCheckResponse.ServingStatus.Name(h.Check(req, timeout=5).status))
@@ -215,16 +217,18 @@ async fn grpc_health_and_reflection_answer_standard_clients() {
     let mut cluster = TestCluster::start(1);
     cluster.wait_leader(Duration::from_secs(30)).await;
     let addr = cluster.nodes[0].config.listen.admin.to_string();
+    let ca = cluster.ca_cert().unwrap();
     // SERVING once the node holds a replica of an initialised cluster.
     let out = eventually(
         Duration::from_secs(10),
         "the admin service reports SERVING",
         || {
-            let (dir, addr) = (dir.clone(), addr.clone());
+            let (dir, addr, ca) = (dir.clone(), addr.clone(), ca.clone());
             async move {
                 let out = run(Command::new(dir.join("venv/bin/python"))
                     .args(["-c", GRPC_PYTHON])
-                    .arg(&addr));
+                    .arg(&addr)
+                    .arg(&ca));
                 out.starts_with("SERVING\n").then_some(out)
             }
         },

@@ -7,7 +7,6 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use statusmesh_proto::admin::admin_client::AdminClient;
 use statusmesh_proto::admin::{self as pb};
 use statusmesh_proto::authed;
 use statusmesh_tests::*;
@@ -67,10 +66,14 @@ fn token(dir: &std::path::Path) -> String {
         .to_owned()
 }
 
-async fn counts(admin_port: u16, token: &str) -> (usize, usize, usize) {
-    let mut c = AdminClient::connect(format!("http://127.0.0.1:{admin_port}"))
-        .await
-        .unwrap();
+async fn counts(dir: &std::path::Path, admin_port: u16, token: &str) -> (usize, usize, usize) {
+    // The demo runs its admin ports over TLS with its own CA.
+    let mut c = admin_client(
+        &format!("https://127.0.0.1:{admin_port}"),
+        Some(&dir.join("tls/ca.pem")),
+    )
+    .await
+    .unwrap();
     let linear = || pb::ReadRequest {
         consistency: pb::Consistency::Linearizable as i32,
     };
@@ -135,6 +138,7 @@ fn statusctl(env: &str, args: &[&str]) -> serde_json::Value {
     let out = Command::new(binary("statusctl"))
         .env("STATUSMESH_ENDPOINT", var("STATUSMESH_ENDPOINT"))
         .env("STATUSMESH_TOKEN", var("STATUSMESH_TOKEN"))
+        .env("STATUSMESH_CA_CERT", var("STATUSMESH_CA_CERT"))
         .args(["--output", "json"])
         .args(args)
         .output()
@@ -196,11 +200,19 @@ async fn demo_starts_three_regions_seeds_once_stops_cleanly_and_resumes() {
         assert!(dir.path().join(format!("{region}.toml")).exists());
     }
     let env = std::fs::read_to_string(dir.path().join("statusctl.env")).unwrap();
-    assert!(env.contains(&format!("127.0.0.1:{}", ports.1 + 2)), "{env}");
+    assert!(
+        env.contains(&format!("https://127.0.0.1:{}", ports.1 + 2)),
+        "{env}"
+    );
+    assert!(env.contains("export STATUSMESH_CA_CERT="), "{env}");
     let token = token(dir.path());
     // The seeded page is on all three regions.
     for i in 0..3 {
-        assert_eq!(counts(ports.1 + i, &token).await, (9, 1, 1), "region {i}");
+        assert_eq!(
+            counts(dir.path(), ports.1 + i, &token).await,
+            (9, 1, 1),
+            "region {i}"
+        );
     }
     demo_webhooks(&env).await;
     sigint_and_wait(demo);
@@ -215,7 +227,7 @@ async fn demo_starts_three_regions_seeds_once_stops_cleanly_and_resumes() {
     // Same data directory: it resumes, with the same token, and does not seed twice.
     let demo = start_demo(dir.path(), ports);
     assert_eq!(crate::token(dir.path()), token);
-    assert_eq!(counts(ports.1, &token).await, (9, 1, 1));
+    assert_eq!(counts(dir.path(), ports.1, &token).await, (9, 1, 1));
     sigint_and_wait(demo);
 }
 

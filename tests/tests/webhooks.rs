@@ -220,7 +220,9 @@ async fn signed_deliveries_in_every_format_follow_component_filters() {
     verify(&ping, &all.secret).unwrap();
     assert!(body(&ping).get("ping").is_some());
 
-    // Operators see the events and the attempt log; secrets never appear there.
+    // Operators see the events and the attempt log; secrets never appear there. Attempts are
+    // recorded through Raft after the receiver answers: wait until they are on this node.
+    wait_outbox_drained(&c, LIMIT).await;
     let events = c
         .list_events(read(pb::ListEventsRequest {
             limit: 10,

@@ -35,6 +35,8 @@ pub struct AdminService {
     targets: TargetPolicy,
     /// This node's dispatcher, for `OutboxStatus`.
     dispatch: Arc<DispatchStats>,
+    /// TLS for forwarding to the leader's admin port (`None`: plaintext dev mode).
+    tls: Option<Arc<statusmesh_tls::ReloadingTls>>,
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -47,7 +49,40 @@ impl AdminService {
             write_timeout,
             targets: TargetPolicy::default(),
             dispatch: Arc::new(DispatchStats::default()),
+            tls: None,
         }
+    }
+
+    /// Forwards to other nodes' admin ports over TLS with this node's material.
+    pub fn with_tls(mut self, tls: Option<Arc<statusmesh_tls::ReloadingTls>>) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// A channel to another node's admin port (TLS when this node has it).
+    async fn admin_channel(&self, addr: &str) -> Result<tonic::transport::Channel, Status> {
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| Status::internal(format!("bad admin address {addr:?}: {e}")))?
+            .connect_timeout(Duration::from_secs(2));
+        let connected = match &self.tls {
+            Some(tls) => {
+                let host = addr
+                    .rsplit_once(':')
+                    .map_or(addr, |(h, _)| h)
+                    .trim_start_matches('[')
+                    .trim_end_matches(']');
+                let tls = tls.clone();
+                let connector = statusmesh_tls::TlsConnector::new(
+                    move || tls.current().admin_client.clone(),
+                    host,
+                    None,
+                )
+                .map_err(Status::internal)?;
+                endpoint.connect_with_connector(connector).await
+            }
+            None => endpoint.connect().await,
+        };
+        connected.map_err(|e| Status::unavailable(format!("cannot reach {addr}: {e}")))
     }
 
     /// Sets the webhook target policy and the node's dispatcher counters.
@@ -174,20 +209,10 @@ impl AdminService {
                 let member = status.members.iter().find(|m| m.id == l).ok_or_else(|| {
                     Status::unavailable(format!("leader {l} is not in this node's membership view"))
                 })?;
-                let channel = tonic::transport::Endpoint::from_shared(format!(
-                    "http://{}",
-                    member.info.admin_addr
-                ))
-                .map_err(|e| Status::internal(format!("bad leader admin address: {e}")))?
-                .connect_timeout(Duration::from_secs(2))
-                .connect()
-                .await
-                .map_err(|e| {
-                    Status::unavailable(format!(
-                        "cannot reach leader {l} at {}: {e}",
-                        member.info.admin_addr
-                    ))
-                })?;
+                let channel = self
+                    .admin_channel(&member.info.admin_addr)
+                    .await
+                    .map_err(|e| Status::unavailable(format!("leader {l}: {}", e.message())))?;
                 let auth = req.metadata().get("authorization").cloned();
                 let mut fwd = Request::new(req.into_inner());
                 if let Some(a) = auth {

@@ -61,6 +61,8 @@ pub struct PeerNetwork {
     from: NodeId,
     connect_timeout: Duration,
     source_ip: Option<std::net::IpAddr>,
+    /// Mutual TLS to peers (each connection uses the certificates current when it is made).
+    tls: Option<Arc<statusmesh_tls::ReloadingTls>>,
     channels: Arc<Mutex<HashMap<(NodeId, String), Channel>>>,
 }
 
@@ -69,11 +71,13 @@ impl PeerNetwork {
         from: NodeId,
         connect_timeout: Duration,
         source_ip: Option<std::net::IpAddr>,
+        tls: Option<Arc<statusmesh_tls::ReloadingTls>>,
     ) -> Self {
         PeerNetwork {
             from,
             connect_timeout,
             source_ip,
+            tls,
             channels: Arc::default(),
         }
     }
@@ -90,14 +94,31 @@ impl PeerNetwork {
                 detail: format!("bad address: {e}"),
             }
         })?;
-        let channel = endpoint
+        let endpoint = endpoint
             .connect_timeout(self.connect_timeout)
             .local_address(self.source_ip)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(5))
             .keep_alive_timeout(Duration::from_secs(5))
-            .keep_alive_while_idle(true)
-            .connect_lazy();
+            .keep_alive_while_idle(true);
+        let channel = match &self.tls {
+            // The server must prove it is `target`: its certificate has to name that node id.
+            Some(tls) => {
+                let tls = tls.clone();
+                let connector = statusmesh_tls::TlsConnector::new(
+                    move || tls.current().peer_client.clone(),
+                    &statusmesh_tls::node_dns_name(target),
+                    self.source_ip,
+                )
+                .map_err(|detail| CallError::Unreachable {
+                    target,
+                    addr: addr.to_owned(),
+                    detail,
+                })?;
+                endpoint.connect_with_connector_lazy(connector)
+            }
+            None => endpoint.connect_lazy(),
+        };
         cache.insert((target, addr.to_owned()), channel.clone());
         Ok(channel)
     }

@@ -33,6 +33,8 @@ pub struct NodeConfig {
     /// Source address for connections to peers (multi-homed hosts; the fault-injection tests
     /// give each node its own so a proxy can tell senders apart). `None`: the OS chooses.
     pub peer_source_ip: Option<std::net::IpAddr>,
+    /// Mutual TLS for peer traffic; `None` only in explicit insecure dev mode.
+    pub tls: Option<Arc<statusmesh_tls::ReloadingTls>>,
 }
 
 /// The leader's source of ids and secrets.
@@ -122,6 +124,8 @@ pub struct ClusterNode {
     replica: Arc<Replica>,
     sm: StateMachineStore,
     network: PeerNetwork,
+    /// Peer TLS: when set, every peer request must come with a certificate naming its sender.
+    pub(crate) tls: Option<Arc<statusmesh_tls::ReloadingTls>>,
     pub(crate) contact: LeaderContact,
     /// Membership changes run one at a time.
     membership_lock: tokio::sync::Mutex<()>,
@@ -148,6 +152,7 @@ impl ClusterNode {
             config.id,
             config.profile.timings().connect_timeout,
             config.peer_source_ip,
+            config.tls.clone(),
         );
         let replica = sm.replica();
         let raft = Raft::new(config.id, raft_config, network.clone(), log, sm.clone())
@@ -161,6 +166,7 @@ impl ClusterNode {
             replica,
             sm,
             network,
+            tls: config.tls,
             contact: LeaderContact::new(),
             membership_lock: tokio::sync::Mutex::new(()),
         }))

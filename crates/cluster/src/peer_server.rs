@@ -32,7 +32,41 @@ impl PeerService {
             .max_encoding_message_size(MAX_PEER_MESSAGE)
     }
 
+    /// With peer TLS on, the sender must be the node its verified certificate names.
+    fn check_sender(&self, req: &Request<PeerRequest>) -> Result<(), Status> {
+        if self.node.tls.is_none() {
+            return Ok(());
+        }
+        let claimed = req.get_ref().from;
+        let certs = req.peer_certs().ok_or_else(|| {
+            Status::unauthenticated("peer requests need a client certificate from the cluster CA")
+        })?;
+        let leaf = certs
+            .first()
+            .ok_or_else(|| Status::unauthenticated("peer presented no certificate"))?;
+        match statusmesh_tls::node_id(leaf) {
+            Ok(id) if id == claimed => Ok(()),
+            Ok(id) => {
+                tracing::warn!(
+                    claimed,
+                    certificate = id,
+                    "refused a peer request: its certificate names another node"
+                );
+                Err(Status::permission_denied(format!(
+                    "the request claims to come from node {claimed} but its certificate is node {id}'s"
+                )))
+            }
+            Err(e) => {
+                tracing::warn!(claimed, error = %e, "refused a peer request: not a node certificate");
+                Err(Status::permission_denied(format!(
+                    "the client certificate is not a node certificate: {e}"
+                )))
+            }
+        }
+    }
+
     fn open<T: DeserializeOwned>(&self, req: Request<PeerRequest>) -> Result<(NodeId, T), Status> {
+        self.check_sender(&req)?;
         let req = req.into_inner();
         if req.to != self.node.id {
             tracing::warn!(

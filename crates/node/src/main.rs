@@ -45,7 +45,93 @@ enum Cmd {
         /// bring the region back, then stop. Exit status 0 when the cluster rode it out.
         #[arg(long)]
         drill: bool,
+        /// Run the demo without TLS (plaintext on loopback) — for debugging only.
+        #[arg(long)]
+        insecure_plaintext: bool,
     },
+    /// Make certificates: a cluster CA, node certificates, operator client certificates.
+    #[command(subcommand)]
+    Certs(CertsCmd),
+}
+
+#[derive(Subcommand)]
+enum CertsCmd {
+    /// Create the cluster CA (ca.pem, ca.key) in DIR. Keep ca.key offline when you can.
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        /// The CA's common name.
+        #[arg(long, default_value = "statusmesh cluster CA")]
+        name: String,
+        #[arg(long, default_value_t = 3650)]
+        days: u32,
+    },
+    /// Issue node-ID.pem / node-ID.key for a node, signed by DIR's CA. The certificate names
+    /// node-ID.statusmesh (peers check it) and every --host (for the admin port's clients).
+    Node {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        id: u64,
+        /// A DNS name or IP address clients use to reach this node (repeatable).
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+    },
+    /// Issue operator-NAME.pem / .key: a client certificate for statusctl (--cert/--key) with a
+    /// role (read-only, operator, admin), accepted where tls.operator_ca is DIR's CA.
+    Operator {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+    },
+}
+
+fn run_certs(cmd: CertsCmd) -> anyhow::Result<()> {
+    use statusmesh_tls::pki;
+    match cmd {
+        CertsCmd::Init { dir, name, days } => {
+            let path = pki::create_ca(&dir, &name, days)?;
+            println!(
+                "created CA {} (key {})",
+                path.display(),
+                dir.join(pki::CA_KEY).display()
+            );
+        }
+        CertsCmd::Node {
+            dir,
+            id,
+            hosts,
+            days,
+        } => {
+            let (cert, key) = pki::issue_node(&dir, id, &hosts, days)?;
+            println!(
+                "issued {} and {} for node {id}",
+                cert.display(),
+                key.display()
+            );
+        }
+        CertsCmd::Operator {
+            dir,
+            name,
+            role,
+            days,
+        } => {
+            let (cert, key) = pki::issue_operator(&dir, &name, &role, days)?;
+            println!(
+                "issued {} and {} for operator {name} ({role})",
+                cert.display(),
+                key.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn init_tracing() {
@@ -71,6 +157,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
     runtime.block_on(async {
         match cli.command {
+            Cmd::Certs(cmd) => run_certs(cmd),
             Cmd::Serve { config } => {
                 let config = Config::load(&config, std::env::vars())?;
                 serve(config, shutdown_signal()).await
@@ -81,6 +168,7 @@ fn main() -> anyhow::Result<()> {
                 admin_port,
                 peer_port,
                 drill,
+                insecure_plaintext,
             } => {
                 let exe = std::env::current_exe().context("cannot find the statusmesh binary")?;
                 run_demo(
@@ -91,6 +179,7 @@ fn main() -> anyhow::Result<()> {
                         peer_port,
                         exe,
                         drill,
+                        tls: !insecure_plaintext,
                     },
                     shutdown_signal(),
                 )

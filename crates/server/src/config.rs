@@ -65,6 +65,51 @@ pub struct ListenConfig {
     pub public: SocketAddr,
 }
 
+/// TLS (`[tls]`): where this node's certificates and keys are. Files are re-read when they
+/// change (checked every 2 s) or on SIGHUP; connections made afterwards use the new ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM of the cluster CA. Peers must present certificates it signed.
+    pub ca_cert: PathBuf,
+    /// This node's certificate (must name `node-<node_id>.statusmesh`; `statusmesh certs node`
+    /// issues one). Used for peer traffic both ways, and for the admin port unless
+    /// `admin_cert` is set.
+    pub cert: PathBuf,
+    /// The private key of `cert`.
+    pub key: PathBuf,
+    /// Admin port server certificate and key, if not the node certificate.
+    #[serde(default)]
+    pub admin_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub admin_key: Option<PathBuf>,
+    /// Accept operator client certificates signed by this CA on the admin port (the subject
+    /// common name is the operator, the organizational unit the role). Tokens work either way.
+    #[serde(default)]
+    pub operator_ca: Option<PathBuf>,
+    /// Serve the public port over HTTPS with this certificate and key (leave unset behind a
+    /// TLS-terminating proxy or CDN).
+    #[serde(default)]
+    pub public_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub public_key: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    pub fn files(&self) -> statusmesh_tls::TlsFiles {
+        statusmesh_tls::TlsFiles {
+            ca_cert: self.ca_cert.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            admin_cert: self.admin_cert.clone(),
+            admin_key: self.admin_key.clone(),
+            operator_ca: self.operator_ca.clone(),
+            public_cert: self.public_cert.clone(),
+            public_key: self.public_key.clone(),
+        }
+    }
+}
+
 /// Webhook delivery (`[webhooks]`). Only the leader delivers, with its own settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -218,6 +263,13 @@ pub struct Config {
     /// Source IP for connections to peers (multi-homed hosts). Default: chosen by the OS.
     #[serde(default)]
     pub peer_source_ip: Option<std::net::IpAddr>,
+    /// Certificates for every port. Required unless `insecure_plaintext` is set.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Explicit insecure dev mode: peer and admin traffic in plaintext. Only accepted when the
+    /// admin port listens on a loopback address. Default false.
+    #[serde(default)]
+    pub insecure_plaintext: bool,
 }
 
 fn default_snapshot_every() -> u64 {
@@ -363,6 +415,47 @@ impl Config {
             ));
         }
         self.webhooks.validate()?;
+        match (&self.tls, self.insecure_plaintext) {
+            (Some(_), true) => {
+                return Err(invalid(
+                    "insecure_plaintext",
+                    "is set together with [tls]: choose one",
+                ))
+            }
+            (None, false) => {
+                return Err(invalid(
+                    "tls",
+                    "peer and admin traffic need certificates: add a [tls] table (ca_cert, cert, key; \
+                     `statusmesh certs` makes them), or set insecure_plaintext = true for a \
+                     loopback-only dev cluster",
+                ))
+            }
+            (None, true) if !self.listen.admin.ip().is_loopback() => {
+                return Err(invalid(
+                    "insecure_plaintext",
+                    format!(
+                        "plaintext admin traffic is only allowed on a loopback address, and listen.admin is {}",
+                        self.listen.admin
+                    ),
+                ))
+            }
+            _ => {}
+        }
+        if let Some(t) = &self.tls {
+            for (key, a, b) in [
+                ("admin", &t.admin_cert, &t.admin_key),
+                ("public", &t.public_cert, &t.public_key),
+            ] {
+                if a.is_some() != b.is_some() {
+                    return Err(invalid(
+                        &format!("tls.{key}_cert"),
+                        format!(
+                            "tls.{key}_cert and tls.{key}_key go together: set both or neither"
+                        ),
+                    ));
+                }
+            }
+        }
         let mut names = BTreeSet::new();
         for (i, t) in self.tokens.iter().enumerate() {
             if t.name.trim().is_empty() {
@@ -487,6 +580,7 @@ node_id = 1
 region = "paris"
 data_dir = "/tmp/x"
 timing_profile = "lan"
+insecure_plaintext = true
 [listen]
 peer = "127.0.0.1:9001"
 admin = "127.0.0.1:7001"
@@ -592,5 +686,42 @@ token = "0123456789abcdef0123"
             .unwrap_err()
             .to_string();
         assert!(e.contains("initial_members[0].peer_addr"), "{e}");
+    }
+
+    #[test]
+    fn plaintext_is_explicit_and_loopback_only() {
+        let no_tls = GOOD.replace("insecure_plaintext = true\n", "");
+        let e = Config::from_toml("t", &no_tls, vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`tls`") && e.contains("insecure_plaintext"),
+            "{e}"
+        );
+
+        let e = Config::from_toml(
+            "t",
+            GOOD,
+            env(&[("STATUSMESH_LISTEN__ADMIN", "0.0.0.0:7001")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("loopback") && e.contains("0.0.0.0:7001"), "{e}");
+
+        let with_tls = format!(
+            "{no_tls}\n[tls]\nca_cert = \"ca.pem\"\ncert = \"n.pem\"\nkey = \"n.key\"\npublic_cert = \"p.pem\"\n"
+        );
+        let e = Config::from_toml("t", &with_tls, vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tls.public_cert") && e.contains("both"), "{e}");
+        let ok = with_tls.replace("public_cert = \"p.pem\"\n", "");
+        let c = Config::from_toml(
+            "t",
+            &ok,
+            env(&[("STATUSMESH_LISTEN__ADMIN", "0.0.0.0:7001")]),
+        )
+        .unwrap();
+        assert!(c.tls.is_some());
     }
 }

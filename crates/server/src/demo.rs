@@ -26,6 +26,63 @@ pub struct DemoOptions {
     pub exe: PathBuf,
     /// Run the fire drill once the cluster is up, then stop.
     pub drill: bool,
+    /// Admin and peer traffic over TLS with the demo's own CA (in `<data_dir>/tls`).
+    pub tls: bool,
+}
+
+impl DemoOptions {
+    fn tls_dir(&self) -> PathBuf {
+        self.data_dir.join("tls")
+    }
+
+    /// The admin endpoints, in region order.
+    pub fn endpoints(&self, configs: &[Config]) -> Vec<String> {
+        let scheme = if self.tls { "https" } else { "http" };
+        configs
+            .iter()
+            .map(|c| format!("{scheme}://{}", c.listen.admin))
+            .collect()
+    }
+
+    /// The CA statusctl must trust, when TLS is on.
+    pub fn ca_cert(&self) -> Option<PathBuf> {
+        self.tls
+            .then(|| self.tls_dir().join(statusmesh_tls::pki::CA_CERT))
+    }
+}
+
+/// Creates the demo CA and node certificates once; later runs reuse them.
+fn ensure_demo_certs(opts: &DemoOptions) -> anyhow::Result<()> {
+    use statusmesh_tls::pki;
+    let dir = opts.tls_dir();
+    if !dir.join(pki::CA_CERT).exists() {
+        pki::create_ca(&dir, "statusmesh demo CA", 3650)?;
+    }
+    for id in 1..=REGIONS.len() as u64 {
+        if !pki::node_files(&dir, id).0.exists() {
+            pki::issue_node(&dir, id, &["127.0.0.1".into(), "localhost".into()], 365)?;
+        }
+    }
+    Ok(())
+}
+
+/// An admin client for `endpoint` (https:// endpoints trust `ca`).
+pub async fn admin_client(
+    endpoint: &str,
+    ca: Option<&Path>,
+    timeout: Duration,
+) -> anyhow::Result<AdminClient<tonic::transport::Channel>> {
+    let mut ep = tonic::transport::Endpoint::from_shared(endpoint.to_owned())?
+        .connect_timeout(Duration::from_secs(1))
+        .timeout(timeout);
+    if let Some(ca) = ca.filter(|_| endpoint.starts_with("https://")) {
+        let pem = std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;
+        ep = ep.tls_config(
+            tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+        )?;
+    }
+    Ok(AdminClient::new(ep.connect().await?))
 }
 
 pub(crate) struct DemoNode {
@@ -126,6 +183,21 @@ pub fn demo_configs(opts: &DemoOptions, token: &str) -> Vec<Config> {
                 token: token.into(),
             }],
             peer_source_ip: None,
+            tls: opts.tls.then(|| {
+                let dir = opts.tls_dir();
+                let (cert, key) = statusmesh_tls::pki::node_files(&dir, i as u64 + 1);
+                crate::config::TlsConfig {
+                    ca_cert: dir.join(statusmesh_tls::pki::CA_CERT),
+                    cert,
+                    key,
+                    admin_cert: None,
+                    admin_key: None,
+                    operator_ca: Some(dir.join(statusmesh_tls::pki::CA_CERT)),
+                    public_cert: None,
+                    public_key: None,
+                }
+            }),
+            insecure_plaintext: !opts.tls,
             // The demo's receivers run on this machine.
             webhooks: WebhooksConfig {
                 allow_loopback: true,
@@ -163,15 +235,20 @@ pub async fn run_demo(
     // statusctl is built next to statusmesh; sourcing the env file puts both on PATH.
     let bin_dir = opts.exe.parent().map(Path::to_path_buf).unwrap_or_default();
     let token = load_or_create_token(&env_file);
+    if opts.tls {
+        ensure_demo_certs(&opts)?;
+    }
     let configs = demo_configs(&opts, &token);
-    let endpoints: Vec<String> = configs
-        .iter()
-        .map(|c| format!("http://{}", c.listen.admin))
-        .collect();
+    let endpoints = opts.endpoints(&configs);
+    let ca = opts.ca_cert();
+    let ca_line = match &ca {
+        Some(p) => format!("export STATUSMESH_CA_CERT={}\n", p.display()),
+        None => "unset STATUSMESH_CA_CERT\n".into(),
+    };
     std::fs::write(
         &env_file,
         format!(
-            "# Source this file: . {}\nexport STATUSMESH_ENDPOINT={}\nexport STATUSMESH_TOKEN={}\nexport PATH=\"{}:$PATH\"\n",
+            "# Source this file: . {}\nexport STATUSMESH_ENDPOINT={}\nexport STATUSMESH_TOKEN={}\n{ca_line}export PATH=\"{}:$PATH\"\n",
             env_file.display(),
             endpoints.join(","),
             token,
@@ -192,11 +269,12 @@ pub async fn run_demo(
     }
 
     let result = async {
-        let mut client = wait_for_leader(&endpoints, &token, Duration::from_secs(30)).await?;
+        let mut client =
+            wait_for_leader(&endpoints, ca.as_deref(), &token, Duration::from_secs(30)).await?;
         let page_url = format!("http://{}/", configs[0].listen.public);
         seed_if_empty(&mut client, &token, &page_url).await?;
         if !opts.drill {
-            print_welcome(&configs, &nodes, &env_file);
+            print_welcome(&configs, &endpoints, &nodes, &env_file);
         }
         anyhow::Ok(())
     }
@@ -207,7 +285,8 @@ pub async fn run_demo(
             data_dir.display()
         );
     } else if opts.drill {
-        let drilled = crate::drill::run(&configs, &mut nodes, &token).await;
+        let drilled =
+            crate::drill::run(&configs, &endpoints, ca.as_deref(), &mut nodes, &token).await;
         stop_all(&mut nodes).await;
         return match drilled {
             Ok(true) => Ok(()),
@@ -223,13 +302,14 @@ pub async fn run_demo(
 
 async fn wait_for_leader(
     endpoints: &[String],
+    ca: Option<&Path>,
     token: &str,
     limit: Duration,
 ) -> anyhow::Result<AdminClient<tonic::transport::Channel>> {
     let started = Instant::now();
     loop {
         for ep in endpoints {
-            if let Ok(mut c) = AdminClient::connect(ep.clone()).await {
+            if let Ok(mut c) = admin_client(ep, ca, Duration::from_secs(10)).await {
                 let req =
                     authed(pb::ClusterStatusRequest {}, token, None).map_err(anyhow::Error::msg)?;
                 if let Ok(s) = c.cluster_status(req).await {
@@ -352,22 +432,25 @@ fn w<T>(token: &str, message: T, key: String) -> anyhow::Result<tonic::Request<T
     authed(message, token, Some(&key)).map_err(anyhow::Error::msg)
 }
 
-fn print_welcome(configs: &[Config], nodes: &[DemoNode], env_file: &Path) {
+fn print_welcome(configs: &[Config], endpoints: &[String], nodes: &[DemoNode], env_file: &Path) {
     println!("\nstatusmesh demo: three regions running on this machine\n");
-    for (c, n) in configs.iter().zip(nodes) {
+    for ((c, n), admin) in configs.iter().zip(nodes).zip(endpoints) {
         println!(
             "  {:<10} node {}  public http://{}  admin {}  (pid {})",
             c.region,
             c.node_id,
             c.listen.public,
-            c.listen.admin,
+            admin,
             n.child.id().unwrap_or(0)
         );
+    }
+    if configs[0].tls.is_some() {
+        println!("\nAdmin and peer traffic use TLS with the demo's own CA; the env file points statusctl at it.");
     }
     println!("\nTry it (in another terminal):");
     println!("  . {}", env_file.display());
     println!("  statusctl cluster status");
-    println!("  statusctl --endpoint http://{} incident create --name \"Login failures\" --body \"Investigating\" --impact minor", configs[2].listen.admin);
+    println!("  statusctl --endpoint {} incident create --name \"Login failures\" --body \"Investigating\" --impact minor", endpoints[2]);
     println!("  statusctl incident list");
     println!("  curl http://{}/api/cluster", configs[0].listen.public);
     println!(

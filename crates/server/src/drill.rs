@@ -10,10 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use axum::body::Bytes;
 use axum::http::HeaderMap;
-use statusmesh_proto::admin::admin_client::AdminClient;
 use statusmesh_proto::admin::{self as pb, write_reply::Entity};
 use statusmesh_proto::authed;
-use tonic::transport::Channel;
 
 use crate::config::Config;
 use crate::demo::DemoNode;
@@ -35,15 +33,6 @@ struct Receiver {
     secrets: Mutex<BTreeMap<String, String>>,
 }
 
-async fn admin(endpoint: &str) -> anyhow::Result<AdminClient<Channel>> {
-    let ch = tonic::transport::Endpoint::from_shared(endpoint.to_owned())?
-        .connect_timeout(Duration::from_secs(1))
-        .timeout(LIMIT)
-        .connect()
-        .await?;
-    Ok(AdminClient::new(ch))
-}
-
 fn key(what: &str) -> String {
     format!("drill-{what}-{}", hex::encode(rand::random::<[u8; 8]>()))
 }
@@ -51,13 +40,15 @@ fn key(what: &str) -> String {
 /// Runs the drill against the demo's nodes; `Ok(true)` when the cluster rode it out.
 pub(crate) async fn run(
     configs: &[Config],
+    endpoints: &[String],
+    ca: Option<&std::path::Path>,
     nodes: &mut [DemoNode],
     token: &str,
 ) -> anyhow::Result<bool> {
-    let endpoints: Vec<String> = configs
-        .iter()
-        .map(|c| format!("http://{}", c.listen.admin))
-        .collect();
+    let admin = |endpoint: &str| {
+        let endpoint = endpoint.to_owned();
+        async move { crate::demo::admin_client(&endpoint, ca, LIMIT).await }
+    };
     fn req<T>(token: &str, m: T) -> anyhow::Result<tonic::Request<T>> {
         authed(m, token, None).map_err(anyhow::Error::msg)
     }

@@ -17,6 +17,78 @@ use crate::config::Config;
 
 /// Admin requests are small; anything bigger is refused with RESOURCE_EXHAUSTED.
 const MAX_ADMIN_MESSAGE: usize = 1024 * 1024;
+/// Every peer request ends by then (openraft sets shorter deadlines of its own; snapshot
+/// chunks are the slowest).
+const PEER_REQUEST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+/// An admin request may take the write timeout plus this (reading and answering).
+const ADMIN_DEADLINE_SLACK: std::time::Duration = std::time::Duration::from_secs(5);
+/// Requests handled at once on one connection (admin and peer ports).
+const CONCURRENCY_PER_CONNECTION: usize = 64;
+/// HTTP/2 streams a client may open at once on one connection.
+const MAX_STREAMS: u32 = 128;
+/// How often certificate files are checked for changes.
+const TLS_RELOAD_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A tonic server with the limits every gRPC port has: a deadline on every request, bounded
+/// concurrency per connection and bounded streams.
+fn grpc_server(deadline: std::time::Duration) -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .timeout(deadline)
+        .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
+        .max_concurrent_streams(MAX_STREAMS)
+        .tcp_nodelay(true)
+}
+
+type GrpcTask = tokio::task::JoinHandle<Result<(), tonic::transport::Error>>;
+
+/// Serves `router` on `listener`, over TLS when `tls` gives configurations.
+fn serve_grpc(
+    router: tonic::transport::server::Router,
+    listener: TcpListener,
+    tls: Option<impl Fn() -> Arc<rustls::ServerConfig> + Send + Sync + 'static>,
+    port: &'static str,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<GrpcTask> {
+    let stopped = {
+        let mut rx = stop.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    Ok(match tls {
+        Some(config) => {
+            let incoming = statusmesh_tls::accept_tls(listener, config, port, stop)?;
+            tokio::spawn(router.serve_with_incoming_shutdown(incoming, stopped))
+        }
+        None => tokio::spawn(
+            router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped),
+        ),
+    })
+}
+
+/// The configuration of one port, taken from the node's current (reloadable) TLS material.
+fn tls_fn<T: Clone>(
+    tls: Arc<statusmesh_tls::ReloadingTls>,
+    pick: impl Fn(&statusmesh_tls::NodeTls) -> T + Send + Sync + 'static,
+) -> impl Fn() -> T + Send + Sync + 'static {
+    move || pick(&tls.current())
+}
+
+/// The public port over HTTPS: axum's listener over completed TLS handshakes.
+struct HttpsListener(statusmesh_tls::TlsIncoming);
+
+impl axum::serve::Listener for HttpsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        self.0.next_connection().await
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.0.local_addr())
+    }
+}
 
 fn node_info(config: &Config) -> NodeInfo {
     // Advertise what the initial member list says about us, else our listen addresses.
@@ -59,6 +131,19 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
     let admin_listener = bind("admin", config.listen.admin).await?;
     let public_listener = bind("public", config.listen.public).await?;
 
+    // Certificates are checked before anything starts: a wrong path or a certificate for
+    // another node id fails here, naming the file.
+    let tls = match &config.tls {
+        Some(t) => Some(
+            statusmesh_tls::ReloadingTls::load(t.files(), config.node_id)
+                .map_err(|e| anyhow::anyhow!("TLS: {e}"))?,
+        ),
+        None => {
+            tracing::warn!("insecure_plaintext: peer and admin traffic are NOT encrypted or authenticated by certificate (dev mode)");
+            None
+        }
+    };
+
     let (log, sm) = statusmesh_store::open(&config.data_dir.join("raft"), config.node_id)?;
     let info = node_info(&config);
     let node = ClusterNode::start(
@@ -68,6 +153,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             profile: config.timing_profile,
             snapshot_every: config.snapshot_every,
             peer_source_ip: config.peer_source_ip,
+            tls: tls.clone(),
         },
         log,
         sm,
@@ -80,14 +166,13 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         let _ = rx.wait_for(|s| *s).await;
     };
 
-    let peer = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(PeerService::server(node.clone()))
-            .serve_with_incoming_shutdown(
-                TcpListenerStream::new(peer_listener),
-                stopped(stop_rx.clone()),
-            ),
-    );
+    let peer = serve_grpc(
+        grpc_server(PEER_REQUEST_DEADLINE).add_service(PeerService::server(node.clone())),
+        peer_listener,
+        tls.clone().map(|t| tls_fn(t, |c| c.peer_server.clone())),
+        "peer",
+        stop_rx.clone(),
+    )?;
     let auth = Authenticator::new(
         config
             .tokens
@@ -104,7 +189,8 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         statusmesh_webhook::Dispatcher::new(node.clone(), webhooks).map_err(anyhow::Error::msg)?;
     let admin_service = AdminServer::new(
         AdminService::new(node.clone(), auth, config.write_timeout())
-            .with_webhooks(targets, dispatcher.stats()),
+            .with_webhooks(targets, dispatcher.stats())
+            .with_tls(tls.clone()),
     )
     .max_decoding_message_size(MAX_ADMIN_MESSAGE);
     // Standard gRPC tools work without the .proto files: the health checking protocol (SERVING
@@ -133,17 +219,17 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         health_reporter,
         stop_rx.clone(),
     ));
-    let admin = tokio::spawn(
-        tonic::transport::Server::builder()
+    let admin = serve_grpc(
+        grpc_server(config.write_timeout() + ADMIN_DEADLINE_SLACK)
             .add_service(health_service)
             .add_service(reflection)
             .add_service(reflection_alpha)
-            .add_service(admin_service)
-            .serve_with_incoming_shutdown(
-                TcpListenerStream::new(admin_listener),
-                stopped(stop_rx.clone()),
-            ),
-    );
+            .add_service(admin_service),
+        admin_listener,
+        tls.clone().map(|t| tls_fn(t, |c| c.admin_server.clone())),
+        "admin",
+        stop_rx.clone(),
+    )?;
     let public_stop = stopped(stop_rx.clone());
     let view = statusmesh_http::spawn_renderer(
         node.replica().clone(),
@@ -158,11 +244,39 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             min_index_wait: std::time::Duration::from_secs(5),
         },
     );
-    let public = tokio::spawn(async move {
-        axum::serve(public_listener, public_router)
-            .with_graceful_shutdown(public_stop)
-            .await
-    });
+    let public_tls = tls
+        .as_ref()
+        .filter(|t| t.current().public_server.is_some())
+        .cloned();
+    let public = match public_tls {
+        Some(t) => {
+            let incoming = statusmesh_tls::accept_tls(
+                public_listener,
+                tls_fn(t.clone(), move |c| {
+                    // Set at start; a reload cannot remove it (validated), so fall back to the
+                    // admin certificate only if the files were emptied under us.
+                    c.public_server
+                        .clone()
+                        .unwrap_or_else(|| c.admin_server.clone())
+                }),
+                "public",
+                stop_rx.clone(),
+            )?;
+            tokio::spawn(async move {
+                axum::serve(HttpsListener(incoming), public_router)
+                    .with_graceful_shutdown(public_stop)
+                    .await
+            })
+        }
+        None => tokio::spawn(async move {
+            axum::serve(public_listener, public_router)
+                .with_graceful_shutdown(public_stop)
+                .await
+        }),
+    };
+    let tls_watch = tls
+        .clone()
+        .map(|t| tokio::spawn(t.watch(TLS_RELOAD_POLL, stop_rx.clone())));
     let scheduler = tokio::spawn(statusmesh_cluster::scheduler::run_maintenance_scheduler(
         node.clone(),
         stop_rx.clone(),
@@ -222,6 +336,9 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
     }
     if let Ok(Err(e)) = public.await {
         tracing::warn!(error = %e, "public server ended with an error");
+    }
+    if let Some(w) = tls_watch {
+        let _ = w.await;
     }
     let _ = scheduler.await;
     let _ = watchdog.await;
