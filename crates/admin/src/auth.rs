@@ -1,11 +1,26 @@
-//! Bearer-token authentication for the admin API. Tokens come from configuration; the
-//! comparison is constant-time and a failure never echoes the presented token.
+//! Who is calling, and may they: bearer tokens (the configuration's bootstrap tokens, and the
+//! named tokens stored as hashes in the replicated state), operator client certificates, and a
+//! role check per call. Failed attempts from one address are slowed down.
+//!
+//! A failure never echoes the presented token. Configuration tokens compare in constant time;
+//! named tokens are found by the SHA-256 of the presented secret (the secret itself is never
+//! stored or compared).
 
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use statusmesh_model::access::{Role, Tokens};
 use subtle::ConstantTimeEq;
-use tonic::metadata::MetadataMap;
-use tonic::Status;
+use tonic::{Request, Status};
 
-/// A named operator token.
+/// Set by a node forwarding a certificate-authenticated call to the leader: the caller it
+/// vouches for (`cert:<name>/<role>`). Trusted only from a peer presenting a node certificate.
+pub const ON_BEHALF_OF_HEADER: &str = "x-statusmesh-on-behalf-of";
+
+/// A bootstrap token from the configuration file (role admin).
 #[derive(Clone)]
 pub struct Token {
     pub name: String,
@@ -20,63 +35,292 @@ impl std::fmt::Debug for Token {
     }
 }
 
-#[derive(Debug, Clone)]
+/// How a caller proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    ConfigToken,
+    Token,
+    Certificate,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::ConfigToken => "config-token",
+            Method::Token => "token",
+            Method::Certificate => "certificate",
+        }
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// Token name, or `cert:<common name>`; recorded as the actor in the audit log.
+    pub name: String,
+    pub role: Role,
+    pub method: Method,
+}
+
+/// Failed authentications allowed per address per window before answers slow down.
+const FREE_FAILURES: u32 = 5;
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// The slow-down doubles per further failure, from this...
+const FIRST_DELAY: Duration = Duration::from_millis(100);
+/// ...up to this.
+const MAX_DELAY: Duration = Duration::from_secs(5);
+/// Addresses tracked at once (the table is pruned of expired windows past this).
+const MAX_TRACKED: usize = 10_000;
+
+/// Counts failed authentications per peer address.
+#[derive(Debug, Default)]
+struct FailureLimiter {
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+impl FailureLimiter {
+    /// Records a failure from `ip`; returns how long to wait before answering.
+    fn fail(&self, ip: IpAddr) -> Duration {
+        let now = Instant::now();
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_TRACKED {
+            map.retain(|_, (_, start)| now.duration_since(*start) < FAILURE_WINDOW);
+        }
+        let entry = map.entry(ip).or_insert((0, now));
+        if now.duration_since(entry.1) >= FAILURE_WINDOW {
+            *entry = (0, now);
+        }
+        entry.0 += 1;
+        delay_after(entry.0)
+    }
+}
+
+/// The wait after the `n`th failure within one window.
+fn delay_after(n: u32) -> Duration {
+    if n <= FREE_FAILURES {
+        return Duration::ZERO;
+    }
+    let doublings = (n - FREE_FAILURES - 1).min(16);
+    (FIRST_DELAY * 2u32.pow(doublings)).min(MAX_DELAY)
+}
+
+#[derive(Debug, Default)]
 pub struct Authenticator {
-    tokens: Vec<Token>,
+    config_tokens: Vec<Token>,
+    limiter: FailureLimiter,
+}
+
+/// The SHA-256 (lowercase hex) a named token is stored as.
+pub fn token_hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+fn bearer<T>(req: &Request<T>) -> Result<Option<&str>, Status> {
+    let Some(header) = req.metadata().get("authorization") else {
+        return Ok(None);
+    };
+    let value = header
+        .to_str()
+        .map_err(|_| Status::unauthenticated("authorization header is not ASCII"))?;
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(|t| Some(t.trim()))
+        .ok_or_else(|| Status::unauthenticated("authorization must be: Bearer <token>"))
+}
+
+fn parse_role(s: &str) -> Option<Role> {
+    Role::parse("role", s).ok()
 }
 
 impl Authenticator {
-    pub fn new(tokens: Vec<Token>) -> Self {
-        Authenticator { tokens }
+    pub fn new(config_tokens: Vec<Token>) -> Self {
+        Authenticator {
+            config_tokens,
+            limiter: FailureLimiter::default(),
+        }
     }
 
-    /// Returns the name of the token that authenticated the call.
-    pub fn check(&self, metadata: &MetadataMap) -> Result<String, Status> {
-        let header = metadata
-            .get("authorization")
-            .ok_or_else(|| Status::unauthenticated("missing authorization: Bearer <token>"))?;
-        let value = header
-            .to_str()
-            .map_err(|_| Status::unauthenticated("authorization header is not ASCII"))?;
-        let presented = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .ok_or_else(|| Status::unauthenticated("authorization must be: Bearer <token>"))?
-            .trim();
-        // Compare against every token so timing does not reveal which (if any) matched.
-        let mut found: Option<&Token> = None;
-        for t in &self.tokens {
-            if bool::from(t.secret.as_bytes().ct_eq(presented.as_bytes())) {
-                found = Some(t);
+    /// Authenticates the call and checks that its role is at least `need`.
+    pub async fn authorize<T>(
+        &self,
+        req: &Request<T>,
+        tokens: &Tokens,
+        need: Role,
+    ) -> Result<Caller, Status> {
+        let caller = match self.identify(req, tokens) {
+            Ok(c) => c,
+            Err(status) => {
+                if let Some(ip) = req.remote_addr().map(|a| a.ip()) {
+                    let wait = self.limiter.fail(ip);
+                    if !wait.is_zero() {
+                        tracing::warn!(peer = %ip, delay_ms = wait.as_millis() as u64, "repeated failed authentication: slowing down");
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+                return Err(status);
             }
+        };
+        if caller.role < need {
+            return Err(Status::permission_denied(format!(
+                "{} has the {} role; this call needs {}",
+                caller.name, caller.role, need
+            )));
         }
-        found
-            .map(|t| t.name.clone())
-            .ok_or_else(|| Status::unauthenticated("invalid token"))
+        Ok(caller)
+    }
+
+    fn identify<T>(&self, req: &Request<T>, tokens: &Tokens) -> Result<Caller, Status> {
+        if let Some(presented) = bearer(req)? {
+            // Compare against every configuration token so timing does not reveal which (if
+            // any) matched.
+            let mut found: Option<&Token> = None;
+            for t in &self.config_tokens {
+                if bool::from(t.secret.as_bytes().ct_eq(presented.as_bytes())) {
+                    found = Some(t);
+                }
+            }
+            if let Some(t) = found {
+                return Ok(Caller {
+                    name: t.name.clone(),
+                    role: Role::Admin,
+                    method: Method::ConfigToken,
+                });
+            }
+            return match tokens.find_by_hash(&token_hash(presented)) {
+                Some(t) => Ok(Caller {
+                    name: t.name.clone(),
+                    role: t.role,
+                    method: Method::Token,
+                }),
+                None => Err(Status::unauthenticated("invalid or revoked token")),
+            };
+        }
+        let Some(leaf) = req.peer_certs().and_then(|c| c.first().cloned()) else {
+            return Err(Status::unauthenticated(
+                "missing authorization: send Bearer <token>, or a client certificate",
+            ));
+        };
+        // A node forwarding a certificate-authenticated operator's call to the leader.
+        if statusmesh_tls::node_id(&leaf).is_ok() {
+            let vouched = req
+                .metadata()
+                .get(ON_BEHALF_OF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit_once('/'))
+                .and_then(|(name, role)| Some((name.to_owned(), parse_role(role)?)));
+            return match vouched {
+                Some((name, role)) if name.starts_with("cert:") => Ok(Caller {
+                    name,
+                    role,
+                    method: Method::Certificate,
+                }),
+                _ => Err(Status::permission_denied(
+                    "a node certificate is not an operator identity",
+                )),
+            };
+        }
+        let subject = statusmesh_tls::operator_subject(&leaf)
+            .map_err(|e| Status::unauthenticated(format!("client certificate: {e}")))?;
+        let role = subject.role.as_deref().and_then(parse_role).ok_or_else(|| {
+            Status::permission_denied(format!(
+                "client certificate of {:?} names no role (organizational unit read-only, operator or admin)",
+                subject.name
+            ))
+        })?;
+        Ok(Caller {
+            name: format!("cert:{}", subject.name),
+            role,
+            method: Method::Certificate,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use statusmesh_model::Timestamp;
 
-    fn md(v: &str) -> MetadataMap {
-        let mut m = MetadataMap::new();
-        m.insert("authorization", v.parse().unwrap());
-        m
+    fn req(v: Option<&str>) -> Request<()> {
+        let mut r = Request::new(());
+        if let Some(v) = v {
+            r.metadata_mut().insert("authorization", v.parse().unwrap());
+        }
+        r
+    }
+
+    #[tokio::test]
+    async fn tokens_roles_and_revocation() {
+        let auth = Authenticator::new(vec![Token {
+            name: "bootstrap".into(),
+            secret: "s3cret-token-value".into(),
+        }]);
+        let mut tokens = Tokens::default();
+        let ro = "read-only-secret-0123456789abcdef0123";
+        tokens.by_name.insert(
+            "viewer".into(),
+            statusmesh_model::ApiToken {
+                name: "viewer".into(),
+                role: Role::ReadOnly,
+                hash: token_hash(ro),
+                created_at: Timestamp(0),
+                revoked_at: None,
+            },
+        );
+        let c = auth
+            .authorize(
+                &req(Some("Bearer s3cret-token-value")),
+                &tokens,
+                Role::Admin,
+            )
+            .await
+            .unwrap();
+        assert_eq!((c.name.as_str(), c.role), ("bootstrap", Role::Admin));
+        let c = auth
+            .authorize(&req(Some(&format!("Bearer {ro}"))), &tokens, Role::ReadOnly)
+            .await
+            .unwrap();
+        assert_eq!(c.name, "viewer");
+        let e = auth
+            .authorize(&req(Some(&format!("Bearer {ro}"))), &tokens, Role::Operator)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::PermissionDenied);
+        assert!(e.message().contains("read-only") && !e.message().contains(ro));
+        let e = auth
+            .authorize(&req(Some("Bearer nope")), &tokens, Role::ReadOnly)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unauthenticated);
+        assert!(!e.message().contains("nope"));
+        tokens.by_name.get_mut("viewer").unwrap().revoked_at = Some(Timestamp(1));
+        let e = auth
+            .authorize(&req(Some(&format!("Bearer {ro}"))), &tokens, Role::ReadOnly)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unauthenticated);
+        assert!(auth
+            .authorize(&req(None), &tokens, Role::ReadOnly)
+            .await
+            .is_err());
+        assert!(auth
+            .authorize(&req(Some("Basic abc")), &tokens, Role::ReadOnly)
+            .await
+            .is_err());
     }
 
     #[test]
-    fn tokens_are_checked() {
-        let auth = Authenticator::new(vec![Token {
-            name: "ops".into(),
-            secret: "s3cret-token-value".into(),
-        }]);
-        assert_eq!(auth.check(&md("Bearer s3cret-token-value")).unwrap(), "ops");
-        let e = auth.check(&md("Bearer nope")).unwrap_err();
-        assert_eq!(e.code(), tonic::Code::Unauthenticated);
-        assert!(!e.message().contains("nope"));
-        assert!(auth.check(&MetadataMap::new()).is_err());
-        assert!(auth.check(&md("Basic abc")).is_err());
+    fn failures_slow_down_after_five_and_cap() {
+        assert_eq!(delay_after(5), Duration::ZERO);
+        assert_eq!(delay_after(6), Duration::from_millis(100));
+        assert_eq!(delay_after(7), Duration::from_millis(200));
+        assert_eq!(delay_after(40), MAX_DELAY);
+        let l = FailureLimiter::default();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let waits: Vec<Duration> = (0..7).map(|_| l.fail(ip)).collect();
+        assert_eq!(waits[4], Duration::ZERO);
+        assert_eq!(waits[6], Duration::from_millis(200));
+        // Another address is not affected.
+        assert_eq!(l.fail("192.0.2.2".parse().unwrap()), Duration::ZERO);
     }
 }

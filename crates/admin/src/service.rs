@@ -19,8 +19,9 @@ use tonic::{Request, Response, Status};
 
 use statusmesh_webhook::{DispatchStats, TargetPolicy};
 
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, Caller, ON_BEHALF_OF_HEADER};
 use crate::errors::{command_status, membership_status, propose_status};
+use statusmesh_model::Role;
 
 /// Header carrying the client's idempotency key on every write.
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
@@ -28,7 +29,7 @@ pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 #[derive(Debug, Clone)]
 pub struct AdminService {
     node: Arc<ClusterNode>,
-    auth: Authenticator,
+    auth: Arc<Authenticator>,
     /// How long a write may take, retries across leader changes included.
     write_timeout: Duration,
     /// Which webhook targets may be subscribed (checked before proposing).
@@ -45,7 +46,7 @@ impl AdminService {
     pub fn new(node: Arc<ClusterNode>, auth: Authenticator, write_timeout: Duration) -> Self {
         AdminService {
             node,
-            auth,
+            auth: Arc::new(auth),
             write_timeout,
             targets: TargetPolicy::default(),
             dispatch: Arc::new(DispatchStats::default()),
@@ -92,6 +93,13 @@ impl AdminService {
         self
     }
 
+    /// Authenticates the call (token or client certificate) and checks its role.
+    async fn authorize<T>(&self, req: &Request<T>, need: Role) -> Result<Caller, Status> {
+        // Cloned out of the replica: the lock is not held across the failure slow-down.
+        let tokens = self.node.replica().read().state.tokens.clone();
+        self.auth.authorize(req, &tokens, need).await
+    }
+
     /// Runs a write: authenticate, build the proposal, commit it, and answer from the replica.
     async fn write<T: Message>(
         &self,
@@ -99,7 +107,11 @@ impl AdminService {
         req: &Request<T>,
         command: Result<Command, CommandError>,
     ) -> Reply<pb::WriteReply> {
-        let actor = self.auth.check(req.metadata())?;
+        let need = match &command {
+            Ok(Command::CreateToken { .. } | Command::RevokeToken { .. }) => Role::Admin,
+            _ => Role::Operator,
+        };
+        let actor = self.authorize(req, need).await?.name;
         let key = req
             .metadata()
             .get(IDEMPOTENCY_HEADER)
@@ -168,6 +180,11 @@ impl AdminService {
             Applied::Event(webhook_id) => Some(Entity::EventId(webhook_id)),
             Applied::Requeued(n) => Some(Entity::Requeued(n)),
             Applied::AttemptsRecorded(_) => None,
+            Applied::Token(name) | Applied::TokenRevoked(name) => s
+                .tokens
+                .by_name
+                .get(&name)
+                .map(|t| Entity::Token(convert::token(t))),
         };
         Ok(Response::new(pb::WriteReply {
             index: outcome.index,
@@ -183,7 +200,7 @@ impl AdminService {
         consistency: i32,
         f: impl FnOnce(&State) -> Result<R, Status>,
     ) -> Reply<R> {
-        self.auth.check(req.metadata())?;
+        self.authorize(req, Role::ReadOnly).await?;
         if consistency == Consistency::Linearizable as i32 {
             self.node
                 .linearizable_barrier(self.write_timeout)
@@ -201,7 +218,7 @@ impl AdminService {
         local: impl AsyncFnOnce(&ClusterNode, T) -> Reply<R>,
         remote: impl AsyncFnOnce(AdminClient<tonic::transport::Channel>, Request<T>) -> Reply<R>,
     ) -> Reply<R> {
-        self.auth.check(req.metadata())?;
+        let caller = self.authorize(&req, Role::Admin).await?;
         let status = self.node.status();
         match status.leader {
             Some(l) if l == self.node.id => local(&self.node, req.into_inner()).await,
@@ -215,8 +232,18 @@ impl AdminService {
                     .map_err(|e| Status::unavailable(format!("leader {l}: {}", e.message())))?;
                 let auth = req.metadata().get("authorization").cloned();
                 let mut fwd = Request::new(req.into_inner());
-                if let Some(a) = auth {
-                    fwd.metadata_mut().insert("authorization", a);
+                match auth {
+                    Some(a) => {
+                        fwd.metadata_mut().insert("authorization", a);
+                    }
+                    // A certificate identity cannot travel; this node (its node certificate)
+                    // vouches for it.
+                    None => {
+                        let v = format!("{}/{}", caller.name, caller.role);
+                        if let Ok(v) = v.parse() {
+                            fwd.metadata_mut().insert(ON_BEHALF_OF_HEADER, v);
+                        }
+                    }
                 }
                 remote(AdminClient::new(channel), fwd).await
             }
@@ -441,7 +468,8 @@ impl Admin for AdminService {
         &self,
         req: Request<pb::AddSubscriberRequest>,
     ) -> Reply<pb::WriteReply> {
-        self.auth.check(req.metadata())?;
+        // Checked before the (slow) target vetting; `write` checks again.
+        self.authorize(&req, Role::Operator).await?;
         statusmesh_model::limits::http_url("url", &req.get_ref().url)
             .map_err(|e| command_status(&e))?;
         // DNS is not deterministic, so the target is vetted here, before proposing; the
@@ -566,11 +594,71 @@ impl Admin for AdminService {
         .await
     }
 
+    async fn create_token(&self, req: Request<pb::CreateTokenRequest>) -> Reply<pb::WriteReply> {
+        let cmd = convert::create_token(req.get_ref());
+        self.write("CreateToken", &req, cmd).await
+    }
+
+    async fn revoke_token(&self, req: Request<pb::RevokeTokenRequest>) -> Reply<pb::WriteReply> {
+        let cmd = Ok(Command::RevokeToken {
+            name: req.get_ref().name.clone(),
+        });
+        self.write("RevokeToken", &req, cmd).await
+    }
+
+    async fn list_tokens(&self, req: Request<pb::ReadRequest>) -> Reply<pb::TokenList> {
+        let c = req.get_ref().consistency;
+        self.read(&req, c, |s| {
+            Ok(pb::TokenList {
+                tokens: s.tokens.by_name.values().map(convert::token).collect(),
+            })
+        })
+        .await
+    }
+
+    async fn list_audit(&self, req: Request<pb::ListAuditRequest>) -> Reply<pb::AuditList> {
+        let r = req.get_ref().clone();
+        let since = r
+            .since
+            .as_deref()
+            .map(|t| Timestamp::parse_rfc3339("since", t))
+            .transpose()
+            .map_err(|e| command_status(&e))?;
+        let limit = match r.limit {
+            0 => 50,
+            n => (n as usize).min(statusmesh_model::access::AUDIT_KEEP),
+        };
+        self.read(&req, r.consistency, |s| {
+            let records = s
+                .audit
+                .records
+                .iter()
+                .rev()
+                .filter(|a| r.actor.as_ref().is_none_or(|x| &a.actor == x))
+                .filter(|a| r.action.as_ref().is_none_or(|x| &a.action == x))
+                .filter(|a| since.is_none_or(|t| a.at >= t))
+                .take(limit)
+                .map(convert::audit_record)
+                .collect();
+            Ok(pb::AuditList { records })
+        })
+        .await
+    }
+
+    async fn who_am_i(&self, req: Request<pb::ReadRequest>) -> Reply<pb::Identity> {
+        let caller = self.authorize(&req, Role::ReadOnly).await?;
+        Ok(Response::new(pb::Identity {
+            name: caller.name,
+            role: caller.role.to_string(),
+            method: caller.method.as_str().into(),
+        }))
+    }
+
     async fn cluster_status(
         &self,
         req: Request<pb::ClusterStatusRequest>,
     ) -> Reply<pb::ClusterStatusReply> {
-        self.auth.check(req.metadata())?;
+        self.authorize(&req, Role::ReadOnly).await?;
         let s = self.node.status();
         // The digest serialises the whole state: computed here, where it is asked for.
         let state_digest = self.node.replica().read().state.digest();

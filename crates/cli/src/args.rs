@@ -26,6 +26,13 @@ pub struct Cli {
     /// PEM file of the CA that signs the nodes' admin certificates (for https:// endpoints).
     #[arg(long, env = "STATUSMESH_CA_CERT", global = true)]
     pub ca_cert: Option<std::path::PathBuf>,
+    /// Client certificate (PEM) to authenticate with instead of a token, e.g. from
+    /// `statusmesh certs operator`; needs --key.
+    #[arg(long, env = "STATUSMESH_CLIENT_CERT", global = true, requires = "key")]
+    pub cert: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, env = "STATUSMESH_CLIENT_KEY", global = true, requires = "cert")]
+    pub key: Option<std::path::PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Table, global = true)]
     pub output: Output,
@@ -74,6 +81,50 @@ pub enum Command {
     /// Cluster status and membership.
     #[command(subcommand)]
     Cluster(ClusterCmd),
+    /// Named API tokens with a role (read-only, operator, admin). Admin role needed.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// The audit log: every applied operator command with who, when, via which node, what.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Who the given token or certificate authenticates as, and its role.
+    Whoami,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCmd {
+    /// Create a token; its secret is generated here (256 random bits), printed once, and only
+    /// its SHA-256 is stored by the cluster.
+    Create {
+        /// 1 to 64 letters, digits and -_.@ (shown in the audit log).
+        name: String,
+        /// read-only, operator or admin.
+        #[arg(long)]
+        role: String,
+    },
+    /// Tokens: name, role, created, revoked (never secrets).
+    List,
+    /// Revoke a token: calls with it fail from the moment the revocation commits.
+    Revoke { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCmd {
+    /// Audit records, newest first.
+    List {
+        /// Most recent records to show.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Only this actor (token name, cert:<name>, scheduler).
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only this action, e.g. create_incident.
+        #[arg(long)]
+        action: Option<String>,
+        /// Only records at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

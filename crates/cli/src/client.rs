@@ -10,8 +10,10 @@ use tonic::{Code, Response, Status};
 
 pub struct Client {
     endpoints: Vec<String>,
-    token: String,
+    /// `None` when a client certificate authenticates instead.
+    token: Option<String>,
     ca_pem: Option<Vec<u8>>,
+    identity: Option<tonic::transport::Identity>,
     timeout: Duration,
     /// Used by every write of this invocation, on every endpoint tried.
     pub idempotency_key: String,
@@ -22,6 +24,7 @@ impl Client {
         endpoint: &str,
         token: Option<String>,
         ca_cert: Option<&std::path::Path>,
+        client_cert: Option<(&std::path::Path, &std::path::Path)>,
         timeout: u64,
         key: Option<String>,
     ) -> anyhow::Result<Self> {
@@ -40,8 +43,21 @@ impl Client {
         if endpoints.is_empty() {
             bail!("--endpoint is empty");
         }
-        let token =
-            token.ok_or_else(|| anyhow!("no token: pass --token or set STATUSMESH_TOKEN"))?;
+        if token.is_none() && client_cert.is_none() {
+            bail!("no token: pass --token or set STATUSMESH_TOKEN (or --cert and --key)");
+        }
+        let identity = client_cert
+            .map(|(cert, key)| -> anyhow::Result<_> {
+                let c = std::fs::read(cert)
+                    .with_context(|| format!("cannot read --cert {}", cert.display()))?;
+                let k = std::fs::read(key)
+                    .with_context(|| format!("cannot read --key {}", key.display()))?;
+                Ok(tonic::transport::Identity::from_pem(c, k))
+            })
+            .transpose()?;
+        if identity.is_some() && endpoints.iter().any(|e| !e.starts_with("https://")) {
+            bail!("--cert needs https:// endpoints");
+        }
         let ca_pem = ca_cert
             .map(|p| {
                 std::fs::read(p).with_context(|| format!("cannot read --ca-cert {}", p.display()))
@@ -53,6 +69,7 @@ impl Client {
             endpoints,
             token,
             ca_pem,
+            identity,
             timeout: Duration::from_secs(timeout.max(1)),
             idempotency_key,
         })
@@ -67,6 +84,9 @@ impl Client {
             let mut tls = ClientTlsConfig::new().with_enabled_roots();
             if let Some(pem) = &self.ca_pem {
                 tls = tls.ca_certificate(Certificate::from_pem(pem));
+            }
+            if let Some(id) = &self.identity {
+                tls = tls.identity(id.clone());
             }
             ep = ep.tls_config(tls).context("invalid TLS settings")?;
         }
@@ -98,7 +118,19 @@ impl Client {
                     continue;
                 }
             };
-            let req = authed(message.clone(), &self.token, key).map_err(anyhow::Error::msg)?;
+            let req = match &self.token {
+                Some(token) => authed(message.clone(), token, key).map_err(anyhow::Error::msg)?,
+                None => {
+                    let mut r = tonic::Request::new(message.clone());
+                    if let Some(k) = key {
+                        let v = k.parse().map_err(|_| {
+                            anyhow!("idempotency key {k:?} is not a valid header value")
+                        })?;
+                        r.metadata_mut().insert("idempotency-key", v);
+                    }
+                    r
+                }
+            };
             match f(&mut client, req).await {
                 Ok(resp) => return Ok(resp.into_inner()),
                 Err(s) if s.code() == Code::Unavailable && self.endpoints.len() > 1 => {

@@ -33,6 +33,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         &cli.endpoint,
         cli.token,
         cli.ca_cert.as_deref(),
+        cli.cert.as_deref().zip(cli.key.as_deref()),
         cli.timeout,
         cli.idempotency_key,
     )?;
@@ -50,5 +51,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Event(c) => commands::event(&ctx, c).await,
         Command::Delivery(c) => commands::delivery(&ctx, c).await,
         Command::Cluster(c) => commands::cluster(&ctx, c).await,
+        Command::Token(c) => commands::token(&ctx, c).await,
+        Command::Audit(c) => commands::audit(&ctx, c).await,
+        Command::Whoami => commands::whoami(&ctx).await,
     }
 }

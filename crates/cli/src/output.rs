@@ -254,6 +254,71 @@ pub fn deliveries(out: Output, l: &pb::DeliveryList) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A new token: the reply plus the secret, which exists only here.
+pub fn token_created(out: Output, w: &pb::WriteReply, secret: &str) -> anyhow::Result<()> {
+    if out == Output::Json {
+        let mut v = write_json(w)?;
+        v["secret"] = serde_json::Value::String(secret.to_owned());
+        return json(&v);
+    }
+    write(out, w)?;
+    println!("token secret (shown once, store it now): {secret}");
+    Ok(())
+}
+
+pub fn tokens(out: Output, l: &pb::TokenList) -> anyhow::Result<()> {
+    if out == Output::Json {
+        return json(l);
+    }
+    table(
+        &["NAME", "ROLE", "CREATED", "REVOKED"],
+        l.tokens
+            .iter()
+            .map(|t| {
+                vec![
+                    t.name.clone(),
+                    t.role.clone(),
+                    t.created_at.clone(),
+                    t.revoked_at.clone().unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect(),
+    );
+    Ok(())
+}
+
+pub fn audit(out: Output, l: &pb::AuditList) -> anyhow::Result<()> {
+    if out == Output::Json {
+        return json(l);
+    }
+    table(
+        &["SEQ", "AT", "ACTOR", "VIA", "ACTION", "TARGET", "DETAIL"],
+        l.records
+            .iter()
+            .map(|a| {
+                vec![
+                    a.seq.to_string(),
+                    a.at.clone(),
+                    a.actor.clone(),
+                    format!("node {}", a.via_node),
+                    a.action.clone(),
+                    a.target.clone().unwrap_or_else(|| "-".into()),
+                    a.detail.clone(),
+                ]
+            })
+            .collect(),
+    );
+    Ok(())
+}
+
+pub fn identity(out: Output, i: &pb::Identity) -> anyhow::Result<()> {
+    if out == Output::Json {
+        return json(i);
+    }
+    println!("{} (role {}, by {})", i.name, i.role, i.method);
+    Ok(())
+}
+
 pub fn events(out: Output, l: &pb::EventList) -> anyhow::Result<()> {
     if out == Output::Json {
         return json(l);
@@ -324,6 +389,7 @@ fn write_json(w: &pb::WriteReply) -> anyhow::Result<serde_json::Value> {
         Some(Entity::DeletedId(id)) => ("deleted_id", serde_json::to_value(id)?),
         Some(Entity::EventId(id)) => ("event_id", serde_json::to_value(id)?),
         Some(Entity::Requeued(n)) => ("requeued", serde_json::to_value(n)?),
+        Some(Entity::Token(t)) => ("token", serde_json::to_value(t)?),
         None => return Ok(v),
     };
     v[kind] = entity;
@@ -364,6 +430,10 @@ pub fn write(out: Output, w: &pb::WriteReply) -> anyhow::Result<()> {
         Some(Entity::DeletedId(id)) => println!("{id} deleted{replay}"),
         Some(Entity::EventId(id)) => println!("event {id} queued{replay}"),
         Some(Entity::Requeued(n)) => println!("{n} deliveries queued again{replay}"),
+        Some(Entity::Token(t)) => match &t.revoked_at {
+            Some(at) => println!("token {} revoked at {at}{replay}", t.name),
+            None => println!("token {} ({}) created{replay}", t.name, t.role),
+        },
         None => println!("done{replay}"),
     }
     println!("committed at index {}", w.index);

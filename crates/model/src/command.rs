@@ -225,6 +225,15 @@ pub enum Command {
         policy: QuarantinePolicy,
         reports: Vec<AttemptReport>,
     },
+    /// A named API token; `hash` is the SHA-256 (hex) of its secret, never the secret.
+    CreateToken {
+        name: String,
+        role: crate::access::Role,
+        hash: String,
+    },
+    RevokeToken {
+        name: String,
+    },
 }
 
 /// What the leader draws when stamping a command: fresh ids and webhook secrets.
@@ -273,7 +282,9 @@ impl Command {
             | Command::SetSubscriberState { .. }
             | Command::TestSubscriber { .. }
             | Command::ReplayEvent { .. }
-            | Command::RecordAttempts { .. } => {}
+            | Command::RecordAttempts { .. }
+            | Command::CreateToken { .. }
+            | Command::RevokeToken { .. } => {}
         }
     }
 
@@ -302,7 +313,9 @@ impl Command {
             | Command::SetSubscriberState { .. }
             | Command::TestSubscriber { .. }
             | Command::ReplayEvent { .. }
-            | Command::RecordAttempts { .. } => false,
+            | Command::RecordAttempts { .. }
+            | Command::CreateToken { .. }
+            | Command::RevokeToken { .. } => false,
         }
     }
 
@@ -318,7 +331,43 @@ impl Command {
                 | Command::TestSubscriber { .. }
                 | Command::ReplayEvent { .. }
                 | Command::RecordAttempts { .. }
+                | Command::CreateToken { .. }
+                | Command::RevokeToken { .. }
         )
+    }
+
+    /// Whether applying it adds an audit record: every operator command, and the scheduler's;
+    /// not the dispatcher's attempt bookkeeping (thousands per fan-out, visible in the
+    /// delivery log instead).
+    pub fn audited(&self) -> bool {
+        !matches!(self, Command::RecordAttempts { .. })
+    }
+
+    /// The entity a command addresses, for the audit log.
+    pub fn target(&self) -> Option<String> {
+        match self {
+            Command::SetPage { page_id: id, .. }
+            | Command::CreateComponent { id, .. }
+            | Command::UpdateComponent { id, .. }
+            | Command::SetComponentStatus { id, .. }
+            | Command::DeleteComponent { id }
+            | Command::CreateIncident { id, .. }
+            | Command::UpdateIncident { id, .. }
+            | Command::ResolveIncident { id, .. }
+            | Command::PublishPostmortem { id, .. }
+            | Command::ScheduleMaintenance { id, .. }
+            | Command::UpdateMaintenance { id, .. }
+            | Command::CancelMaintenance { id, .. }
+            | Command::AutoTransitionMaintenance { id, .. }
+            | Command::AddSubscriber { id, .. }
+            | Command::RemoveSubscriber { id }
+            | Command::SetSubscriberState { id, .. }
+            | Command::RotateSubscriberSecret { id, .. }
+            | Command::TestSubscriber { id } => Some(id.to_string()),
+            Command::ReplayEvent { event, .. } => Some(event.clone()),
+            Command::CreateToken { name, .. } | Command::RevokeToken { name } => Some(name.clone()),
+            Command::RecordAttempts { .. } => None,
+        }
     }
 
     /// A short name for logs and metrics.
@@ -344,6 +393,8 @@ impl Command {
             Command::TestSubscriber { .. } => "test_subscriber",
             Command::ReplayEvent { .. } => "replay_event",
             Command::RecordAttempts { .. } => "record_attempts",
+            Command::CreateToken { .. } => "create_token",
+            Command::RevokeToken { .. } => "revoke_token",
         }
     }
 }
@@ -370,6 +421,9 @@ pub enum Applied {
     Requeued(u32),
     /// This many attempt reports counted (stale ones are ignored).
     AttemptsRecorded(u32),
+    /// A token was created (its name).
+    Token(String),
+    TokenRevoked(String),
 }
 
 /// The answer to a proposal, identical on every node.

@@ -14,6 +14,7 @@ pub enum EntityKind {
     Incident,
     Maintenance,
     Subscriber,
+    Token,
 }
 
 impl fmt::Display for EntityKind {
@@ -24,6 +25,7 @@ impl fmt::Display for EntityKind {
             EntityKind::Incident => "incident",
             EntityKind::Maintenance => "maintenance",
             EntityKind::Subscriber => "subscriber",
+            EntityKind::Token => "token",
         })
     }
 }

@@ -5,6 +5,7 @@
 //! that varies between nodes arrives inside a [`Proposal`]; [`State::apply`] is a pure function,
 //! so every replica that applies the same log holds the same state and the same [`State::digest`].
 
+pub mod access;
 mod apply;
 pub mod command;
 pub mod entities;
@@ -16,6 +17,7 @@ pub mod rollup;
 pub mod state;
 pub mod status;
 
+pub use access::{ApiToken, AuditRecord, Role};
 pub use command::{Applied, Command, Outcome, Proposal};
 pub use entities::{
     AffectedComponent, Component, Incident, IncidentUpdate, Maintenance, MaintenanceUpdate,

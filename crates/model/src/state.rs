@@ -82,6 +82,12 @@ pub struct State {
     /// has not moved (outbox bookkeeping does not touch it).
     #[serde(default)]
     pub page_revision: u64,
+    /// Named API tokens (hashes only) and their roles.
+    #[serde(default)]
+    pub tokens: crate::access::Tokens,
+    /// Every applied operator command, newest last (see [`crate::access`]).
+    #[serde(default)]
+    pub audit: crate::access::AuditLog,
     pub idempotency: IdempotencyLog,
     /// The latest command time applied: the state's own clock, never decreasing.
     pub clock: Timestamp,
@@ -121,6 +127,15 @@ impl State {
             if let Some(before) = &before {
                 self.page_revision += 1;
                 self.emit_events(index, at, &proposal.command, before);
+            }
+            if proposal.command.audited() {
+                self.audit.record(
+                    index,
+                    at,
+                    &proposal.actor,
+                    proposal.via_node,
+                    &proposal.command,
+                );
             }
             self.clock = at;
             self.idempotency
@@ -210,6 +225,14 @@ impl State {
             Command::RecordAttempts { policy, reports } => {
                 self.record_attempts(index, at, policy, reports)
             }
+            Command::CreateToken { name, role, hash } => self
+                .tokens
+                .create(at, name, *role, hash)
+                .map(|()| Applied::Token(name.clone())),
+            Command::RevokeToken { name } => self
+                .tokens
+                .revoke(at, name)
+                .map(|()| Applied::TokenRevoked(name.clone())),
         }
     }
 
@@ -319,7 +342,7 @@ impl State {
             EntityKind::Incident => self.incidents.contains_key(id),
             EntityKind::Maintenance => self.maintenances.contains_key(id),
             EntityKind::Subscriber => self.subscribers.contains_key(id),
-            EntityKind::Page => false,
+            EntityKind::Page | EntityKind::Token => false,
         };
         if taken {
             return Err(CommandError::AlreadyExists {

@@ -529,6 +529,51 @@ pub fn deliveries(state: &State, sub: &Id, limit: usize) -> pb::DeliveryList {
     pb::DeliveryList { attempts, open }
 }
 
+/// A token request becomes a command carrying only the secret's hash.
+pub fn create_token(r: &pb::CreateTokenRequest) -> Result<Command> {
+    use sha2::Digest as _;
+    use statusmesh_model::access::{check_token_name, Role};
+    check_token_name("name", &r.name)?;
+    let role = Role::parse("role", &r.role)?;
+    if r.secret.len() < 32
+        || r.secret.len() > 256
+        || !r.secret.bytes().all(|b| b.is_ascii_graphic())
+    {
+        // Never echo the secret.
+        return Err(CommandError::invalid(
+            "secret",
+            "must be 32 to 256 printable ASCII characters",
+        ));
+    }
+    Ok(Command::CreateToken {
+        name: r.name.clone(),
+        role,
+        hash: hex::encode(sha2::Sha256::digest(r.secret.as_bytes())),
+    })
+}
+
+pub fn token(t: &statusmesh_model::ApiToken) -> pb::Token {
+    pb::Token {
+        name: t.name.clone(),
+        role: t.role.to_string(),
+        created_at: t.created_at.to_string(),
+        revoked_at: t.revoked_at.map(|r| r.to_string()),
+    }
+}
+
+pub fn audit_record(a: &statusmesh_model::AuditRecord) -> pb::AuditRecord {
+    pb::AuditRecord {
+        seq: a.seq,
+        index: a.index,
+        at: a.at.to_string(),
+        actor: a.actor.clone(),
+        via_node: a.via_node,
+        action: a.action.clone(),
+        target: a.target.clone(),
+        detail: a.detail.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -113,7 +113,8 @@ pub struct NodeTls {
     pub peer_client: Arc<ClientConfig>,
     pub admin_server: Arc<ServerConfig>,
     /// For forwarding to another node's admin port: trusts the cluster CA and, when set, the
-    /// operator CA; presents no client certificate (the caller's token travels instead).
+    /// operator CA; presents the node certificate (a token, when the caller used one, travels
+    /// as well).
     pub admin_client: Arc<ClientConfig>,
     pub public_server: Option<Arc<ServerConfig>>,
     /// Serial of the node certificate in use (for logs and tests).
@@ -230,11 +231,20 @@ impl NodeTls {
                 admin_roots
                     .roots
                     .extend(operator_roots.roots.iter().cloned());
-                let verifier =
-                    WebPkiClientVerifier::builder_with_provider(operator_roots, provider.clone())
-                        .allow_unauthenticated()
-                        .build()
-                        .map_err(|e| file_error(path, e))?;
+                // Operators' certificates, and other nodes' (which forward a certificate-
+                // authenticated operator's membership call to the leader).
+                let mut client_roots = RootCertStore::empty();
+                client_roots
+                    .roots
+                    .extend(operator_roots.roots.iter().cloned());
+                client_roots.roots.extend(roots.roots.iter().cloned());
+                let verifier = WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(client_roots),
+                    provider.clone(),
+                )
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| file_error(path, e))?;
                 admin_builder.with_client_cert_verifier(verifier)
             }
             None => admin_builder.with_no_client_auth(),
@@ -250,7 +260,8 @@ impl NodeTls {
             .with_protocol_versions(versions)
             .map_err(tls_error("admin client"))?
             .with_root_certificates(Arc::new(admin_roots))
-            .with_no_client_auth();
+            .with_client_auth_cert(certs.clone(), key.clone_key())
+            .map_err(|e| file_error(&files.key, format!("does not match its certificate: {e}")))?;
         admin_client.alpn_protocols = vec![b"h2".to_vec()];
 
         let public_server = match pair(&files.public_cert, &files.public_key, "public")? {

@@ -55,10 +55,18 @@ impl ReloadingTls {
             .clone()
     }
 
-    /// Re-reads the files now. On error the previous configuration stays in use.
+    /// Re-reads the files now. On error the previous configuration stays in use, and the
+    /// watcher tries again once the files change from what this attempt read.
     pub fn reload(&self) -> Result<(), TlsError> {
+        // Stamped before reading: a file replaced while it is read changes the stamp again.
         let stamp_now = stamp(&self.files);
-        let tls = NodeTls::load(&self.files, self.node_id)?;
+        let tls = match NodeTls::load(&self.files, self.node_id) {
+            Ok(t) => t,
+            Err(e) => {
+                *self.stamp.lock().unwrap_or_else(|p| p.into_inner()) = stamp_now;
+                return Err(e);
+            }
+        };
         let serial = tls.node_serial.clone();
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(tls);
         *self.stamp.lock().unwrap_or_else(|p| p.into_inner()) = stamp_now;
@@ -84,9 +92,8 @@ impl ReloadingTls {
             };
             if forced || self.changed() {
                 if let Err(e) = self.reload() {
+                    // Not retried until the files change again (reload stamped what it read).
                     tracing::warn!(error = %e, "TLS reload failed; the previous certificates stay in use");
-                    // Do not retry the same broken files every tick: wait for them to change.
-                    *self.stamp.lock().unwrap_or_else(|p| p.into_inner()) = stamp(&self.files);
                 }
             }
         }
