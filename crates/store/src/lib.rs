@@ -10,7 +10,9 @@
 // so `?` flows straight through. Boxing it would only add conversions at every trait boundary.
 #![allow(clippy::result_large_err)]
 
-pub mod codec;
+/// The persisted encoding lives in the model crate (it has no storage dependency, so the fuzzers
+/// can decode log entries without building RocksDB); re-exported here for the store's users.
+pub use statusmesh_model::codec;
 mod db;
 mod log_store;
 mod state_machine;

@@ -1,3 +1,5 @@
+//! The persisted (and peer-wire) encoding of values: a version byte, then JSON.
+//!
 //! Every persisted value starts with a format version byte, then the JSON encoding. A reader
 //! that meets a version it does not know stops with an error instead of misreading data.
 
