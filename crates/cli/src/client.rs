@@ -154,6 +154,7 @@ pub fn code_name(code: Code) -> &'static str {
         Code::Unavailable => "UNAVAILABLE",
         Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
         Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
         Code::Internal => "INTERNAL",
         _ => "ERROR",
     }
