@@ -23,6 +23,9 @@ use crate::auth::{Authenticator, Caller, ON_BEHALF_OF_HEADER};
 use crate::errors::{command_status, membership_status, propose_status};
 use statusmesh_model::Role;
 
+/// Backups are streamed in chunks of this size.
+const BACKUP_CHUNK: usize = 256 * 1024;
+
 /// Header carrying the client's idempotency key on every write.
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
@@ -179,7 +182,7 @@ impl AdminService {
             }
             Applied::Event(webhook_id) => Some(Entity::EventId(webhook_id)),
             Applied::Requeued(n) => Some(Entity::Requeued(n)),
-            Applied::AttemptsRecorded(_) => None,
+            Applied::AttemptsRecorded(_) | Applied::Restored(_) => None,
             Applied::Token(name) | Applied::TokenRevoked(name) => s
                 .tokens
                 .by_name
@@ -643,6 +646,56 @@ impl Admin for AdminService {
             Ok(pb::AuditList { records })
         })
         .await
+    }
+
+    type BackupStream = std::pin::Pin<
+        Box<dyn futures::Stream<Item = Result<pb::BackupChunk, Status>> + Send + 'static>,
+    >;
+
+    async fn backup(&self, req: Request<pb::ReadRequest>) -> Reply<Self::BackupStream> {
+        self.authorize(&req, Role::Admin).await?;
+        if req.get_ref().consistency == Consistency::Linearizable as i32 {
+            self.node
+                .linearizable_barrier(self.write_timeout)
+                .await
+                .map_err(|e| propose_status(&e))?;
+        }
+        // One consistent cut: the state as of one applied index, taken under the read lock.
+        let backup = {
+            let data = self.node.replica().read();
+            let index = data.last_applied.map_or(0, |l| l.index);
+            statusmesh_model::backup::Backup::of(
+                &data.state,
+                self.node.id,
+                index,
+                Timestamp(chrono::Utc::now().timestamp_millis()),
+            )
+        };
+        let bytes = statusmesh_model::codec::encode(&backup)
+            .map_err(|e| Status::internal(format!("cannot encode the backup: {e}")))?;
+        let total = bytes.len() as u64;
+        let chunks: Vec<Result<pb::BackupChunk, Status>> = bytes
+            .chunks(BACKUP_CHUNK)
+            .enumerate()
+            .map(|(i, c)| {
+                Ok(pb::BackupChunk {
+                    data: c.to_vec(),
+                    total_bytes: if i == 0 { total } else { 0 },
+                    digest: if i == 0 {
+                        backup.digest.clone()
+                    } else {
+                        String::new()
+                    },
+                    applied_index: if i == 0 { backup.applied_index } else { 0 },
+                })
+            })
+            .collect();
+        tracing::info!(
+            bytes = total,
+            index = backup.applied_index,
+            "backup streamed"
+        );
+        Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
     }
 
     async fn who_am_i(&self, req: Request<pb::ReadRequest>) -> Reply<pb::Identity> {

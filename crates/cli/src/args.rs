@@ -89,6 +89,13 @@ pub enum Command {
     Audit(AuditCmd),
     /// Who the given token or certificate authenticates as, and its role.
     Whoami,
+    /// Save a consistent snapshot of the whole replicated state (admin role) to a new file;
+    /// `statusmesh restore --from FILE` seeds a new cluster from it. The file holds secrets.
+    Backup {
+        /// Where to write it (refused if it exists).
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -54,5 +54,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(c) => commands::token(&ctx, c).await,
         Command::Audit(c) => commands::audit(&ctx, c).await,
         Command::Whoami => commands::whoami(&ctx).await,
+        Command::Backup { out } => commands::backup(&ctx, &out).await,
     }
 }

@@ -234,6 +234,12 @@ pub enum Command {
     RevokeToken {
         name: String,
     },
+    /// Replaces an empty state with a backup's (`statusmesh restore`, forced recovery).
+    /// `backup` is the codec-encoded [`crate::backup::Backup`]; refused unless the state holds
+    /// no components, incidents, maintenances, subscribers or tokens.
+    Restore {
+        backup: String,
+    },
 }
 
 /// What the leader draws when stamping a command: fresh ids and webhook secrets.
@@ -284,7 +290,8 @@ impl Command {
             | Command::ReplayEvent { .. }
             | Command::RecordAttempts { .. }
             | Command::CreateToken { .. }
-            | Command::RevokeToken { .. } => {}
+            | Command::RevokeToken { .. }
+            | Command::Restore { .. } => {}
         }
     }
 
@@ -315,7 +322,8 @@ impl Command {
             | Command::ReplayEvent { .. }
             | Command::RecordAttempts { .. }
             | Command::CreateToken { .. }
-            | Command::RevokeToken { .. } => false,
+            | Command::RevokeToken { .. }
+            | Command::Restore { .. } => false,
         }
     }
 
@@ -333,6 +341,7 @@ impl Command {
                 | Command::RecordAttempts { .. }
                 | Command::CreateToken { .. }
                 | Command::RevokeToken { .. }
+                | Command::Restore { .. }
         )
     }
 
@@ -340,7 +349,10 @@ impl Command {
     /// not the dispatcher's attempt bookkeeping (thousands per fan-out, visible in the
     /// delivery log instead).
     pub fn audited(&self) -> bool {
-        !matches!(self, Command::RecordAttempts { .. })
+        !matches!(
+            self,
+            Command::RecordAttempts { .. } | Command::Restore { .. }
+        )
     }
 
     /// The entity a command addresses, for the audit log.
@@ -366,7 +378,7 @@ impl Command {
             | Command::TestSubscriber { id } => Some(id.to_string()),
             Command::ReplayEvent { event, .. } => Some(event.clone()),
             Command::CreateToken { name, .. } | Command::RevokeToken { name } => Some(name.clone()),
-            Command::RecordAttempts { .. } => None,
+            Command::RecordAttempts { .. } | Command::Restore { .. } => None,
         }
     }
 
@@ -395,6 +407,7 @@ impl Command {
             Command::RecordAttempts { .. } => "record_attempts",
             Command::CreateToken { .. } => "create_token",
             Command::RevokeToken { .. } => "revoke_token",
+            Command::Restore { .. } => "restore",
         }
     }
 }
@@ -424,6 +437,8 @@ pub enum Applied {
     /// A token was created (its name).
     Token(String),
     TokenRevoked(String),
+    /// The state was replaced by a backup (its digest).
+    Restored(String),
 }
 
 /// The answer to a proposal, identical on every node.

@@ -7,6 +7,7 @@
 
 pub mod access;
 mod apply;
+pub mod backup;
 pub mod codec;
 pub mod command;
 pub mod entities;

@@ -117,6 +117,15 @@ impl State {
                 result,
             };
         }
+        // A restore replaces the whole state, bookkeeping included, so the restored digest is
+        // the backup's: nothing (idempotency, audit, clock) is added on top.
+        if let Command::Restore { backup } = &proposal.command {
+            return Outcome {
+                index,
+                replayed: false,
+                result: self.restore(backup),
+            };
+        }
         let at = proposal.at.max(self.clock);
         let before = proposal
             .command
@@ -233,6 +242,8 @@ impl State {
                 .tokens
                 .revoke(at, name)
                 .map(|()| Applied::TokenRevoked(name.clone())),
+            // Handled in `apply`, before the bookkeeping.
+            Command::Restore { backup } => self.restore(backup),
         }
     }
 
@@ -333,6 +344,28 @@ impl State {
         self.maintenances
             .get(id)
             .ok_or_else(|| CommandError::not_found(EntityKind::Maintenance, id))
+    }
+
+    /// True when nothing an operator made is here yet (a fresh cluster, ready for a restore).
+    pub fn is_empty(&self) -> bool {
+        self.components.is_empty()
+            && self.incidents.is_empty()
+            && self.maintenances.is_empty()
+            && self.subscribers.is_empty()
+            && self.tokens.by_name.is_empty()
+    }
+
+    fn restore(&mut self, encoded: &str) -> Result<Applied, CommandError> {
+        let backup: crate::backup::Backup = crate::codec::decode(encoded.as_bytes())
+            .map_err(|e| CommandError::invalid("backup", e.to_string()))?;
+        let state = backup.verified_state()?;
+        if !self.is_empty() {
+            return Err(CommandError::precondition(
+                "a backup is only restored into an empty cluster (this one has components, incidents, maintenances, subscribers or tokens)",
+            ));
+        }
+        *self = state;
+        Ok(Applied::Restored(backup.digest))
     }
 
     /// Refuses an id that is already taken by an entity of the same kind or by any update.

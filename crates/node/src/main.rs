@@ -49,6 +49,15 @@ enum Cmd {
         #[arg(long)]
         insecure_plaintext: bool,
     },
+    /// Seed a new cluster from a backup (`statusctl backup`): checks the file and that this
+    /// node's data_dir is empty, then stages it; the next `serve` restores it through the log
+    /// once the new cluster has a leader, so every member gets the backup's state and digest.
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long, env = "STATUSMESH_CONFIG")]
+        config: PathBuf,
+    },
     /// Make certificates: a cluster CA, node certificates, operator client certificates.
     #[command(subcommand)]
     Certs(CertsCmd),
@@ -158,6 +167,15 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         match cli.command {
             Cmd::Certs(cmd) => run_certs(cmd),
+            Cmd::Restore { from, config } => {
+                let config = Config::load(&config, std::env::vars())?;
+                let b = statusmesh_server::restore::prepare(&config, &from)?;
+                println!(
+                    "staged the backup of node {} at index {} (state digest {}); start this node with `statusmesh serve` and it restores once the new cluster has a leader",
+                    b.node_id, b.applied_index, b.digest
+                );
+                Ok(())
+            }
             Cmd::Serve { config } => {
                 let config = Config::load(&config, std::env::vars())?;
                 serve(config, shutdown_signal()).await

@@ -313,6 +313,12 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             "not an initial member: waiting to be added with `statusctl cluster add-node`"
         );
     }
+    let restore = tokio::spawn(crate::restore::apply_pending(
+        node.clone(),
+        config.data_dir.clone(),
+        config.write_timeout(),
+        stop_rx.clone(),
+    ));
     tracing::info!(
         node = config.node_id,
         region = %config.region,
@@ -340,6 +346,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
     if let Some(w) = tls_watch {
         let _ = w.await;
     }
+    let _ = restore.await;
     let _ = scheduler.await;
     let _ = watchdog.await;
     let _ = health.await;

@@ -1,0 +1,147 @@
+//! Backup and restore: `statusctl backup` from a running cluster, `statusmesh restore` into a
+//! new one; every member of the new cluster ends with the backup's state digest.
+
+// Test-only crate: a failed unwrap is a failed test with its message.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+use std::time::Duration;
+
+use statusmesh_proto::admin as pb;
+use statusmesh_tests::*;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_restored_into_a_new_cluster_has_the_same_digest() {
+    let mut source = TestCluster::start(3);
+    source.wait_leader(LIMIT).await;
+    let mut c = source.admin(0).await.unwrap();
+    for name in ["API", "Dashboard", "Webhooks"] {
+        create_component(&mut c, name).await;
+    }
+    c.create_incident(write(
+        pb::CreateIncidentRequest {
+            name: "Elevated errors".into(),
+            body: "Investigating".into(),
+            impact: Some("minor".into()),
+            ..Default::default()
+        },
+        &key("inc"),
+    ))
+    .await
+    .unwrap();
+    c.create_token(write(
+        pb::CreateTokenRequest {
+            name: "oncall".into(),
+            role: "operator".into(),
+            secret: "s".repeat(40),
+        },
+        &key("tok"),
+    ))
+    .await
+    .unwrap();
+
+    // Backup through a follower-or-leader, whichever node 2 is.
+    let dir = tempfile::TempDir::new().unwrap();
+    let file = dir.path().join("status.backup");
+    let out = Command::new(binary("statusctl"))
+        .env("STATUSMESH_ENDPOINT", source.nodes[1].admin_endpoint())
+        .env("STATUSMESH_CA_CERT", source.ca_cert().unwrap())
+        .env("STATUSMESH_TOKEN", TOKEN)
+        .args(["--output", "json", "--linearizable", "backup", "--out"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let made: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let digest = made["digest"].as_str().unwrap().to_owned();
+    assert_eq!(source.status(1).await.unwrap().state_digest, digest);
+    // A second backup to the same file is refused and the first is kept.
+    let again = Command::new(binary("statusctl"))
+        .env("STATUSMESH_ENDPOINT", source.nodes[1].admin_endpoint())
+        .env("STATUSMESH_CA_CERT", source.ca_cert().unwrap())
+        .env("STATUSMESH_TOKEN", TOKEN)
+        .args(["backup", "--out"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+
+    // A new cluster, stopped and emptied, is seeded from it through node 1.
+    let mut target = TestCluster::start(3);
+    target.wait_leader(LIMIT).await;
+    for i in 0..3 {
+        target.stop(i);
+        target.wipe(i);
+    }
+    let restore = |cfg: &std::path::Path| {
+        Command::new(binary("statusmesh"))
+            .args(["restore", "--from"])
+            .arg(&file)
+            .arg("--config")
+            .arg(cfg)
+            .env_remove("STATUSMESH_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let out = restore(&target.nodes[0].config_path);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for i in 0..3 {
+        target.spawn(i);
+    }
+    target.wait_leader(LIMIT).await;
+    for i in 0..3 {
+        let (this, digest) = (&target, &digest);
+        eventually(LIMIT, "the restored digest on every node", || async move {
+            let s = this.status(i).await.ok()?;
+            (&s.state_digest == digest).then_some(())
+        })
+        .await;
+    }
+    let mut t = target.admin(2).await.unwrap();
+    let comps = t
+        .list_components(read(pb::ReadRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(comps.components.len(), 3);
+    // The restored cluster takes writes.
+    create_component(&mut t, "After restore").await;
+
+    // Restoring into a data directory that holds data is refused, and nothing changes.
+    target.stop(0);
+    let out = restore(&target.nodes[0].config_path);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already holds"),
+        "{out:?}"
+    );
+    // A damaged backup is refused with a clear error.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let n = bytes.len();
+    bytes.truncate(n / 2);
+    let broken = dir.path().join("broken.backup");
+    std::fs::write(&broken, bytes).unwrap();
+    let out = Command::new(binary("statusmesh"))
+        .args(["restore", "--from"])
+        .arg(&broken)
+        .arg("--config")
+        .arg(&target.nodes[0].config_path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a statusmesh backup"),
+        "{out:?}"
+    );
+}
