@@ -58,6 +58,20 @@ enum Cmd {
         #[arg(long, env = "STATUSMESH_CONFIG")]
         config: PathBuf,
     },
+    /// Quorum lost for good (e.g. two of three regions destroyed): turn this stopped survivor
+    /// into a one-node cluster with its data, like etcd's --force-new-cluster. Refuses while a
+    /// quorum of the old members answers, unless --force is given twice. Then start it with
+    /// `serve` and add new nodes with `statusctl cluster add-node` / `promote`.
+    Recover {
+        /// Required: says you mean it.
+        #[arg(long, required = true)]
+        force_new_cluster: bool,
+        /// Given twice, proceeds even though a quorum of the old cluster answers (split brain!).
+        #[arg(long, action = clap::ArgAction::Count)]
+        force: u8,
+        #[arg(long, env = "STATUSMESH_CONFIG")]
+        config: PathBuf,
+    },
     /// Make certificates: a cluster CA, node certificates, operator client certificates.
     #[command(subcommand)]
     Certs(CertsCmd),
@@ -167,6 +181,17 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         match cli.command {
             Cmd::Certs(cmd) => run_certs(cmd),
+            Cmd::Recover { force_new_cluster: _, force, config } => {
+                let config = Config::load(&config, std::env::vars())?;
+                eprintln!("WARNING: forcing a new cluster from node {}'s local data. Every other member of the old cluster must be gone for good and must never be restarted with its old data.", config.node_id);
+                let r = statusmesh_server::recover::force_new_cluster(&config, force).await?;
+                eprintln!("WARNING: the old Raft data was moved to {} (delete it once the new cluster is healthy).", r.moved_to.display());
+                println!(
+                    "recovered the state up to log index {} (digest {}); start this node with `statusmesh serve`, then add new nodes with `statusctl cluster add-node` and `promote`",
+                    r.last_index, r.digest
+                );
+                Ok(())
+            }
             Cmd::Restore { from, config } => {
                 let config = Config::load(&config, std::env::vars())?;
                 let b = statusmesh_server::restore::prepare(&config, &from)?;

@@ -287,7 +287,15 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         stop_rx.clone(),
     ));
 
-    if config.is_initial_member() {
+    let force_new = crate::recover::flag(&config.data_dir);
+    if force_new.exists() {
+        // `statusmesh recover --force-new-cluster`: a one-node cluster of this node, whatever
+        // initial_members says; the staged state is restored through its log.
+        tracing::warn!("forced new cluster: initialising a one-node cluster of this node");
+        let members = BTreeMap::from([(config.node_id, info.clone())]);
+        node.initialize(members).await.map_err(anyhow::Error::msg)?;
+        let _ = std::fs::remove_file(&force_new);
+    } else if config.is_initial_member() {
         let members: BTreeMap<u64, NodeInfo> = config
             .initial_members
             .iter()
