@@ -145,3 +145,118 @@ async fn a_backup_restored_into_a_new_cluster_has_the_same_digest() {
         "{out:?}"
     );
 }
+
+fn recover(cfg: &std::path::Path, force: usize) -> std::process::Output {
+    let mut cmd = Command::new(binary("statusmesh"));
+    cmd.args(["recover", "--force-new-cluster", "--config"])
+        .arg(cfg)
+        .env_remove("STATUSMESH_CONFIG");
+    for _ in 0..force {
+        cmd.arg("--force");
+    }
+    cmd.output().unwrap()
+}
+
+/// Two of three regions destroyed: the survivor is forced into a one-node cluster with its data,
+/// then two new nodes join and the cluster is healthy again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_survivor_is_forced_into_a_new_cluster_and_new_nodes_join() {
+    let mut cluster = TestCluster::start(3);
+    let leader = cluster.wait_leader(LIMIT).await;
+    let mut c = cluster.admin(leader).await.unwrap();
+    for n in 0..5 {
+        create_component(&mut c, &format!("before-{n}")).await;
+    }
+    let before = cluster.wait_converged(LIMIT).await;
+
+    // While the other two are alive, recovery is refused and nothing is touched.
+    cluster.stop(0);
+    let out = recover(&cluster.nodes[0].config_path, 1);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refusing") && err.contains("quorum"), "{err}");
+    assert!(cluster.nodes[0].config.data_dir.join("raft").exists());
+
+    // Regions 2 and 3 burn down.
+    cluster.kill(1);
+    cluster.kill(2);
+    let out = recover(&cluster.nodes[0].config_path, 0);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WARNING"));
+    cluster.spawn(0);
+    eventually(
+        LIMIT,
+        "the survivor leads a one-node cluster with its data",
+        || {
+            let this = &cluster;
+            let before = before.clone();
+            async move {
+                let s = this.status(0).await.ok()?;
+                (s.leader_id == Some(1) && s.state_digest == before && s.members.len() == 1)
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    let mut c = cluster.admin(0).await.unwrap();
+    create_component(&mut c, "after recovery").await;
+
+    // Two new nodes (new ids, empty data) join and become voters.
+    for id in [4u64, 5] {
+        let i = cluster.start_extra_node(id);
+        let cfg = cluster.nodes[i].config.clone();
+        c.add_node(read(pb::AddNodeRequest {
+            id,
+            region: cfg.region.clone(),
+            peer_addr: cfg.listen.peer.to_string(),
+            admin_addr: cfg.listen.admin.to_string(),
+            public_addr: cfg.listen.public.to_string(),
+        }))
+        .await
+        .unwrap();
+        c.promote_node(read(pb::NodeIdRequest { id }))
+            .await
+            .unwrap();
+    }
+    let running = [0, cluster.index_of(4), cluster.index_of(5)];
+    let digest = eventually(LIMIT, "the three members converge", || {
+        let this = &cluster;
+        async move {
+            let mut d = None;
+            for &i in &running {
+                let s = this.status(i).await.ok()?;
+                if d.as_ref().is_some_and(|x| x != &s.state_digest) || s.members.len() != 3 {
+                    return None;
+                }
+                d = Some(s.state_digest);
+            }
+            d
+        }
+    })
+    .await;
+    let mut c4 = cluster.admin(cluster.index_of(4)).await.unwrap();
+    let comps = c4
+        .list_components(read(pb::ReadRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(comps.components.len(), 6);
+    assert!(!digest.is_empty());
+    // A quorum again: the cluster survives losing the recovered node too.
+    cluster.kill(0);
+    let mut c5 = cluster.admin(cluster.index_of(5)).await.unwrap();
+    eventually(LIMIT, "a write after losing the recovered node", || {
+        let mut c5 = c5.clone();
+        async move {
+            c5.create_component(write(component_request("without node 1"), &key("w1")))
+                .await
+                .ok()
+        }
+    })
+    .await;
+    let _ = c5.get_page(read(pb::ReadRequest::default())).await.unwrap();
+}

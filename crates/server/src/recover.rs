@@ -46,17 +46,20 @@ pub async fn force_new_cluster(config: &Config, force: u8) -> anyhow::Result<Rec
     let (mut log, sm) = statusmesh_store::open(&raft_dir, config.node_id)
         .with_context(|| "cannot open the store (is the node still running? stop it first)")?;
     let replica = sm.replica();
-    let (mut state, mut last, mut membership) = {
+    let (mut state, applied, mut membership) = {
         let data = replica.read();
         (
             data.state.clone(),
-            data.last_applied.map_or(0, |l| l.index),
+            data.last_applied.map(|l| l.index),
             data.membership.membership().clone(),
         )
     };
+    // The first entry (index 0) is the initial membership: start there when nothing is applied.
+    let first = applied.map_or(0, |i| i + 1);
+    let mut last = applied.unwrap_or(0);
     let mut reader = log.get_log_reader().await;
     let entries = reader
-        .try_get_log_entries(last + 1..)
+        .try_get_log_entries(first..)
         .await
         .map_err(|e| anyhow::anyhow!("cannot read the log: {e}"))?;
     for entry in entries {
@@ -91,6 +94,10 @@ pub async fn force_new_cluster(config: &Config, force: u8) -> anyhow::Result<Rec
             reachable.push(*id);
         }
     }
+    anyhow::ensure!(
+        !voters.is_empty(),
+        "this node's data holds no cluster membership: it never joined a cluster, so there is nothing to recover"
+    );
     let quorum = voters.len() / 2 + 1;
     let alive = reachable.len() + usize::from(voters.iter().any(|(id, _)| *id == config.node_id));
     if alive >= quorum && force < 2 {
