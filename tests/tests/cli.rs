@@ -239,6 +239,7 @@ fn statusctl_help_lists_every_noun() {
         "token",
         "audit",
         "whoami",
+        "backup",
         "--cert",
         "--endpoint",
         "--token",
