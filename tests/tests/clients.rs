@@ -16,10 +16,12 @@ use statusmesh_proto::admin::{self as pb};
 use statusmesh_tests::*;
 
 const STATUSCHECK: &str = "statuscheck==3.11.0";
-const GRPC_TOOLS: [&str; 3] = [
+/// Standard tools from PyPI: gRPC health/reflection clients, and Prometheus' own parser.
+const GRPC_TOOLS: [&str; 4] = [
     "grpcio==1.76.0",
     "grpcio-health-checking==1.76.0",
     "grpcio-reflection==1.76.0",
+    "prometheus-client==0.21.1",
 ];
 const STATUSPAGE_IO: &str = "statuspage.io@3.2.10";
 
@@ -241,4 +243,71 @@ async fn grpc_health_and_reflection_answer_standard_clients() {
         "{out}"
     );
     assert!(lines[2].parse::<u32>().unwrap() >= 1, "{out}");
+}
+
+const PROMETHEUS_PYTHON: &str = r#"
+import json, sys, urllib.request
+from prometheus_client.parser import text_string_to_metric_families
+text = urllib.request.urlopen(sys.argv[1]).read().decode()
+out = {}
+for fam in text_string_to_metric_families(text):
+    for s in fam.samples:
+        key = s.name + ("{" + ",".join(f"{k}={v}" for k, v in sorted(s.labels.items())) + "}" if s.labels else "")
+        out[key] = s.value
+    out["type:" + fam.name] = fam.type
+print(json.dumps(out))
+"#;
+
+/// `/metrics` on every node parses with Prometheus' reference Python parser, and says who leads,
+/// what was proposed and what the outbox holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_metrics_parse_with_the_reference_parser() {
+    let dir = tokio::task::spawn_blocking(clients_dir).await.unwrap();
+    let mut cluster = TestCluster::start(3);
+    let leader = cluster.wait_leader(Duration::from_secs(30)).await;
+    let mut c = cluster.admin(1).await.unwrap();
+    for n in 0..3 {
+        create_component(&mut c, &format!("m{n}")).await;
+    }
+    cluster.wait_converged(Duration::from_secs(30)).await;
+    let mut leaders = 0.0;
+    for i in 0..3 {
+        let out = run(Command::new(dir.join("venv/bin/python"))
+            .args(["-c", PROMETHEUS_PYTHON])
+            .arg(cluster.nodes[i].public_url("/metrics")));
+        let m: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        let v = |k: &str| {
+            m[k].as_f64()
+                .unwrap_or_else(|| panic!("{k} missing in {m}"))
+        };
+        leaders += v("statusmesh_raft_is_leader");
+        assert!(v("statusmesh_raft_term") >= 1.0);
+        assert_eq!(v("statusmesh_raft_members"), 3.0);
+        assert!(v("statusmesh_raft_applied_index") >= 4.0);
+        assert!(v("statusmesh_store_disk_bytes") > 0.0);
+        assert_eq!(m["type:statusmesh_proposal_duration_seconds"], "histogram");
+        assert_eq!(m["type:statusmesh_webhook_delivered"], "counter");
+        let state = if i == leader { "leader" } else { "follower" };
+        assert_eq!(
+            v(&format!("statusmesh_raft_state{{state={state}}}")),
+            1.0,
+            "{m}"
+        );
+        if i == 1 {
+            // The three writes arrived here.
+            assert_eq!(v("statusmesh_proposal_duration_seconds_count"), 3.0);
+            assert_eq!(
+                v("statusmesh_proposal_duration_seconds_bucket{le=+Inf}"),
+                3.0
+            );
+        }
+        if i == leader {
+            assert!(m
+                .as_object()
+                .unwrap()
+                .keys()
+                .any(|k| k.starts_with("statusmesh_raft_replication_lag_entries{")));
+        }
+    }
+    assert_eq!(leaders, 1.0);
 }

@@ -7,6 +7,7 @@
 //! Every peer request names its sender and target, and a node refuses one meant for another id.
 
 pub mod error;
+pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod peer_server;

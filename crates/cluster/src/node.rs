@@ -127,6 +127,8 @@ pub struct ClusterNode {
     /// Peer TLS: when set, every peer request must come with a certificate naming its sender.
     pub(crate) tls: Option<Arc<statusmesh_tls::ReloadingTls>>,
     pub(crate) contact: LeaderContact,
+    /// Proposal latency and failures, for /metrics.
+    pub metrics: crate::metrics::NodeMetrics,
     /// Membership changes run one at a time.
     membership_lock: tokio::sync::Mutex<()>,
 }
@@ -168,6 +170,7 @@ impl ClusterNode {
             network,
             tls: config.tls,
             contact: LeaderContact::new(),
+            metrics: crate::metrics::NodeMetrics::default(),
             membership_lock: tokio::sync::Mutex::new(()),
         }))
     }
@@ -213,6 +216,22 @@ impl ClusterNode {
         deadline: Duration,
     ) -> Result<Outcome, ProposeError> {
         let started = Instant::now();
+        let result = self.propose_until(proposal, deadline, started).await;
+        self.metrics.proposal_seconds.observe(started.elapsed());
+        if result.is_err() {
+            self.metrics
+                .proposal_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        result
+    }
+
+    async fn propose_until(
+        &self,
+        proposal: Proposal,
+        deadline: Duration,
+        started: Instant,
+    ) -> Result<Outcome, ProposeError> {
         let mut backoff = Duration::from_millis(50);
         loop {
             let target = self.current_leader();

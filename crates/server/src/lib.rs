@@ -7,6 +7,7 @@
 pub mod config;
 pub mod demo;
 mod drill;
+pub mod metrics;
 pub mod recover;
 pub mod restore;
 pub mod run;

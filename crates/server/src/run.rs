@@ -244,6 +244,25 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             min_index_wait: std::time::Duration::from_secs(5),
         },
     );
+    // Prometheus metrics on the public port (numbers only; nothing secret).
+    let public_router = {
+        let (node, dispatch) = (node.clone(), dispatcher.stats());
+        public_router.route(
+            "/metrics",
+            axum::routing::get(move || {
+                let body = crate::metrics::render(&node, &dispatch);
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        body,
+                    )
+                }
+            }),
+        )
+    };
     let public_tls = tls
         .as_ref()
         .filter(|t| t.current().public_server.is_some())
