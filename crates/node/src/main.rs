@@ -49,6 +49,12 @@ enum Cmd {
         #[arg(long)]
         insecure_plaintext: bool,
     },
+    /// Check a config file (with STATUSMESH_* overrides applied) and exit: 0 when valid,
+    /// else an error naming the key.
+    Check {
+        #[arg(long, env = "STATUSMESH_CONFIG")]
+        config: PathBuf,
+    },
     /// Seed a new cluster from a backup (`statusctl backup`): checks the file and that this
     /// node's data_dir is empty, then stages it; the next `serve` restores it through the log
     /// once the new cluster has a leader, so every member gets the backup's state and digest.
@@ -181,6 +187,11 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         match cli.command {
             Cmd::Certs(cmd) => run_certs(cmd),
+            Cmd::Check { config } => {
+                let c = Config::load(&config, std::env::vars())?;
+                println!("{}: valid (node {} in {})", config.display(), c.node_id, c.region);
+                Ok(())
+            }
             Cmd::Recover { force_new_cluster: _, force, config } => {
                 let config = Config::load(&config, std::env::vars())?;
                 eprintln!("WARNING: forcing a new cluster from node {}'s local data. Every other member of the old cluster must be gone for good and must never be restarted with its old data.", config.node_id);
