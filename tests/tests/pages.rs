@@ -196,12 +196,14 @@ async fn the_html_page_feeds_and_badges_carry_the_status() {
             );
         }
     }
-    let from_leader = get(cluster.nodes[leader].public_url("/history.atom"))
-        .await
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(from_leader, atom);
+    // The same feed from the leader, once its renderer has caught up (views are rebuilt
+    // asynchronously after apply).
+    let leader_url = cluster.nodes[leader].public_url("/history.atom");
+    eventually(Duration::from_secs(10), "the leader's feed matches", || {
+        let (url, atom) = (leader_url.clone(), atom.clone());
+        async move { (get(url).await.text().await.ok()? == atom).then_some(()) }
+    })
+    .await;
     let rss = get(node.public_url("/history.rss"))
         .await
         .text()
