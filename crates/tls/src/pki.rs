@@ -156,6 +156,26 @@ fn load_issuer(dir: &Path) -> Result<Issuer<'static, KeyPair>, PkiError> {
         .map_err(|e| invalid(&cert_path.display().to_string(), e.to_string()))
 }
 
+/// Signs a leaf certificate with a fresh key and writes both (key first, 0600).
+fn sign_leaf(
+    mut params: CertificateParams,
+    usages: Vec<ExtendedKeyUsagePurpose>,
+    days: u32,
+    issuer: &Issuer<'static, KeyPair>,
+    cert_path: PathBuf,
+    key_path: PathBuf,
+) -> Result<(PathBuf, PathBuf), PkiError> {
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = usages;
+    params.serial_number = Some(random_serial());
+    validity(&mut params, days);
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, issuer)?;
+    write_new(&key_path, &key.serialize_pem(), true)?;
+    write_new(&cert_path, &cert.pem(), false)?;
+    Ok((cert_path, key_path))
+}
+
 /// Issues a node certificate (peer client and server, and by default the admin port's server
 /// certificate) naming `node-<id>.statusmesh` plus `hosts` (DNS names or IP addresses).
 pub fn issue_node(
@@ -191,18 +211,11 @@ pub fn issue_node(
         };
         params.subject_alt_names.push(san);
     }
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![
+    let usages = vec![
         ExtendedKeyUsagePurpose::ServerAuth,
         ExtendedKeyUsagePurpose::ClientAuth,
     ];
-    params.serial_number = Some(random_serial());
-    validity(&mut params, days);
-    let key = KeyPair::generate()?;
-    let cert = params.signed_by(&key, &issuer)?;
-    write_new(&key_path, &key.serialize_pem(), true)?;
-    write_new(&cert_path, &cert.pem(), false)?;
-    Ok((cert_path, key_path))
+    sign_leaf(params, usages, days, &issuer, cert_path, key_path)
 }
 
 /// Issues an operator's client certificate: common name `name`, organizational unit `role`.
@@ -237,15 +250,14 @@ pub fn issue_operator(
     params
         .distinguished_name
         .push(DnType::OrganizationalUnitName, role);
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    params.serial_number = Some(random_serial());
-    validity(&mut params, days);
-    let key = KeyPair::generate()?;
-    let cert = params.signed_by(&key, &issuer)?;
-    write_new(&key_path, &key.serialize_pem(), true)?;
-    write_new(&cert_path, &cert.pem(), false)?;
-    Ok((cert_path, key_path))
+    sign_leaf(
+        params,
+        vec![ExtendedKeyUsagePurpose::ClientAuth],
+        days,
+        &issuer,
+        cert_path,
+        key_path,
+    )
 }
 
 #[cfg(test)]
