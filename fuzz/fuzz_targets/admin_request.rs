@@ -77,6 +77,7 @@ fn proposal(command: Command, i: usize) -> Proposal {
         at: Timestamp(1_800_000_000_000),
         actor: "fuzz".into(),
         via_node: 1,
+        request_id: String::new(),
         command,
     }
 }

@@ -270,6 +270,21 @@ async fn prometheus_metrics_parse_with_the_reference_parser() {
         create_component(&mut c, &format!("m{n}")).await;
     }
     cluster.wait_converged(Duration::from_secs(30)).await;
+    // A refused admin call (no token), and public requests a route matches or none does.
+    let refused = c
+        .who_am_i(tonic::Request::new(pb::ReadRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    let http = reqwest::Client::new();
+    for i in 0..3 {
+        for path in ["/api/v2/summary.json", "/incidents/nope", "/no/such/page"] {
+            http.get(cluster.nodes[i].public_url(path))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
     let mut leaders = 0.0;
     for i in 0..3 {
         let out = run(Command::new(dir.join("venv/bin/python"))
@@ -293,7 +308,53 @@ async fn prometheus_metrics_parse_with_the_reference_parser() {
             1.0,
             "{m}"
         );
+        // Every node saw the leader take over; request counts are by route pattern and code.
+        assert!(v("statusmesh_raft_leader_changes_total") >= 1.0, "{m}");
+        assert_eq!(m["type:statusmesh_raft_elections"], "counter");
+        assert_eq!(
+            v("statusmesh_http_requests_total{code=200,route=/api/v2/{*path}}"),
+            1.0
+        );
+        assert_eq!(
+            v("statusmesh_http_requests_total{code=404,route=/incidents/{id}}"),
+            1.0
+        );
+        assert_eq!(
+            v("statusmesh_http_requests_total{code=404,route=unmatched}"),
+            1.0
+        );
+        assert_eq!(
+            v("statusmesh_http_request_duration_seconds_count{route=unmatched}"),
+            1.0
+        );
+        for family in [
+            "statusmesh_http_request_duration_seconds",
+            "statusmesh_grpc_admin_request_duration_seconds",
+            "statusmesh_grpc_peer_request_duration_seconds",
+            "statusmesh_snapshot_build_duration_seconds",
+            "statusmesh_snapshot_install_duration_seconds",
+            "statusmesh_webhook_attempt_duration_seconds",
+            "statusmesh_webhook_delivery_lag_seconds",
+        ] {
+            assert_eq!(m[format!("type:{family}")], "histogram", "{family}");
+        }
+        if i != leader {
+            // Followers answer the leader's AppendEntries on the peer port.
+            assert!(
+                v("statusmesh_grpc_peer_requests_total{code=OK,method=statusmesh.peer.v1.Peer/AppendEntries}")
+                    >= 1.0
+            );
+        }
         if i == 1 {
+            // The writes, and the refused call, arrived here.
+            assert_eq!(
+                v("statusmesh_grpc_admin_requests_total{code=OK,method=statusmesh.admin.v1.Admin/CreateComponent}"),
+                3.0
+            );
+            assert_eq!(
+                v("statusmesh_grpc_admin_requests_total{code=UNAUTHENTICATED,method=statusmesh.admin.v1.Admin/WhoAmI}"),
+                1.0
+            );
             // The three writes arrived here.
             assert_eq!(v("statusmesh_proposal_duration_seconds_count"), 3.0);
             assert_eq!(

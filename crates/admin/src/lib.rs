@@ -8,7 +8,9 @@
 
 pub mod auth;
 pub mod errors;
+pub mod request;
 pub mod service;
 
 pub use auth::{Authenticator, Token};
+pub use request::{BadRequestId, RequestId};
 pub use service::{AdminService, IDEMPOTENCY_HEADER};

@@ -21,7 +21,9 @@ use statusmesh_webhook::{DispatchStats, TargetPolicy};
 
 use crate::auth::{Authenticator, Caller, ON_BEHALF_OF_HEADER};
 use crate::errors::{command_status, membership_status, propose_status};
+use crate::request::{self, request_id};
 use statusmesh_model::Role;
+use statusmesh_proto::request_id::REQUEST_ID_HEADER;
 
 /// Backups are streamed in chunks of this size.
 const BACKUP_CHUNK: usize = 256 * 1024;
@@ -98,6 +100,7 @@ impl AdminService {
 
     /// Authenticates the call (token or client certificate) and checks its role.
     async fn authorize<T>(&self, req: &Request<T>, need: Role) -> Result<Caller, Status> {
+        request::check(req)?;
         // Cloned out of the replica: the lock is not held across the failure slow-down.
         let tokens = self.node.replica().read().state.tokens.clone();
         self.auth.authorize(req, &tokens, need).await
@@ -132,6 +135,7 @@ impl AdminService {
             at: Timestamp::default(),
             actor,
             via_node: self.node.id,
+            request_id: request_id(req),
             command,
         };
         let outcome = self
@@ -234,7 +238,11 @@ impl AdminService {
                     .await
                     .map_err(|e| Status::unavailable(format!("leader {l}: {}", e.message())))?;
                 let auth = req.metadata().get("authorization").cloned();
+                let id = request_id(&req);
                 let mut fwd = Request::new(req.into_inner());
+                if let Some(v) = (!id.is_empty()).then(|| id.parse().ok()).flatten() {
+                    fwd.metadata_mut().insert(REQUEST_ID_HEADER, v);
+                }
                 match auth {
                     Some(a) => {
                         fwd.metadata_mut().insert("authorization", a);

@@ -42,6 +42,11 @@ pub struct Cli {
     /// Idempotency key for a write (default: a fresh random key per invocation).
     #[arg(long, global = true)]
     pub idempotency_key: Option<String>,
+    /// Request id sent with every call (default: a fresh `statusctl-…` id per invocation); the
+    /// nodes log it, the leader too when the write is forwarded, and the audit record keeps it.
+    /// Shown in error messages.
+    #[arg(long, env = "STATUSMESH_REQUEST_ID", global = true)]
+    pub request_id: Option<String>,
     /// Per-call deadline in seconds.
     #[arg(long, default_value_t = 30, global = true)]
     pub timeout: u64,

@@ -5,6 +5,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context as _};
 use statusmesh_proto::admin::admin_client::AdminClient;
 use statusmesh_proto::authed;
+use statusmesh_proto::request_id::{self, grpc_code_name as code_name, REQUEST_ID_HEADER};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Response, Status};
 
@@ -17,6 +18,9 @@ pub struct Client {
     timeout: Duration,
     /// Used by every write of this invocation, on every endpoint tried.
     pub idempotency_key: String,
+    /// Sent with every call of this invocation (`x-request-id`): the nodes log it and the
+    /// audit record keeps it.
+    pub request_id: String,
 }
 
 impl Client {
@@ -27,7 +31,15 @@ impl Client {
         client_cert: Option<(&std::path::Path, &std::path::Path)>,
         timeout: u64,
         key: Option<String>,
+        request_id: Option<String>,
     ) -> anyhow::Result<Self> {
+        let request_id = match request_id {
+            Some(id) => {
+                request_id::validate(&id).map_err(|e| anyhow!("--request-id: {e}"))?;
+                id
+            }
+            None => format!("statusctl-{}", hex::encode(rand::random::<[u8; 8]>())),
+        };
         let endpoints: Vec<String> = endpoint
             .split(',')
             .map(str::trim)
@@ -72,6 +84,7 @@ impl Client {
             identity,
             timeout: Duration::from_secs(timeout.max(1)),
             idempotency_key,
+            request_id,
         })
     }
 
@@ -118,7 +131,7 @@ impl Client {
                     continue;
                 }
             };
-            let req = match &self.token {
+            let mut req = match &self.token {
                 Some(token) => authed(message.clone(), token, key).map_err(anyhow::Error::msg)?,
                 None => {
                     let mut r = tonic::Request::new(message.clone());
@@ -131,31 +144,22 @@ impl Client {
                     r
                 }
             };
+            if let Ok(v) = self.request_id.parse() {
+                req.metadata_mut().insert(REQUEST_ID_HEADER, v);
+            }
+            let id = &self.request_id;
             match f(&mut client, req).await {
                 Ok(resp) => return Ok(resp.into_inner()),
                 Err(s) if s.code() == Code::Unavailable && self.endpoints.len() > 1 => {
-                    last_err = Some(anyhow!("{ep}: {}: {}", code_name(s.code()), s.message()));
+                    last_err = Some(anyhow!(
+                        "{ep}: {}: {} (request id {id})",
+                        code_name(s.code()),
+                        s.message()
+                    ));
                 }
-                Err(s) => bail!("{}: {}", code_name(s.code()), s.message()),
+                Err(s) => bail!("{}: {} (request id {id})", code_name(s.code()), s.message()),
             }
         }
         Err(last_err.unwrap_or_else(|| anyhow!("no endpoint answered")))
-    }
-}
-
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Internal => "INTERNAL",
-        _ => "ERROR",
     }
 }

@@ -36,6 +36,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         cli.cert.as_deref().zip(cli.key.as_deref()),
         cli.timeout,
         cli.idempotency_key,
+        cli.request_id,
     )?;
     let ctx = Ctx {
         client,

@@ -128,7 +128,7 @@ pub struct ClusterNode {
     pub(crate) tls: Option<Arc<statusmesh_tls::ReloadingTls>>,
     pub(crate) contact: LeaderContact,
     /// Proposal latency and failures, for /metrics.
-    pub metrics: crate::metrics::NodeMetrics,
+    pub metrics: Arc<crate::metrics::NodeMetrics>,
     /// Membership changes run one at a time.
     membership_lock: tokio::sync::Mutex<()>,
 }
@@ -160,7 +160,7 @@ impl ClusterNode {
         let raft = Raft::new(config.id, raft_config, network.clone(), log, sm.clone())
             .await
             .map_err(|e| format!("cannot start raft: {e}"))?;
-        Ok(Arc::new(ClusterNode {
+        let node = Arc::new(ClusterNode {
             id: config.id,
             info: config.info,
             profile: config.profile,
@@ -170,13 +170,22 @@ impl ClusterNode {
             network,
             tls: config.tls,
             contact: LeaderContact::new(),
-            metrics: crate::metrics::NodeMetrics::default(),
+            metrics: Arc::new(crate::metrics::NodeMetrics::default()),
             membership_lock: tokio::sync::Mutex::new(()),
-        }))
+        });
+        // Ends when Raft shuts down (its metrics channel closes).
+        let (metrics, raft_metrics) = (node.metrics.clone(), node.raft.metrics());
+        tokio::spawn(async move { metrics.follow(raft_metrics).await });
+        Ok(node)
     }
 
     pub fn replica(&self) -> &Arc<Replica> {
         &self.replica
+    }
+
+    /// Snapshot counts and durations, for /metrics.
+    pub fn snapshot_metrics(&self) -> Arc<statusmesh_store::SnapshotMetrics> {
+        self.sm.snapshot_metrics()
     }
 
     /// Initialises the cluster with `members` if this node has never been part of one. Safe to

@@ -130,8 +130,20 @@ impl Peer for PeerService {
 
     async fn propose(&self, req: Request<PeerRequest>) -> Result<Response<PeerReply>, Status> {
         let (from, proposal): (_, Proposal) = self.open(req)?;
-        tracing::debug!(from, key = %proposal.idempotency_key, "forwarded write");
-        let res: Result<_, ProposeError> = self.node.propose_as_leader(proposal).await;
+        // The operator's request id names the write in the leader's log too.
+        let span = tracing::info_span!("forwarded", request_id = %proposal.request_id, from);
+        let action = proposal.command.name();
+        let res: Result<_, ProposeError> =
+            tracing::Instrument::instrument(self.node.propose_as_leader(proposal), span.clone())
+                .await;
+        match &res {
+            Ok(outcome) => {
+                tracing::info!(parent: &span, action, index = outcome.index, replayed = outcome.replayed, "forwarded write committed")
+            }
+            Err(e) => {
+                tracing::info!(parent: &span, action, error = %e, "forwarded write not committed")
+            }
+        }
         reply(&res)
     }
 

@@ -46,6 +46,7 @@ pub async fn run_maintenance_scheduler(
                 at: now(),
                 actor: "scheduler".into(),
                 via_node: node.id,
+                request_id: String::new(),
                 command: Command::AutoTransitionMaintenance {
                     id: id.clone(),
                     update_id: Id::pending(),

@@ -56,6 +56,7 @@ impl H {
             at: Timestamp(self.now),
             actor: "t".into(),
             via_node: 1,
+            request_id: String::new(),
             command,
         };
         match self.state.apply(n, &p).result.unwrap() {

@@ -45,6 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             at: Timestamp(1_800_000_000_000),
             actor: "seed".into(),
             via_node: 1,
+            request_id: String::new(),
             command,
         };
         std::fs::write(format!("{dir}/seed-{i}"), codec::encode(&p)?)?;

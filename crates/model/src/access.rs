@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::Command;
+use crate::command::Proposal;
 use crate::error::{CommandError, EntityKind};
 use crate::ids::Timestamp;
 
@@ -180,6 +180,9 @@ pub struct AuditRecord {
     pub actor: String,
     /// The node the request arrived on.
     pub via_node: u64,
+    /// The operator's request id, when the write had one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub request_id: String,
     /// The command, e.g. `CreateIncident`.
     pub action: String,
     /// The entity it addressed, when it has one.
@@ -214,22 +217,17 @@ fn redact(value: &mut serde_json::Value) {
 }
 
 impl AuditLog {
-    pub(crate) fn record(
-        &mut self,
-        index: u64,
-        at: Timestamp,
-        actor: &str,
-        via_node: u64,
-        command: &Command,
-    ) {
+    pub(crate) fn record(&mut self, index: u64, at: Timestamp, proposal: &Proposal) {
+        let command = &proposal.command;
         let mut fields = serde_json::to_value(command).unwrap_or(serde_json::Value::Null);
         redact(&mut fields);
         self.records.push_back(AuditRecord {
             seq: self.next_seq,
             index,
             at,
-            actor: actor.to_owned(),
-            via_node,
+            actor: proposal.actor.clone(),
+            via_node: proposal.via_node,
+            request_id: proposal.request_id.clone(),
             action: command.name().to_owned(),
             target: command.target(),
             detail: fields.to_string(),

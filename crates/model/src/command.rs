@@ -25,6 +25,10 @@ pub struct Proposal {
     pub actor: String,
     /// The node the request arrived on.
     pub via_node: u64,
+    /// The operator's request id (`x-request-id`), for the audit record and the logs of every
+    /// node that handles the write; empty for internal writes. Absent from older log entries.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub request_id: String,
     pub command: Command,
 }
 

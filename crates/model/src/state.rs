@@ -138,13 +138,7 @@ impl State {
                 self.emit_events(index, at, &proposal.command, before);
             }
             if proposal.command.audited() {
-                self.audit.record(
-                    index,
-                    at,
-                    &proposal.actor,
-                    proposal.via_node,
-                    &proposal.command,
-                );
+                self.audit.record(index, at, proposal);
             }
             self.clock = at;
             self.idempotency

@@ -183,6 +183,7 @@ fn proposal(i: usize, command: &Command) -> Proposal {
         at: Timestamp(1_800_000_000_000 + i as i64 * 1000),
         actor: "prop".into(),
         via_node: 1,
+        request_id: String::new(),
         command: command.clone(),
     }
 }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use statusmesh_server::demo::{run_demo, DemoOptions};
 use statusmesh_server::{serve, shutdown_signal, Config};
 
@@ -15,8 +15,19 @@ use statusmesh_server::{serve, shutdown_signal, Config};
     about = "A replicated status page node that keeps talking when a region burns"
 )]
 struct Cli {
+    /// Log lines on stderr: `human` (default) or `json` (one object per line, with the span
+    /// fields such as `request_id`, for log shippers). The level filter is `STATUSMESH_LOG`
+    /// (default `info,openraft=warn`).
+    #[arg(long, value_enum, env = "STATUSMESH_LOG_FORMAT", default_value_t = LogFormat::Human, global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Cmd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -163,18 +174,27 @@ fn run_certs(cmd: CertsCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_tracing() {
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STATUSMESH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => logs.with_target(false).init(),
+        // The event's fields under "fields", the innermost span's (request_id, method) under
+        // "span", the enclosing ones under "spans".
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+    }
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(cli.log_format);
     // A panic anywhere means this node's state can no longer be trusted: log it and exit, and
     // let the supervisor restart a clean process (Raft recovers from the durable log).
     let default_hook = std::panic::take_hook();

@@ -571,6 +571,7 @@ pub fn audit_record(a: &statusmesh_model::AuditRecord) -> pb::AuditRecord {
         action: a.action.clone(),
         target: a.target.clone(),
         detail: a.detail.clone(),
+        request_id: a.request_id.clone(),
     }
 }
 

@@ -5,6 +5,7 @@
 //! the model and the protobuf messages; nothing below it imports prost or tonic.
 
 pub mod convert;
+pub mod request_id;
 
 /// Builds an admin request with its bearer token and, for writes, the idempotency key.
 pub fn authed<T>(

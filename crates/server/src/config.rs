@@ -16,7 +16,20 @@ use statusmesh_cluster::TimingProfile;
 
 const ENV_PREFIX: &str = "STATUSMESH_";
 /// Env vars with the prefix that are not config keys (used by statusctl, or shortcuts).
-const ENV_NOT_KEYS: &[&str] = &["ENDPOINT", "TOKEN", "CA_CERT", "ADMIN_TOKEN", "LOG"];
+/// `STATUSMESH_*` variables that are not config keys: the node's own flags (`CONFIG`, the log
+/// settings) and statusctl's, which an operator's shell may export too.
+const ENV_NOT_KEYS: &[&str] = &[
+    "CONFIG",
+    "LOG",
+    "LOG_FORMAT",
+    "ENDPOINT",
+    "TOKEN",
+    "CA_CERT",
+    "CLIENT_CERT",
+    "CLIENT_KEY",
+    "REQUEST_ID",
+    "ADMIN_TOKEN",
+];
 
 /// A member of the initial cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,6 +8,7 @@ pub mod config;
 pub mod demo;
 mod drill;
 pub mod metrics;
+pub mod observe;
 pub mod recover;
 pub mod restore;
 pub mod run;

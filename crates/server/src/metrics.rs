@@ -1,55 +1,21 @@
 //! Prometheus text exposition (version 0.0.4) for `/metrics` on the public port: Raft role,
-//! term and indexes, replication lag per follower, proposal latency, webhook outbox and
-//! dispatcher counts, store size. Rendered on demand from the node's own view; cheap (no lock
-//! held across anything slow, nothing serialised but numbers).
+//! term and indexes, elections and leader changes, replication lag per follower, proposal
+//! latency, snapshot durations, webhook outbox and dispatcher figures with delivery latency,
+//! request counts and latencies of all three ports, store size. Rendered on demand from the
+//! node's own view; cheap (no lock held across anything slow, nothing serialised but numbers).
 
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use statusmesh_cluster::ClusterNode;
+use statusmesh_metrics::Exposition;
+use statusmesh_proto::request_id::grpc_code_name;
 use statusmesh_webhook::DispatchStats;
 
-struct Out(String);
-
-impl Out {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.0, "# HELP {name} {help}");
-        let _ = writeln!(self.0, "# TYPE {name} {kind}");
-    }
-
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.0.push_str(name);
-        if !labels.is_empty() {
-            self.0.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.0.push(',');
-                }
-                let v = v
-                    .replace('\\', "\\\\")
-                    .replace('"', "\\\"")
-                    .replace('\n', "\\n");
-                let _ = write!(self.0, "{k}=\"{v}\"");
-            }
-            self.0.push('}');
-        }
-        let _ = writeln!(self.0, " {value}");
-    }
-
-    fn gauge(&mut self, name: &str, help: &str, value: f64) {
-        self.family(name, "gauge", help);
-        self.sample(name, &[], value);
-    }
-
-    fn counter(&mut self, name: &str, help: &str, value: f64) {
-        self.family(name, "counter", help);
-        self.sample(name, &[], value);
-    }
-}
+use crate::observe::PortMetrics;
 
 /// The whole exposition.
-pub fn render(node: &ClusterNode, dispatch: &DispatchStats) -> String {
-    let mut o = Out(String::with_capacity(4096));
+pub fn render(node: &ClusterNode, dispatch: &DispatchStats, ports: &PortMetrics) -> String {
+    let mut o = Exposition::new();
     let s = node.status();
     let node_label = s.id.to_string();
 
@@ -134,34 +100,36 @@ pub fn render(node: &ClusterNode, dispatch: &DispatchStats) -> String {
         }
     }
 
-    let (buckets, count, sum) = node.metrics.proposal_seconds.snapshot();
-    o.family(
+    o.counter(
+        "statusmesh_raft_elections_total",
+        "Elections this node started (each round as a candidate).",
+        node.metrics.elections.load(Ordering::Relaxed) as f64,
+    );
+    o.counter(
+        "statusmesh_raft_leader_changes_total",
+        "Times this node saw a different leader take over.",
+        node.metrics.leader_changes.load(Ordering::Relaxed) as f64,
+    );
+    o.histogram(
         "statusmesh_proposal_duration_seconds",
-        "histogram",
-        "Admin writes from arrival at this node to commit, forwarding and retries included.",
-    );
-    for (le, c) in &buckets {
-        o.sample(
-            "statusmesh_proposal_duration_seconds_bucket",
-            &[("le", &le.to_string())],
-            *c as f64,
-        );
-    }
-    o.sample(
-        "statusmesh_proposal_duration_seconds_bucket",
-        &[("le", "+Inf")],
-        count as f64,
-    );
-    o.sample("statusmesh_proposal_duration_seconds_sum", &[], sum);
-    o.sample(
-        "statusmesh_proposal_duration_seconds_count",
-        &[],
-        count as f64,
+        "Writes proposed through this node (admin writes and the maintenance scheduler's), from arrival to commit, forwarding and retries included.",
+        &node.metrics.proposal_seconds.snapshot(),
     );
     o.counter(
         "statusmesh_proposal_failures_total",
-        "Admin writes that failed (no quorum, invalid, fatal).",
+        "Writes proposed through this node that failed (no quorum, invalid, fatal).",
         node.metrics.proposal_failures.load(Ordering::Relaxed) as f64,
+    );
+    let snapshots = node.snapshot_metrics();
+    o.histogram(
+        "statusmesh_snapshot_build_duration_seconds",
+        "Snapshots this node built from its state (count) and how long each took.",
+        &snapshots.built_seconds.snapshot(),
+    );
+    o.histogram(
+        "statusmesh_snapshot_install_duration_seconds",
+        "Snapshots this node installed from the leader (count) and how long each took.",
+        &snapshots.installed_seconds.snapshot(),
     );
 
     let outbox = {
@@ -212,10 +180,45 @@ pub fn render(node: &ClusterNode, dispatch: &DispatchStats) -> String {
             0.0
         },
     );
+    o.histogram(
+        "statusmesh_webhook_attempt_duration_seconds",
+        "Requests this node's dispatcher sent, by how long each took (any outcome).",
+        &dispatch.attempt_seconds.snapshot(),
+    );
+    o.histogram(
+        "statusmesh_webhook_delivery_lag_seconds",
+        "Deliveries this node completed, by the time from the event's commit to the 2xx (retries and failovers included).",
+        &dispatch.delivery_lag_seconds.snapshot(),
+    );
+    o.requests(
+        "statusmesh_http",
+        "Public HTTP requests",
+        "route",
+        &[],
+        &ports.http.snapshot(),
+        |c| c.to_string(),
+    );
+    let grpc_code = |c: u16| grpc_code_name(tonic::Code::from(i32::from(c))).to_owned();
+    o.requests(
+        "statusmesh_grpc_admin",
+        "Admin port gRPC calls",
+        "method",
+        &[],
+        &ports.admin.snapshot(),
+        grpc_code,
+    );
+    o.requests(
+        "statusmesh_grpc_peer",
+        "Peer port gRPC calls (Raft, forwarded writes, read index)",
+        "method",
+        &[],
+        &ports.peer.snapshot(),
+        grpc_code,
+    );
     o.gauge(
         "statusmesh_store_disk_bytes",
         "Bytes RocksDB uses on disk for this node's log and snapshots.",
         s.disk_bytes as f64,
     );
-    o.0
+    o.finish()
 }

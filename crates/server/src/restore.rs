@@ -95,6 +95,7 @@ pub async fn apply_pending(
                 at: Timestamp::default(),
                 actor: "restore".into(),
                 via_node: node.id,
+                request_id: String::new(),
                 command: Command::Restore {
                     backup: String::from_utf8_lossy(&bytes).into_owned(),
                 },

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::config::Config;
+use crate::observe::{GrpcObserveLayer, GrpcPort, PortMetrics};
 
 /// Admin requests are small; anything bigger is refused with RESOURCE_EXHAUSTED.
 const MAX_ADMIN_MESSAGE: usize = 1024 * 1024;
@@ -29,21 +30,28 @@ const MAX_STREAMS: u32 = 128;
 /// How often certificate files are checked for changes.
 const TLS_RELOAD_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// A tonic server with the limits every gRPC port has: a deadline on every request, bounded
-/// concurrency per connection and bounded streams.
-fn grpc_server(deadline: std::time::Duration) -> tonic::transport::Server {
+type Observed = tower_layer::Stack<GrpcObserveLayer, tower_layer::Identity>;
+
+/// A tonic server with what every gRPC port has: a deadline on every request, bounded
+/// concurrency per connection and bounded streams, and the request figures (and on the admin
+/// port request ids) of [`crate::observe`].
+fn grpc_server(
+    deadline: std::time::Duration,
+    observe: GrpcObserveLayer,
+) -> tonic::transport::Server<Observed> {
     tonic::transport::Server::builder()
         .timeout(deadline)
         .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
         .max_concurrent_streams(MAX_STREAMS)
         .tcp_nodelay(true)
+        .layer(observe)
 }
 
 type GrpcTask = tokio::task::JoinHandle<Result<(), tonic::transport::Error>>;
 
 /// Serves `router` on `listener`, over TLS when `tls` gives configurations.
 fn serve_grpc(
-    router: tonic::transport::server::Router,
+    router: tonic::transport::server::Router<Observed>,
     listener: TcpListener,
     tls: Option<impl Fn() -> Arc<rustls::ServerConfig> + Send + Sync + 'static>,
     port: &'static str,
@@ -166,8 +174,13 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         let _ = rx.wait_for(|s| *s).await;
     };
 
+    let ports = Arc::new(PortMetrics::default());
     let peer = serve_grpc(
-        grpc_server(PEER_REQUEST_DEADLINE).add_service(PeerService::server(node.clone())),
+        grpc_server(
+            PEER_REQUEST_DEADLINE,
+            GrpcObserveLayer::new(ports.clone(), GrpcPort::Peer),
+        )
+        .add_service(PeerService::server(node.clone())),
         peer_listener,
         tls.clone().map(|t| tls_fn(t, |c| c.peer_server.clone())),
         "peer",
@@ -220,11 +233,14 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         stop_rx.clone(),
     ));
     let admin = serve_grpc(
-        grpc_server(config.write_timeout() + ADMIN_DEADLINE_SLACK)
-            .add_service(health_service)
-            .add_service(reflection)
-            .add_service(reflection_alpha)
-            .add_service(admin_service),
+        grpc_server(
+            config.write_timeout() + ADMIN_DEADLINE_SLACK,
+            GrpcObserveLayer::new(ports.clone(), GrpcPort::Admin),
+        )
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(reflection_alpha)
+        .add_service(admin_service),
         admin_listener,
         tls.clone().map(|t| tls_fn(t, |c| c.admin_server.clone())),
         "admin",
@@ -244,24 +260,30 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             min_index_wait: std::time::Duration::from_secs(5),
         },
     );
-    // Prometheus metrics on the public port (numbers only; nothing secret).
+    // Prometheus metrics on the public port (numbers only; nothing secret), and every public
+    // request counted by route.
     let public_router = {
-        let (node, dispatch) = (node.clone(), dispatcher.stats());
-        public_router.route(
-            "/metrics",
-            axum::routing::get(move || {
-                let body = crate::metrics::render(&node, &dispatch);
-                async move {
-                    (
-                        [(
-                            axum::http::header::CONTENT_TYPE,
-                            "text/plain; version=0.0.4; charset=utf-8",
-                        )],
-                        body,
-                    )
-                }
-            }),
-        )
+        let (node, dispatch, figures) = (node.clone(), dispatcher.stats(), ports.clone());
+        public_router
+            .route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let body = crate::metrics::render(&node, &dispatch, &figures);
+                    async move {
+                        (
+                            [(
+                                axum::http::header::CONTENT_TYPE,
+                                "text/plain; version=0.0.4; charset=utf-8",
+                            )],
+                            body,
+                        )
+                    }
+                }),
+            )
+            .layer(axum::middleware::from_fn_with_state(
+                ports.clone(),
+                crate::observe::record_http,
+            ))
     };
     let public_tls = tls
         .as_ref()

@@ -23,7 +23,7 @@ use std::path::Path;
 pub use codec::{CodecError, FORMAT_V1};
 pub use db::OpenError;
 pub use log_store::LogStore;
-pub use state_machine::{Replica, ReplicaData, StateMachineStore};
+pub use state_machine::{Replica, ReplicaData, SnapshotMetrics, StateMachineStore};
 pub use types::*;
 
 /// Opens node `node_id`'s store at `path`: the log store and the state machine, both backed by

@@ -95,6 +95,16 @@ pub struct StateMachineStore {
     db: Arc<Db>,
     replica: Arc<Replica>,
     snapshot_seq: Arc<AtomicU64>,
+    snapshots: Arc<SnapshotMetrics>,
+}
+
+/// How long snapshots took on this node (each histogram's count is the number of snapshots).
+#[derive(Debug, Default)]
+pub struct SnapshotMetrics {
+    /// Building one from the replica: serialising the state and writing it to RocksDB.
+    pub built_seconds: statusmesh_metrics::Histogram,
+    /// Installing one received from the leader: decoding, writing, replacing the replica.
+    pub installed_seconds: statusmesh_metrics::Histogram,
 }
 
 fn sm_err(verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError {
@@ -126,6 +136,7 @@ impl StateMachineStore {
             db,
             replica: Arc::new(Replica::new()),
             snapshot_seq: Arc::new(AtomicU64::new(0)),
+            snapshots: Arc::default(),
         };
         if let Some((meta, data)) = sm.read_snapshot()? {
             let state: State =
@@ -142,6 +153,10 @@ impl StateMachineStore {
 
     pub fn replica(&self) -> Arc<Replica> {
         self.replica.clone()
+    }
+
+    pub fn snapshot_metrics(&self) -> Arc<SnapshotMetrics> {
+        self.snapshots.clone()
     }
 
     /// Approximate bytes on disk for the whole node store.
@@ -187,6 +202,7 @@ impl StateMachineStore {
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let started = std::time::Instant::now();
         let (data, last_applied, membership) = {
             let guard = self.replica.read();
             let data = codec::encode(&guard.state).map_err(|e| sm_err(ErrorVerb::Read, e))?;
@@ -206,6 +222,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             snapshot_id,
         };
         self.write_snapshot(&meta, &data)?;
+        self.snapshots.built_seconds.observe(started.elapsed());
         tracing::info!(snapshot = %meta.snapshot_id, bytes = data.len(), "snapshot built");
         Ok(Snapshot {
             meta,
@@ -263,6 +280,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         meta: &SnapshotMeta,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
+        let started = std::time::Instant::now();
         let data = snapshot.into_inner();
         // Decode before anything is written: a corrupt snapshot changes nothing.
         let state: State =
@@ -275,6 +293,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             guard.membership = meta.last_membership.clone();
         }
         self.replica.publish(meta.last_log_id);
+        self.snapshots.installed_seconds.observe(started.elapsed());
         tracing::info!(snapshot = %meta.snapshot_id, bytes = data.len(), "snapshot installed");
         Ok(())
     }

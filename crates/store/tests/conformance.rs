@@ -57,6 +57,7 @@ fn proposal(key: &str) -> Proposal {
         at: Timestamp(1_800_000_000_000),
         actor: "test".into(),
         via_node: 1,
+        request_id: String::new(),
         command: Command::SetPage {
             page_id: statusmesh_model::Id::parse("id", "page").unwrap(),
             patch: statusmesh_model::command::PagePatch {

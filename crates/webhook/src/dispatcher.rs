@@ -17,8 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use statusmesh_cluster::{now, ClusterNode};
+use statusmesh_metrics::{Histogram, LAG_BUCKETS};
 use statusmesh_model::command::Command;
-use statusmesh_model::outbox::AttemptReport;
+use statusmesh_model::outbox::{AttemptOutcome, AttemptReport};
 use statusmesh_model::{Id, PayloadFormat, Proposal, Timestamp};
 use tokio::sync::{mpsc, watch};
 
@@ -27,8 +28,8 @@ use crate::policy::{parse_retry_after, Response, WebhookConfig};
 use crate::signature::signature_header;
 use crate::ssrf::{self, VettingResolver};
 
-/// Counters of this node's dispatcher, for the admin API and `/api/cluster`.
-#[derive(Debug, Default)]
+/// Counters of this node's dispatcher, for the admin API, `/api/cluster` and `/metrics`.
+#[derive(Debug)]
 pub struct DispatchStats {
     /// True while this node leads and sends.
     pub dispatching: AtomicBool,
@@ -38,6 +39,24 @@ pub struct DispatchStats {
     pub sent_total: AtomicU64,
     /// `RecordAttempts` commands this node proposed (Raft writes spent on attempt records).
     pub record_writes: AtomicU64,
+    /// How long each request this node sent took, whatever its outcome.
+    pub attempt_seconds: Histogram,
+    /// For each delivery this node completed (2xx): from the event's commit (leader clock) to
+    /// the answer, retries and leader changes included.
+    pub delivery_lag_seconds: Histogram,
+}
+
+impl Default for DispatchStats {
+    fn default() -> Self {
+        DispatchStats {
+            dispatching: AtomicBool::new(false),
+            in_flight: AtomicU64::new(0),
+            sent_total: AtomicU64::new(0),
+            record_writes: AtomicU64::new(0),
+            attempt_seconds: Histogram::latency(),
+            delivery_lag_seconds: Histogram::new(LAG_BUCKETS),
+        }
+    }
 }
 
 type Key = (u64, Id);
@@ -82,6 +101,8 @@ struct Job {
     body: bytes::Bytes,
     secrets: Vec<String>,
     attempt: u32,
+    /// When the event was recorded (for the delivery lag).
+    event_at: Timestamp,
 }
 
 #[derive(Debug, Clone)]
@@ -279,6 +300,7 @@ impl Dispatcher {
                     .map(str::to_owned)
                     .collect(),
                 attempt: d.attempts + 1,
+                event_at: event.at,
             });
         }
     }
@@ -334,16 +356,25 @@ impl Dispatcher {
         let at = now();
         let (response, http_status, error, excerpt) = self.send(&job, at).await;
         let ended = now();
+        let took = started.elapsed();
+        let outcome = self.cfg.outcome(job.attempt, &response, ended);
+        self.stats.attempt_seconds.observe(took);
+        if outcome == AttemptOutcome::Delivered {
+            let lag_ms = u64::try_from(ended.0.saturating_sub(job.event_at.0)).unwrap_or(0);
+            self.stats
+                .delivery_lag_seconds
+                .observe(Duration::from_millis(lag_ms));
+        }
         AttemptReport {
             event: job.key.0,
             subscriber: job.key.1,
             attempt: job.attempt,
             at,
-            duration_ms: started.elapsed().as_millis().min(u32::MAX as u128) as u32,
+            duration_ms: took.as_millis().min(u32::MAX as u128) as u32,
             http_status,
             error,
             response_excerpt: excerpt,
-            outcome: self.cfg.outcome(job.attempt, &response, ended),
+            outcome,
         }
     }
 
@@ -427,6 +458,7 @@ impl Dispatcher {
                 at: Timestamp::default(),
                 actor: "dispatcher".into(),
                 via_node: node.id,
+                request_id: String::new(),
                 command: Command::RecordAttempts { policy, reports },
             };
             stats.record_writes.fetch_add(1, Ordering::Relaxed);

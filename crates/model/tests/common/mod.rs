@@ -38,6 +38,7 @@ impl Harness {
             at: Timestamp(self.now),
             actor: "test".into(),
             via_node: 1,
+            request_id: String::new(),
             command,
         };
         self.state.apply(self.index, &p)

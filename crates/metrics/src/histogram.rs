@@ -1,0 +1,123 @@
+//! A fixed-bucket histogram, recorded with relaxed atomics (cumulative counts are computed when
+//! rendered).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds, in seconds, for request and proposal latencies (1 ms to 10 s).
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// Upper bounds, in seconds, for lags that include retries (50 ms to 6 h).
+pub const LAG_BUCKETS: &[f64] = &[
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0,
+];
+
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: &'static [f64],
+    buckets: Box<[AtomicU64]>,
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+/// A consistent-enough reading: `(upper bound, cumulative count)` per bucket, then the total
+/// count (the `+Inf` bucket) and the sum in seconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramSnapshot {
+    pub buckets: Vec<(f64, u64)>,
+    pub count: u64,
+    pub sum_seconds: f64,
+}
+
+impl Histogram {
+    /// `bounds` must be increasing; values above the last fall only into `+Inf`.
+    pub fn new(bounds: &'static [f64]) -> Self {
+        debug_assert!(bounds.windows(2).all(|w| w[0] < w[1]));
+        Histogram {
+            bounds,
+            buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    pub fn latency() -> Self {
+        Self::new(LATENCY_BUCKETS)
+    }
+
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = self.bounds.iter().position(|b| secs <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(
+            d.as_micros().min(u64::MAX as u128) as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        let mut acc = 0;
+        let buckets = self
+            .bounds
+            .iter()
+            .zip(self.buckets.iter())
+            .map(|(b, c)| {
+                acc += c.load(Ordering::Relaxed);
+                (*b, acc)
+            })
+            .collect();
+        // Read after the buckets: the total is never below the last cumulative bucket.
+        let count = self.count.load(Ordering::Relaxed).max(acc);
+        HistogramSnapshot {
+            buckets,
+            count,
+            sum_seconds: self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        }
+    }
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self::latency()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_cumulative_and_overflow_only_counts() {
+        let h = Histogram::latency();
+        h.observe(Duration::from_micros(500));
+        h.observe(Duration::from_millis(30));
+        h.observe(Duration::from_secs(60));
+        let s = h.snapshot();
+        assert_eq!(s.buckets[0], (0.001, 1));
+        assert_eq!(s.buckets[5], (0.05, 2));
+        assert_eq!(s.buckets.last().map(|b| b.1), Some(2)); // 60 s is only in +Inf
+        assert_eq!(s.count, 3);
+        assert!((s.sum_seconds - 60.0305).abs() < 1e-6);
+    }
+
+    #[test]
+    fn custom_bounds() {
+        let h = Histogram::new(LAG_BUCKETS);
+        h.observe(Duration::from_secs(120));
+        let s = h.snapshot();
+        assert_eq!(s.buckets.len(), LAG_BUCKETS.len());
+        assert_eq!(s.buckets.iter().find(|b| b.0 == 60.0).map(|b| b.1), Some(0));
+        assert_eq!(
+            s.buckets.iter().find(|b| b.0 == 300.0).map(|b| b.1),
+            Some(1)
+        );
+    }
+}
