@@ -146,6 +146,8 @@ pub struct ClusterOptions {
     /// Peer and admin traffic over TLS with a CA made for this cluster (default). `false`
     /// runs the nodes in insecure_plaintext dev mode.
     pub tls: bool,
+    /// Nodes log JSON lines (`--log-format json`) instead of human-readable ones.
+    pub json_logs: bool,
 }
 
 impl Default for ClusterOptions {
@@ -157,6 +159,7 @@ impl Default for ClusterOptions {
             stale_after_ms: 2000,
             write_timeout_ms: 8000,
             tls: true,
+            json_logs: false,
         }
     }
 }
@@ -383,6 +386,9 @@ impl TestCluster {
             if k.starts_with("STATUSMESH_") {
                 cmd.env_remove(k);
             }
+        }
+        if self.options.json_logs {
+            cmd.args(["--log-format", "json"]);
         }
         let child = cmd
             .arg("serve")

@@ -292,7 +292,9 @@ pub fn audit(out: Output, l: &pb::AuditList) -> anyhow::Result<()> {
         return json(l);
     }
     table(
-        &["SEQ", "AT", "ACTOR", "VIA", "ACTION", "TARGET", "DETAIL"],
+        &[
+            "SEQ", "AT", "ACTOR", "VIA", "REQUEST", "ACTION", "TARGET", "DETAIL",
+        ],
         l.records
             .iter()
             .map(|a| {
@@ -301,6 +303,11 @@ pub fn audit(out: Output, l: &pb::AuditList) -> anyhow::Result<()> {
                     a.at.clone(),
                     a.actor.clone(),
                     format!("node {}", a.via_node),
+                    if a.request_id.is_empty() {
+                        "-".into()
+                    } else {
+                        a.request_id.clone()
+                    },
                     a.action.clone(),
                     a.target.clone().unwrap_or_else(|| "-".into()),
                     a.detail.clone(),
