@@ -533,3 +533,181 @@ async fn killing_the_leader_mid_fanout_loses_nothing() {
         all.len()
     );
 }
+
+/// One incident per call, retried with the same idempotency key on the next endpoint until it
+/// is acknowledged or `limit` passes; returns the incident id.
+async fn create_incident_anywhere(
+    endpoints: &[String],
+    ca: &std::path::Path,
+    n: usize,
+    limit: Duration,
+) -> Option<String> {
+    let idem = key(&format!("rolling-{n}"));
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut attempt = 0;
+    while tokio::time::Instant::now() < deadline {
+        let ep = &endpoints[(n + attempt) % endpoints.len()];
+        attempt += 1;
+        let Ok(mut c) = admin_client(ep, Some(ca)).await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let req = write(
+            pb::CreateIncidentRequest {
+                name: format!("Rolling {n}"),
+                status: Some("investigating".into()),
+                impact: Some("minor".into()),
+                body: "Checking notifications during a rolling restart.".into(),
+                ..Default::default()
+            },
+            &idem,
+        );
+        match c.create_incident(req).await {
+            Ok(r) => match r.into_inner().entity {
+                Some(Entity::Incident(i)) => return Some(i.id),
+                other => panic!("expected an incident, got {other:?}"),
+            },
+            Err(s) if s.code() == tonic::Code::InvalidArgument => panic!("refused: {s:?}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    None
+}
+
+/// Every node is stopped with SIGTERM and restarted in turn, the leader included, while
+/// incidents are written and fanned out: every acknowledged write is on every node, every
+/// subscriber gets every event (signed, under the event's one webhook-id), the outbox drains
+/// with nothing failed, and each node exits promptly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_restart_loses_no_write_and_no_notification() {
+    const SUBSCRIBERS: usize = 10;
+    const WRITES: usize = 30;
+    let recv = Receiver::start().await;
+    // Slightly slow answers keep requests in flight when a leader is asked to stop.
+    recv.set_default(Behavior::Slow(Duration::from_millis(40)));
+    let cfg = WebhooksConfig {
+        allow_loopback: true,
+        request_timeout_ms: 5_000,
+        retry_schedule_s: vec![0, 1, 1, 2, 2, 2, 2, 2],
+        max_in_flight: 8,
+        ..WebhooksConfig::default()
+    };
+    let mut cluster = TestCluster::start_configured(3, 1000, cfg);
+    let leader = cluster.wait_leader(LIMIT).await;
+    let mut c = cluster.admin(leader).await.unwrap();
+    let mut secrets = BTreeMap::new();
+    for i in 0..SUBSCRIBERS {
+        let path = format!("/r/{i}");
+        let s = add_subscriber(&mut c, recv.url(&path), vec![], "statuspage").await;
+        secrets.insert(path, s.secret);
+    }
+    drop(c);
+
+    let endpoints: Vec<String> = cluster.nodes.iter().map(|n| n.admin_endpoint()).collect();
+    let ca = cluster.ca_cert().unwrap();
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let writer = {
+        let acked = acked.clone();
+        tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for n in 0..WRITES {
+                let id = create_incident_anywhere(&endpoints, &ca, n, Duration::from_secs(40))
+                    .await
+                    .unwrap_or_else(|| panic!("write {n} was never acknowledged"));
+                ids.push(id);
+                acked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+            ids
+        })
+    };
+    let wait_acked = |at_least: usize| {
+        let acked = acked.clone();
+        eventually(LIMIT, "writes to be acknowledged", move || {
+            let n = acked.load(std::sync::atomic::Ordering::Relaxed);
+            async move { (n >= at_least).then_some(()) }
+        })
+    };
+    wait_acked(3).await;
+    // Followers first, then the leader (the usual upgrade order); writes go on throughout.
+    let leader = cluster.wait_leader(LIMIT).await;
+    let order: Vec<usize> = (0..3)
+        .filter(|&i| i != leader)
+        .chain(std::iter::once(leader))
+        .collect();
+    let mut stop_times = Vec::new();
+    for i in order {
+        let before = acked.load(std::sync::atomic::Ordering::Relaxed);
+        let t = std::time::Instant::now();
+        cluster.stop(i);
+        stop_times.push(t.elapsed());
+        wait_acked(before + 2).await;
+        cluster.spawn(i);
+        cluster.wait_leader(LIMIT).await;
+        cluster.wait_converged(LIMIT).await;
+    }
+    let ids = writer.await.unwrap();
+    assert_eq!(ids.len(), WRITES);
+
+    // Every acknowledged write is on every node.
+    cluster.wait_converged(LIMIT).await;
+    for i in 0..3 {
+        let mut c = cluster.admin(i).await.unwrap();
+        for id in &ids {
+            c.get_incident(read(pb::GetRequest {
+                id: id.clone(),
+                ..Default::default()
+            }))
+            .await
+            .unwrap_or_else(|e| panic!("incident {id} missing on node {}: {e}", i + 1));
+        }
+    }
+    // One event per incident, each delivered to every subscriber.
+    let leader = cluster.wait_leader(LIMIT).await;
+    let c = cluster.admin(leader).await.unwrap();
+    let events: Vec<String> = c
+        .clone()
+        .list_events(read(pb::ListEventsRequest {
+            limit: 1000,
+            kind: None,
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .events
+        .into_iter()
+        .map(|e| e.webhook_id)
+        .collect();
+    assert_eq!(events.len(), WRITES, "one event per acknowledged incident");
+    let complete = |r: &[Received]| {
+        let got: BTreeSet<(String, String)> = r
+            .iter()
+            .map(|x| (x.path.clone(), x.webhook_id.clone().unwrap_or_default()))
+            .collect();
+        secrets
+            .keys()
+            .all(|p| events.iter().all(|e| got.contains(&(p.clone(), e.clone()))))
+    };
+    assert!(
+        recv.wait_for(Duration::from_secs(60), complete).await,
+        "not every subscriber got every event: {} requests",
+        recv.count()
+    );
+    let all = recv.requests();
+    for r in &all {
+        assert!(
+            events.contains(r.webhook_id.as_ref().unwrap()),
+            "unknown id {r:?}"
+        );
+        verify(r, &secrets[&r.path]).unwrap();
+    }
+    let drained = wait_outbox_drained(&c, LIMIT).await;
+    assert_eq!(drained.failed, 0, "{drained:?}");
+    let expected = WRITES * SUBSCRIBERS;
+    println!(
+        "rolling restart: {WRITES} writes acknowledged, {expected} notifications delivered in {} requests ({} duplicates); SIGTERM to exit: {:?}",
+        all.len(),
+        all.len() - expected,
+        stop_times
+    );
+}
