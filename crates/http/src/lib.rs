@@ -15,5 +15,5 @@ pub mod statuspage;
 pub mod uptime;
 pub mod view;
 
-pub use routes::{router, PublicOptions};
+pub use routes::{route_index, router, PublicOptions, ROUTE_LABELS};
 pub use view::{spawn_renderer, View};

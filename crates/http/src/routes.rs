@@ -81,6 +81,49 @@ pub fn router(
         .with_state(app)
 }
 
+/// The route patterns of the public port, as metrics label them: the router's paths (keep in
+/// step with [`router`]), the server's `/metrics`, and `unmatched` last.
+pub const ROUTE_LABELS: &[&str] = &[
+    "/api/v2/{*path}",
+    "/",
+    "/incidents/{id}",
+    "/history",
+    "/history.atom",
+    "/history.rss",
+    "/badge.svg",
+    "/components/{id}/badge.svg",
+    "/healthz",
+    "/readyz",
+    "/api/cluster",
+    "/metrics",
+    "unmatched",
+];
+
+/// The index in [`ROUTE_LABELS`] of the route a request path takes, without routing it (a
+/// few string comparisons: the metrics layer runs outside the router, so that counting adds
+/// no per-route service to the hot path).
+pub fn route_index(path: &str) -> usize {
+    let single = |rest: Option<&str>| rest.is_some_and(|id| !id.is_empty() && !id.contains('/'));
+    let label = match path {
+        p if p.starts_with("/api/v2/") => "/api/v2/{*path}",
+        "/" | "/history" | "/history.atom" | "/history.rss" | "/badge.svg" | "/healthz"
+        | "/readyz" | "/api/cluster" | "/metrics" => path,
+        p if single(p.strip_prefix("/incidents/")) => "/incidents/{id}",
+        p if single(
+            p.strip_prefix("/components/")
+                .and_then(|r| r.strip_suffix("/badge.svg")),
+        ) =>
+        {
+            "/components/{id}/badge.svg"
+        }
+        _ => "unmatched",
+    };
+    ROUTE_LABELS
+        .iter()
+        .position(|l| *l == label)
+        .unwrap_or(ROUTE_LABELS.len() - 1)
+}
+
 /// Adds the freshness headers. Every handler's response goes through it (the hot handlers
 /// call it directly rather than through a middleware layer: it is on every request).
 fn stamp(app: &App, mut resp: Response) -> Response {
@@ -371,4 +414,33 @@ fn cluster_view(app: &App) -> Json<serde_json::Value> {
             "public_addr": m.info.public_addr,
         })).collect::<Vec<_>>(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_map_to_their_route_pattern() {
+        let label = |p: &str| ROUTE_LABELS[route_index(p)];
+        assert_eq!(label("/api/v2/summary.json"), "/api/v2/{*path}");
+        assert_eq!(
+            label("/api/v2/incidents/unresolved.json"),
+            "/api/v2/{*path}"
+        );
+        assert_eq!(label("/"), "/");
+        assert_eq!(label("/incidents/abc123"), "/incidents/{id}");
+        assert_eq!(label("/incidents/"), "unmatched");
+        assert_eq!(label("/incidents/a/b"), "unmatched");
+        assert_eq!(
+            label("/components/x1/badge.svg"),
+            "/components/{id}/badge.svg"
+        );
+        assert_eq!(label("/components//badge.svg"), "unmatched");
+        assert_eq!(label("/history.atom"), "/history.atom");
+        assert_eq!(label("/metrics"), "/metrics");
+        assert_eq!(label("/wp-admin.php"), "unmatched");
+        assert_eq!(label(""), "unmatched");
+        assert_eq!(ROUTE_LABELS.last(), Some(&"unmatched"));
+    }
 }

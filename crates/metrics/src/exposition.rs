@@ -85,7 +85,8 @@ impl Exposition {
     }
 
     /// Two families from [`crate::RequestMetrics`]: `{prefix}_requests_total{route_label, code}`
-    /// and `{prefix}_request_duration_seconds{route_label}`; `code` names each code.
+    /// and `{prefix}_request_duration_seconds{route_label}`; `code` names each code (codes past
+    /// the slots are `other`).
     pub fn requests(
         &mut self,
         prefix: &str,
@@ -103,7 +104,7 @@ impl Exposition {
         );
         for r in routes {
             for (c, n) in &r.codes {
-                let c = code(*c);
+                let c = c.map_or_else(|| "other".to_owned(), &code);
                 let mut labels = fixed.to_vec();
                 labels.push((route_label, &r.route));
                 labels.push(("code", &c));

@@ -1,5 +1,5 @@
-//! A fixed-bucket histogram, recorded with relaxed atomics (cumulative counts are computed when
-//! rendered).
+//! A fixed-bucket histogram, recorded with two relaxed atomic additions (the value's bucket and
+//! the sum); cumulative counts and the total are computed when rendered.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -17,13 +17,13 @@ pub const LAG_BUCKETS: &[f64] = &[
 #[derive(Debug)]
 pub struct Histogram {
     bounds: &'static [f64],
+    /// One counter per bound, then one for values above the last (`+Inf` only).
     buckets: Box<[AtomicU64]>,
-    count: AtomicU64,
     sum_micros: AtomicU64,
 }
 
-/// A consistent-enough reading: `(upper bound, cumulative count)` per bucket, then the total
-/// count (the `+Inf` bucket) and the sum in seconds.
+/// A reading: `(upper bound, cumulative count)` per bucket, then the total count (the `+Inf`
+/// bucket) and the sum in seconds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistogramSnapshot {
     pub buckets: Vec<(f64, u64)>,
@@ -37,8 +37,7 @@ impl Histogram {
         debug_assert!(bounds.windows(2).all(|w| w[0] < w[1]));
         Histogram {
             bounds,
-            buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
-            count: AtomicU64::new(0),
+            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
             sum_micros: AtomicU64::new(0),
         }
     }
@@ -49,33 +48,31 @@ impl Histogram {
 
     pub fn observe(&self, d: Duration) {
         let secs = d.as_secs_f64();
-        if let Some(i) = self.bounds.iter().position(|b| secs <= *b) {
-            self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
+        let i = self
+            .bounds
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(self.bounds.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
         self.sum_micros.fetch_add(
-            d.as_micros().min(u64::MAX as u128) as u64,
+            d.as_micros().min(u128::from(u64::MAX)) as u64,
             Ordering::Relaxed,
         );
     }
 
+    /// Observations so far.
     pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
+        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
     }
 
     pub fn snapshot(&self) -> HistogramSnapshot {
         let mut acc = 0;
-        let buckets = self
-            .bounds
-            .iter()
-            .zip(self.buckets.iter())
-            .map(|(b, c)| {
-                acc += c.load(Ordering::Relaxed);
-                (*b, acc)
-            })
-            .collect();
-        // Read after the buckets: the total is never below the last cumulative bucket.
-        let count = self.count.load(Ordering::Relaxed).max(acc);
+        let mut buckets: Vec<(f64, u64)> = Vec::with_capacity(self.bounds.len());
+        for (b, c) in self.bounds.iter().zip(self.buckets.iter()) {
+            acc += c.load(Ordering::Relaxed);
+            buckets.push((*b, acc));
+        }
+        let count = acc + self.buckets[self.bounds.len()].load(Ordering::Relaxed);
         HistogramSnapshot {
             buckets,
             count,
@@ -105,6 +102,7 @@ mod tests {
         assert_eq!(s.buckets[5], (0.05, 2));
         assert_eq!(s.buckets.last().map(|b| b.1), Some(2)); // 60 s is only in +Inf
         assert_eq!(s.count, 3);
+        assert_eq!(h.count(), 3);
         assert!((s.sum_seconds - 60.0305).abs() < 1e-6);
     }
 

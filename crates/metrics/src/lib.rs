@@ -12,4 +12,4 @@ mod requests;
 
 pub use exposition::Exposition;
 pub use histogram::{Histogram, HistogramSnapshot, LAG_BUCKETS, LATENCY_BUCKETS};
-pub use requests::{RequestMetrics, RouteSnapshot, OTHER_ROUTE};
+pub use requests::{RequestMetrics, Route, RouteSnapshot, OTHER_ROUTE};

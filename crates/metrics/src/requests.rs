@@ -1,10 +1,17 @@
 //! Request counts by route (or gRPC method) and result code, with a latency histogram per
 //! route. Routes beyond the cap are counted under [`OTHER_ROUTE`], so a client inventing paths
 //! cannot grow the exposition.
+//!
+//! This is on the public port's hot path, so recording takes no lock and touches no shared
+//! reference count: each route's figures are allocated once and never freed (at most
+//! `max_routes + 1` per instance, and a node makes three instances), a per-thread cache maps
+//! route names to them, and codes live in fixed slots claimed by compare-and-swap. A recorded
+//! request costs three relaxed atomic additions.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::RwLock;
 use std::time::Duration;
 
 use crate::Histogram;
@@ -12,36 +19,70 @@ use crate::Histogram;
 /// The route label of requests past the cap.
 pub const OTHER_ROUTE: &str = "other";
 
-#[derive(Debug, Default)]
+/// Distinct codes per route (17 gRPC codes; the HTTP statuses one server answers with).
+const CODE_SLOTS: usize = 24;
+
+#[derive(Debug)]
 struct RouteStats {
     latency: Histogram,
-    /// (code, count); a handful per route, so a vector beats a map.
-    codes: RwLock<Vec<(u16, AtomicU64)>>,
+    /// `code + 1` (0: free slot) and its count.
+    codes: [(AtomicU32, AtomicU64); CODE_SLOTS],
+    /// Requests whose code found no free slot.
+    other_codes: AtomicU64,
 }
 
 impl RouteStats {
+    fn new() -> Self {
+        RouteStats {
+            latency: Histogram::latency(),
+            codes: std::array::from_fn(|_| (AtomicU32::new(0), AtomicU64::new(0))),
+            other_codes: AtomicU64::new(0),
+        }
+    }
+
     fn record(&self, code: u16, elapsed: Duration) {
         self.latency.observe(elapsed);
-        {
-            let codes = self.codes.read().unwrap_or_else(|e| e.into_inner());
-            if let Some((_, n)) = codes.iter().find(|(c, _)| *c == code) {
-                n.fetch_add(1, Ordering::Relaxed);
+        let tag = u32::from(code) + 1;
+        for (slot, count) in &self.codes {
+            let current = match slot.load(Ordering::Acquire) {
+                0 => match slot.compare_exchange(0, tag, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => tag,
+                    Err(other) => other,
+                },
+                t => t,
+            };
+            if current == tag {
+                count.fetch_add(1, Ordering::Relaxed);
                 return;
             }
         }
-        let mut codes = self.codes.write().unwrap_or_else(|e| e.into_inner());
-        match codes.iter().find(|(c, _)| *c == code) {
-            Some((_, n)) => {
-                n.fetch_add(1, Ordering::Relaxed);
-            }
-            None => codes.push((code, AtomicU64::new(1))),
-        }
+        self.other_codes.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// One route's figures, resolved ahead of recording.
+#[derive(Debug, Clone, Copy)]
+pub struct Route(&'static RouteStats);
+
+impl Route {
+    pub fn record(self, code: u16, elapsed: Duration) {
+        self.0.record(code, elapsed);
+    }
+}
+
+/// Identifies an instance in the per-thread caches.
+static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// Per instance id: route name → that route's figures (only exact, not capped, routes).
+    static CACHE: RefCell<Vec<(usize, HashMap<String, &'static RouteStats>)>> =
+        const { RefCell::new(Vec::new()) };
 }
 
 #[derive(Debug)]
 pub struct RequestMetrics {
-    routes: RwLock<HashMap<String, Arc<RouteStats>>>,
+    id: usize,
+    routes: RwLock<HashMap<String, &'static RouteStats>>,
     max_routes: usize,
 }
 
@@ -49,8 +90,8 @@ pub struct RequestMetrics {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteSnapshot {
     pub route: String,
-    /// (code, requests), ordered by code.
-    pub codes: Vec<(u16, u64)>,
+    /// (code, requests), ordered by code; `None` for codes past the slots.
+    pub codes: Vec<(Option<u16>, u64)>,
     pub latency: crate::HistogramSnapshot,
 }
 
@@ -58,6 +99,7 @@ impl RequestMetrics {
     /// At most `max_routes` distinct routes (plus [`OTHER_ROUTE`]).
     pub fn new(max_routes: usize) -> Self {
         RequestMetrics {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             routes: RwLock::new(HashMap::new()),
             max_routes,
         }
@@ -65,25 +107,65 @@ impl RequestMetrics {
 
     /// Counts one finished request.
     pub fn record(&self, route: &str, code: u16, elapsed: Duration) {
-        let found = self
+        self.stats(route).record(code, elapsed);
+    }
+
+    /// A route's figures, to record into later (resolved once, when a request arrives).
+    pub fn route(&self, route: &str) -> Route {
+        Route(self.stats(route))
+    }
+
+    fn stats(&self, route: &str) -> &'static RouteStats {
+        let cached = CACHE.with(|c| {
+            let c = c.borrow();
+            c.iter()
+                .find(|(id, _)| *id == self.id)
+                .and_then(|(_, m)| m.get(route).copied())
+        });
+        if let Some(s) = cached {
+            return s;
+        }
+        let (stats, exact) = self.stats_shared(route);
+        if exact {
+            CACHE.with(|c| {
+                let mut c = c.borrow_mut();
+                let pos = match c.iter().position(|(id, _)| *id == self.id) {
+                    Some(p) => p,
+                    None => {
+                        c.push((self.id, HashMap::new()));
+                        c.len() - 1
+                    }
+                };
+                c[pos].1.insert(route.to_owned(), stats);
+            });
+        }
+        stats
+    }
+
+    /// The route's figures from the shared table, creating them under the cap; `false` when
+    /// they are [`OTHER_ROUTE`]'s.
+    fn stats_shared(&self, route: &str) -> (&'static RouteStats, bool) {
+        if let Some(s) = self
             .routes
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(route)
-            .cloned();
-        let stats = match found {
-            Some(s) => s,
-            None => {
-                let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
-                let key = if routes.len() >= self.max_routes && !routes.contains_key(route) {
-                    OTHER_ROUTE
-                } else {
-                    route
-                };
-                routes.entry(key.to_owned()).or_default().clone()
-            }
+        {
+            return (s, true);
+        }
+        let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = routes.get(route) {
+            return (s, true);
+        }
+        let (key, exact) = if routes.len() >= self.max_routes {
+            (OTHER_ROUTE, false)
+        } else {
+            (route, true)
         };
-        stats.record(code, elapsed);
+        let stats = *routes
+            .entry(key.to_owned())
+            .or_insert_with(|| Box::leak(Box::new(RouteStats::new())));
+        (stats, exact)
     }
 
     /// Every route, ordered by name.
@@ -92,13 +174,18 @@ impl RequestMetrics {
         let mut out: Vec<RouteSnapshot> = routes
             .iter()
             .map(|(route, s)| {
-                let mut codes: Vec<(u16, u64)> = s
+                let mut codes: Vec<(Option<u16>, u64)> = s
                     .codes
-                    .read()
-                    .unwrap_or_else(|e| e.into_inner())
                     .iter()
-                    .map(|(c, n)| (*c, n.load(Ordering::Relaxed)))
+                    .filter_map(|(slot, n)| {
+                        let tag = slot.load(Ordering::Acquire);
+                        (tag != 0).then(|| (u16::try_from(tag - 1).ok(), n.load(Ordering::Relaxed)))
+                    })
                     .collect();
+                let other = s.other_codes.load(Ordering::Relaxed);
+                if other > 0 {
+                    codes.push((None, other));
+                }
                 codes.sort_unstable();
                 RouteSnapshot {
                     route: route.clone(),
@@ -126,9 +213,9 @@ mod tests {
         let s = m.snapshot();
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].route, "/a");
-        assert_eq!(s[0].codes, vec![(200, 2), (404, 1)]);
+        assert_eq!(s[0].codes, vec![(Some(200), 2), (Some(404), 1)]);
         assert_eq!(s[0].latency.count, 3);
-        assert_eq!(s[1].codes, vec![(500, 1)]);
+        assert_eq!(s[1].codes, vec![(Some(500), 1)]);
     }
 
     #[test]
@@ -138,10 +225,39 @@ mod tests {
             m.record(&format!("/r{i}"), 200, Duration::ZERO);
         }
         m.record("/r0", 200, Duration::ZERO);
+        m.record("/r50", 200, Duration::ZERO);
         let s = m.snapshot();
         let names: Vec<&str> = s.iter().map(|r| r.route.as_str()).collect();
         assert_eq!(names, vec!["/r0", "/r1", OTHER_ROUTE]);
-        assert_eq!(s[0].codes, vec![(200, 2)]);
-        assert_eq!(s[2].codes, vec![(200, 98)]);
+        assert_eq!(s[0].codes, vec![(Some(200), 2)]);
+        assert_eq!(s[2].codes, vec![(Some(200), 99)]);
+    }
+
+    #[test]
+    fn instances_and_threads_do_not_mix() {
+        let a = RequestMetrics::new(8);
+        let b = RequestMetrics::new(8);
+        a.record("/x", 200, Duration::ZERO);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for _ in 0..10 {
+                    b.record("/x", 200, Duration::ZERO);
+                    a.record("/x", 503, Duration::ZERO);
+                }
+            });
+        });
+        assert_eq!(a.snapshot()[0].codes, vec![(Some(200), 1), (Some(503), 10)]);
+        assert_eq!(b.snapshot()[0].codes, vec![(Some(200), 10)]);
+    }
+
+    #[test]
+    fn codes_past_the_slots_are_counted_apart() {
+        let m = RequestMetrics::new(1);
+        for code in 0..30u16 {
+            m.record("/x", code, Duration::ZERO);
+        }
+        let s = m.snapshot();
+        assert_eq!(s[0].codes.len(), CODE_SLOTS + 1);
+        assert_eq!(s[0].codes[0], (None, 6));
     }
 }

@@ -13,12 +13,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderValue};
-use axum::middleware::Next;
-use axum::response::Response;
 use statusmesh_admin::{BadRequestId, RequestId};
-use statusmesh_metrics::RequestMetrics;
+use statusmesh_metrics::{RequestMetrics, Route};
 use statusmesh_proto::request_id::{self, grpc_code_name, REQUEST_ID_HEADER};
 
 /// Distinct routes or methods per port before the rest are counted as `other`.
@@ -42,21 +39,91 @@ impl Default for PortMetrics {
     }
 }
 
-/// axum middleware for the public port: counts each answer under its route pattern
-/// (`/incidents/{id}`, never the raw path) or `unmatched`.
-pub async fn record_http(
-    axum::extract::State(metrics): axum::extract::State<Arc<PortMetrics>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let resp = next.run(req).await;
-    let route = route.as_ref().map_or("unmatched", |p| p.as_str());
-    metrics
-        .http
-        .record(route, resp.status().as_u16(), started.elapsed());
-    resp
+/// A tower layer around the whole public router: counts each answer under its route pattern
+/// (`/incidents/{id}`, never the raw path; `statusmesh_http::route_index`) or `unmatched`.
+/// Outside the router, so it adds no per-route service; recorded when the response head is
+/// ready (the bodies are prebuilt bytes).
+#[derive(Debug, Clone)]
+pub struct HttpObserveLayer {
+    /// One handle per `statusmesh_http::ROUTE_LABELS` entry.
+    routes: Arc<[Route]>,
+}
+
+impl HttpObserveLayer {
+    pub fn new(metrics: &PortMetrics) -> Self {
+        HttpObserveLayer {
+            routes: statusmesh_http::ROUTE_LABELS
+                .iter()
+                .map(|l| metrics.http.route(l))
+                .collect(),
+        }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for HttpObserveLayer {
+    type Service = HttpObserve<S>;
+    fn layer(&self, inner: S) -> HttpObserve<S> {
+        HttpObserve {
+            inner,
+            routes: self.routes.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpObserve<S> {
+    inner: S,
+    routes: Arc<[Route]>,
+}
+
+impl<S, B, RB> tower_service::Service<axum::http::Request<B>> for HttpObserve<S>
+where
+    S: tower_service::Service<axum::http::Request<B>, Response = axum::http::Response<RB>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = HttpObserveFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
+        let started = Instant::now();
+        let route = self.routes[statusmesh_http::route_index(req.uri().path())];
+        HttpObserveFuture {
+            inner: self.inner.call(req),
+            route,
+            started,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[derive(Debug)]
+    pub struct HttpObserveFuture<F> {
+        #[pin]
+        inner: F,
+        route: Route,
+        started: Instant,
+    }
+}
+
+impl<F, RB, E> Future for HttpObserveFuture<F>
+where
+    F: Future<Output = Result<axum::http::Response<RB>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let out = std::task::ready!(this.inner.poll(cx));
+        if let Ok(resp) = &out {
+            this.route
+                .record(resp.status().as_u16(), this.started.elapsed());
+        }
+        Poll::Ready(out)
+    }
 }
 
 /// Which gRPC port a layer serves.

@@ -260,31 +260,31 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             min_index_wait: std::time::Duration::from_secs(5),
         },
     );
-    // Prometheus metrics on the public port (numbers only; nothing secret), and every public
-    // request counted by route.
+    // Prometheus metrics on the public port (numbers only; nothing secret).
     let public_router = {
         let (node, dispatch, figures) = (node.clone(), dispatcher.stats(), ports.clone());
-        public_router
-            .route(
-                "/metrics",
-                axum::routing::get(move || {
-                    let body = crate::metrics::render(&node, &dispatch, &figures);
-                    async move {
-                        (
-                            [(
-                                axum::http::header::CONTENT_TYPE,
-                                "text/plain; version=0.0.4; charset=utf-8",
-                            )],
-                            body,
-                        )
-                    }
-                }),
-            )
-            .layer(axum::middleware::from_fn_with_state(
-                ports.clone(),
-                crate::observe::record_http,
-            ))
+        public_router.route(
+            "/metrics",
+            axum::routing::get(move || {
+                let body = crate::metrics::render(&node, &dispatch, &figures);
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        body,
+                    )
+                }
+            }),
+        )
     };
+    // Every public request counted by route, from outside the router (see `observe`).
+    let public_service =
+        axum::ServiceExt::<axum::extract::Request>::into_make_service(tower_layer::Layer::layer(
+            &crate::observe::HttpObserveLayer::new(&ports),
+            public_router,
+        ));
     let public_tls = tls
         .as_ref()
         .filter(|t| t.current().public_server.is_some())
@@ -304,13 +304,13 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
                 stop_rx.clone(),
             )?;
             tokio::spawn(async move {
-                axum::serve(HttpsListener(incoming), public_router)
+                axum::serve(HttpsListener(incoming), public_service)
                     .with_graceful_shutdown(public_stop)
                     .await
             })
         }
         None => tokio::spawn(async move {
-            axum::serve(public_listener, public_router)
+            axum::serve(public_listener, public_service)
                 .with_graceful_shutdown(public_stop)
                 .await
         }),

@@ -19,7 +19,18 @@ use statusmesh_tests::*;
 struct Nginx(Child);
 
 impl Drop for Nginx {
+    /// SIGTERM to the master, which stops its worker (a SIGKILLed master leaves the worker
+    /// running, orphaned); SIGKILL only if it has not exited within 5 s.
     fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
