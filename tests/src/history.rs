@@ -315,21 +315,13 @@ impl Workload {
 async fn client(
     endpoint: &AdminEndpoint,
 ) -> Result<pb::admin_client::AdminClient<tonic::transport::Channel>, String> {
-    let mut ep = tonic::transport::Endpoint::from_shared(endpoint.url.clone())
-        .map_err(|e| e.to_string())?
-        .connect_timeout(Duration::from_millis(500))
-        .timeout(Duration::from_secs(10));
-    if let Some(ca) = &endpoint.ca {
-        let pem = std::fs::read(ca).map_err(|e| e.to_string())?;
-        ep = ep
-            .tls_config(
-                tonic::transport::ClientTlsConfig::new()
-                    .ca_certificate(tonic::transport::Certificate::from_pem(pem)),
-            )
-            .map_err(|e| e.to_string())?;
-    }
-    let ch = ep.connect().await.map_err(|e| e.to_string())?;
-    Ok(pb::admin_client::AdminClient::new(ch))
+    statusmesh_proto::connect_admin(
+        &endpoint.url,
+        endpoint.ca.as_deref(),
+        Duration::from_millis(500),
+        Duration::from_secs(10),
+    )
+    .await
 }
 
 async fn add(endpoint: &AdminEndpoint, name: &str, idem: &str) -> Result<(), String> {

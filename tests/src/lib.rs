@@ -184,16 +184,14 @@ pub async fn admin_client(
     endpoint: &str,
     ca: Option<&std::path::Path>,
 ) -> anyhow::Result<AdminClient<Channel>> {
-    let mut ep = tonic::transport::Endpoint::from_shared(endpoint.to_owned())?
-        .connect_timeout(Duration::from_secs(1))
-        .timeout(Duration::from_secs(20));
-    if let Some(ca) = ca.filter(|_| endpoint.starts_with("https://")) {
-        ep = ep.tls_config(
-            tonic::transport::ClientTlsConfig::new()
-                .ca_certificate(tonic::transport::Certificate::from_pem(std::fs::read(ca)?)),
-        )?;
-    }
-    Ok(AdminClient::new(ep.connect().await?))
+    statusmesh_proto::connect_admin(
+        endpoint,
+        ca,
+        Duration::from_secs(1),
+        Duration::from_secs(20),
+    )
+    .await
+    .map_err(anyhow::Error::msg)
 }
 
 /// Webhook settings for tests: loopback receivers allowed, short request timeout.

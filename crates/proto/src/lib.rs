@@ -27,6 +27,33 @@ pub fn authed<T>(
     Ok(req)
 }
 
+/// Connects to a node's admin port: `https://` endpoints are verified against the CA in
+/// `ca_pem_file` (the cluster's own CA). For tools and tests; `statusctl` adds client
+/// certificates and the system roots on top of this.
+pub async fn connect_admin(
+    endpoint: &str,
+    ca_pem_file: Option<&std::path::Path>,
+    connect_timeout: std::time::Duration,
+    timeout: std::time::Duration,
+) -> Result<admin::admin_client::AdminClient<tonic::transport::Channel>, String> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+    let mut ep = Endpoint::from_shared(endpoint.to_owned())
+        .map_err(|e| format!("invalid endpoint {endpoint:?}: {e}"))?
+        .connect_timeout(connect_timeout)
+        .timeout(timeout);
+    if let Some(ca) = ca_pem_file.filter(|_| endpoint.starts_with("https://")) {
+        let pem = std::fs::read(ca).map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
+        ep = ep
+            .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
+            .map_err(|e| format!("invalid TLS settings: {e}"))?;
+    }
+    let channel = ep
+        .connect()
+        .await
+        .map_err(|e| format!("cannot connect to {endpoint}: {e}"))?;
+    Ok(admin::admin_client::AdminClient::new(channel))
+}
+
 #[allow(clippy::all, missing_debug_implementations, unreachable_pub)]
 pub mod admin {
     tonic::include_proto!("statusmesh.admin.v1");

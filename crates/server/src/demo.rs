@@ -72,17 +72,9 @@ pub async fn admin_client(
     ca: Option<&Path>,
     timeout: Duration,
 ) -> anyhow::Result<AdminClient<tonic::transport::Channel>> {
-    let mut ep = tonic::transport::Endpoint::from_shared(endpoint.to_owned())?
-        .connect_timeout(Duration::from_secs(1))
-        .timeout(timeout);
-    if let Some(ca) = ca.filter(|_| endpoint.starts_with("https://")) {
-        let pem = std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;
-        ep = ep.tls_config(
-            tonic::transport::ClientTlsConfig::new()
-                .ca_certificate(tonic::transport::Certificate::from_pem(pem)),
-        )?;
-    }
-    Ok(AdminClient::new(ep.connect().await?))
+    statusmesh_proto::connect_admin(endpoint, ca, Duration::from_secs(1), timeout)
+        .await
+        .map_err(anyhow::Error::msg)
 }
 
 pub(crate) struct DemoNode {

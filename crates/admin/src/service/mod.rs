@@ -2,31 +2,30 @@
 //! cluster commits through the leader; the reply carries the committed index and the entity as
 //! this node holds it once it has applied that index. Reads come from the local replica, or
 //! after a linearizable barrier when the caller asks for it.
+//!
+//! This file holds the service, its write and read paths and the RPC table; the larger RPCs
+//! live beside it: `forward` (membership calls on the leader), `reply` (what answers carry),
+//! `audit` (`ListAudit`) and `backup` (`Backup`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use prost::Message;
 use sha2::{Digest, Sha256};
-use statusmesh_cluster::{ClusterNode, NodeStatus};
-use statusmesh_model::{Applied, Command, CommandError, Id, Proposal, State, Timestamp};
-use statusmesh_proto::admin::admin_client::AdminClient;
+use statusmesh_cluster::ClusterNode;
+use statusmesh_model::{Command, CommandError, Id, Proposal, State, Timestamp};
 use statusmesh_proto::admin::admin_server::Admin;
-use statusmesh_proto::admin::{self as pb, write_reply::Entity, Consistency};
+use statusmesh_proto::admin::{self as pb, Consistency};
 use statusmesh_proto::convert;
 use statusmesh_store::NodeInfo;
 use tonic::{Request, Response, Status};
 
 use statusmesh_webhook::{DispatchStats, TargetPolicy};
 
-use crate::auth::{Authenticator, Caller, ON_BEHALF_OF_HEADER};
+use crate::auth::{Authenticator, Caller};
 use crate::errors::{command_status, membership_status, propose_status};
 use crate::request::{self, request_id};
 use statusmesh_model::Role;
-use statusmesh_proto::request_id::REQUEST_ID_HEADER;
-
-/// Backups are streamed in chunks of this size.
-const BACKUP_CHUNK: usize = 256 * 1024;
 
 /// Header carrying the client's idempotency key on every write.
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
@@ -44,6 +43,11 @@ pub struct AdminService {
     /// TLS for forwarding to the leader's admin port (`None`: plaintext dev mode).
     tls: Option<Arc<statusmesh_tls::ReloadingTls>>,
 }
+
+mod audit;
+mod backup;
+mod forward;
+mod reply;
 
 type Reply<T> = Result<Response<T>, Status>;
 
@@ -63,32 +67,6 @@ impl AdminService {
     pub fn with_tls(mut self, tls: Option<Arc<statusmesh_tls::ReloadingTls>>) -> Self {
         self.tls = tls;
         self
-    }
-
-    /// A channel to another node's admin port (TLS when this node has it).
-    async fn admin_channel(&self, addr: &str) -> Result<tonic::transport::Channel, Status> {
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| Status::internal(format!("bad admin address {addr:?}: {e}")))?
-            .connect_timeout(Duration::from_secs(2));
-        let connected = match &self.tls {
-            Some(tls) => {
-                let host = addr
-                    .rsplit_once(':')
-                    .map_or(addr, |(h, _)| h)
-                    .trim_start_matches('[')
-                    .trim_end_matches(']');
-                let tls = tls.clone();
-                let connector = statusmesh_tls::TlsConnector::new(
-                    move || tls.current().admin_client.clone(),
-                    host,
-                    None,
-                )
-                .map_err(Status::internal)?;
-                endpoint.connect_with_connector(connector).await
-            }
-            None => endpoint.connect().await,
-        };
-        connected.map_err(|e| Status::unavailable(format!("cannot reach {addr}: {e}")))
     }
 
     /// Sets the webhook target policy and the node's dispatcher counters.
@@ -156,43 +134,7 @@ impl AdminService {
                 outcome.index
             )));
         }
-        let data = self.node.replica().read();
-        let s = &data.state;
-        let entity = match applied {
-            Applied::Page => Some(Entity::Page(convert::page(s))),
-            Applied::Component(id) => s
-                .components
-                .get(&id)
-                .map(|c| Entity::Component(convert::component(s, c))),
-            Applied::Incident(id) => s
-                .incidents
-                .get(&id)
-                .map(|i| Entity::Incident(convert::incident(i))),
-            Applied::Maintenance(id) => s
-                .maintenances
-                .get(&id)
-                .map(|m| Entity::Maintenance(convert::maintenance(m))),
-            // The reply to the creating write (or its replay) is the one place the secret shows.
-            Applied::Subscriber(id) | Applied::SubscriberSecret(id) => s
-                .subscribers
-                .get(&id)
-                .map(|x| Entity::Subscriber(convert::subscriber_with_secret(x))),
-            Applied::SubscriberUpdated(id) => s
-                .subscribers
-                .get(&id)
-                .map(|x| Entity::Subscriber(convert::subscriber_listed(s, x))),
-            Applied::ComponentDeleted(id) | Applied::SubscriberRemoved(id) => {
-                Some(Entity::DeletedId(id.to_string()))
-            }
-            Applied::Event(webhook_id) => Some(Entity::EventId(webhook_id)),
-            Applied::Requeued(n) => Some(Entity::Requeued(n)),
-            Applied::AttemptsRecorded(_) | Applied::Restored(_) => None,
-            Applied::Token(name) | Applied::TokenRevoked(name) => s
-                .tokens
-                .by_name
-                .get(&name)
-                .map(|t| Entity::Token(convert::token(t))),
-        };
+        let entity = reply::entity(&self.node.replica().read().state, applied);
         Ok(Response::new(pb::WriteReply {
             index: outcome.index,
             replayed: outcome.replayed,
@@ -217,52 +159,6 @@ impl AdminService {
         let data = self.node.replica().read();
         f(&data.state).map(Response::new)
     }
-
-    /// Runs a membership change here if this node leads, or on the leader's admin port.
-    async fn on_leader<T: Clone + Send + 'static, R>(
-        &self,
-        req: Request<T>,
-        local: impl AsyncFnOnce(&ClusterNode, T) -> Reply<R>,
-        remote: impl AsyncFnOnce(AdminClient<tonic::transport::Channel>, Request<T>) -> Reply<R>,
-    ) -> Reply<R> {
-        let caller = self.authorize(&req, Role::Admin).await?;
-        let status = self.node.status();
-        match status.leader {
-            Some(l) if l == self.node.id => local(&self.node, req.into_inner()).await,
-            Some(l) => {
-                let member = status.members.iter().find(|m| m.id == l).ok_or_else(|| {
-                    Status::unavailable(format!("leader {l} is not in this node's membership view"))
-                })?;
-                let channel = self
-                    .admin_channel(&member.info.admin_addr)
-                    .await
-                    .map_err(|e| Status::unavailable(format!("leader {l}: {}", e.message())))?;
-                let auth = req.metadata().get("authorization").cloned();
-                let id = request_id(&req);
-                let mut fwd = Request::new(req.into_inner());
-                if let Some(v) = (!id.is_empty()).then(|| id.parse().ok()).flatten() {
-                    fwd.metadata_mut().insert(REQUEST_ID_HEADER, v);
-                }
-                match auth {
-                    Some(a) => {
-                        fwd.metadata_mut().insert("authorization", a);
-                    }
-                    // A certificate identity cannot travel; this node (its node certificate)
-                    // vouches for it.
-                    None => {
-                        let v = format!("{}/{}", caller.name, caller.role);
-                        if let Ok(v) = v.parse() {
-                            fwd.metadata_mut().insert(ON_BEHALF_OF_HEADER, v);
-                        }
-                    }
-                }
-                remote(AdminClient::new(channel), fwd).await
-            }
-            None => Err(Status::unavailable(
-                "no leader is elected; membership changes need a quorum",
-            )),
-        }
-    }
 }
 
 fn parse_id(s: &str) -> Result<Id, Status> {
@@ -271,29 +167,6 @@ fn parse_id(s: &str) -> Result<Id, Status> {
 
 fn not_found(kind: &str, id: &Id) -> Status {
     Status::not_found(format!("{kind} {id} not found"))
-}
-
-fn members_pb(status: &NodeStatus) -> Vec<pb::Member> {
-    status
-        .members
-        .iter()
-        .map(|m| pb::Member {
-            id: m.id,
-            region: m.info.region.clone(),
-            peer_addr: m.info.peer_addr.clone(),
-            admin_addr: m.info.admin_addr.clone(),
-            public_addr: m.info.public_addr.clone(),
-            role: if m.voter { "voter" } else { "learner" }.into(),
-            matched_index: m.matched_index.unwrap_or(0),
-        })
-        .collect()
-}
-
-fn membership_reply(node: &ClusterNode, index: u64) -> pb::MembershipReply {
-    pb::MembershipReply {
-        index,
-        members: members_pb(&node.status()),
-    }
 }
 
 #[tonic::async_trait]
@@ -628,32 +501,9 @@ impl Admin for AdminService {
     }
 
     async fn list_audit(&self, req: Request<pb::ListAuditRequest>) -> Reply<pb::AuditList> {
-        let r = req.get_ref().clone();
-        let since = r
-            .since
-            .as_deref()
-            .map(|t| Timestamp::parse_rfc3339("since", t))
-            .transpose()
-            .map_err(|e| command_status(&e))?;
-        let limit = match r.limit {
-            0 => 50,
-            n => (n as usize).min(statusmesh_model::access::AUDIT_KEEP),
-        };
-        self.read(&req, r.consistency, |s| {
-            let records = s
-                .audit
-                .records
-                .iter()
-                .rev()
-                .filter(|a| r.actor.as_ref().is_none_or(|x| &a.actor == x))
-                .filter(|a| r.action.as_ref().is_none_or(|x| &a.action == x))
-                .filter(|a| since.is_none_or(|t| a.at >= t))
-                .take(limit)
-                .map(convert::audit_record)
-                .collect();
-            Ok(pb::AuditList { records })
-        })
-        .await
+        let query = audit::Query::of(req.get_ref())?;
+        let c = req.get_ref().consistency;
+        self.read(&req, c, |s| Ok(query.run(s))).await
     }
 
     type BackupStream = std::pin::Pin<
@@ -668,41 +518,7 @@ impl Admin for AdminService {
                 .await
                 .map_err(|e| propose_status(&e))?;
         }
-        // One consistent cut: the state as of one applied index, taken under the read lock.
-        let backup = {
-            let data = self.node.replica().read();
-            let index = data.last_applied.map_or(0, |l| l.index);
-            statusmesh_model::backup::Backup::of(
-                &data.state,
-                self.node.id,
-                index,
-                Timestamp(chrono::Utc::now().timestamp_millis()),
-            )
-        };
-        let bytes = statusmesh_model::codec::encode(&backup)
-            .map_err(|e| Status::internal(format!("cannot encode the backup: {e}")))?;
-        let total = bytes.len() as u64;
-        let chunks: Vec<Result<pb::BackupChunk, Status>> = bytes
-            .chunks(BACKUP_CHUNK)
-            .enumerate()
-            .map(|(i, c)| {
-                Ok(pb::BackupChunk {
-                    data: c.to_vec(),
-                    total_bytes: if i == 0 { total } else { 0 },
-                    digest: if i == 0 {
-                        backup.digest.clone()
-                    } else {
-                        String::new()
-                    },
-                    applied_index: if i == 0 { backup.applied_index } else { 0 },
-                })
-            })
-            .collect();
-        tracing::info!(
-            bytes = total,
-            index = backup.applied_index,
-            "backup streamed"
-        );
+        let chunks = backup::chunks(&self.node)?;
         Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
     }
 
@@ -732,7 +548,7 @@ impl Admin for AdminService {
             last_log_index: s.last_log_index,
             applied_index: s.applied_index,
             state_digest,
-            members: members_pb(&s),
+            members: reply::members_pb(&s),
             millis_since_leader_contact: s.millis_since_leader_contact,
             timing_profile: s.profile.to_string(),
             disk_bytes: s.disk_bytes,
@@ -770,7 +586,7 @@ impl Admin for AdminService {
                     .add_learner(r.id, info)
                     .await
                     .map_err(|e| membership_status(&e))?;
-                Ok(Response::new(membership_reply(node, index)))
+                Ok(Response::new(reply::membership_reply(node, index)))
             },
             async |mut c, r| c.add_node(r).await,
         )
@@ -785,7 +601,7 @@ impl Admin for AdminService {
                     .promote(r.id)
                     .await
                     .map_err(|e| membership_status(&e))?;
-                Ok(Response::new(membership_reply(node, index)))
+                Ok(Response::new(reply::membership_reply(node, index)))
             },
             async |mut c, r| c.promote_node(r).await,
         )
@@ -797,7 +613,7 @@ impl Admin for AdminService {
             req,
             async |node, r| {
                 let index = node.remove(r.id).await.map_err(|e| membership_status(&e))?;
-                Ok(Response::new(membership_reply(node, index)))
+                Ok(Response::new(reply::membership_reply(node, index)))
             },
             async |mut c, r| c.remove_node(r).await,
         )
