@@ -1,0 +1,157 @@
+//! Webhook subscribers, the events kept in the outbox, and their deliveries.
+
+use anyhow::{anyhow, Context as _};
+use statusmesh_proto::admin as pb;
+
+use super::Ctx;
+use crate::args::*;
+use crate::output;
+
+pub async fn subscriber(ctx: &Ctx, cmd: SubscriberCmd) -> anyhow::Result<()> {
+    match cmd {
+        SubscriberCmd::Add {
+            url,
+            components,
+            format,
+            owner,
+            description,
+        } => {
+            let m = pb::AddSubscriberRequest {
+                url,
+                component_ids: components,
+                description,
+                format,
+                owner,
+            };
+            ctx.write(m, async |c, r| c.add_subscriber(r).await).await
+        }
+        SubscriberCmd::List => {
+            let l = ctx
+                .client
+                .call(false, ctx.read(), async |c, r| c.list_subscribers(r).await)
+                .await?;
+            output::subscribers(ctx.out, &l)
+        }
+        SubscriberCmd::Get { id } => {
+            let s = ctx
+                .client
+                .call(false, ctx.get(id), async |c, r| c.get_subscriber(r).await)
+                .await?;
+            output::subscribers(
+                ctx.out,
+                &pb::SubscriberList {
+                    subscribers: vec![s],
+                },
+            )
+        }
+        SubscriberCmd::Remove { id } => {
+            ctx.write(pb::IdRequest { id }, async |c, r| {
+                c.remove_subscriber(r).await
+            })
+            .await
+        }
+        SubscriberCmd::Enable { id, replay_since } => {
+            let m = pb::SetSubscriberStateRequest {
+                id,
+                enabled: true,
+                replay_since,
+            };
+            ctx.write(m, async |c, r| c.set_subscriber_state(r).await)
+                .await
+        }
+        SubscriberCmd::Disable { id } => {
+            let m = pb::SetSubscriberStateRequest {
+                id,
+                enabled: false,
+                replay_since: None,
+            };
+            ctx.write(m, async |c, r| c.set_subscriber_state(r).await)
+                .await
+        }
+        SubscriberCmd::RotateSecret { id, overlap } => {
+            let overlap_seconds =
+                parse_duration_secs(&overlap).with_context(|| format!("--overlap {overlap:?}"))?;
+            let m = pb::RotateSecretRequest {
+                id,
+                overlap_seconds,
+            };
+            ctx.write(m, async |c, r| c.rotate_subscriber_secret(r).await)
+                .await
+        }
+        SubscriberCmd::Deliveries { id, limit } => {
+            let l = ctx
+                .client
+                .call(
+                    false,
+                    pb::ListDeliveriesRequest { id, limit },
+                    async |c, r| c.list_deliveries(r).await,
+                )
+                .await?;
+            output::deliveries(ctx.out, &l)
+        }
+        SubscriberCmd::Test { id } => {
+            ctx.write(pb::IdRequest { id }, async |c, r| {
+                c.test_subscriber(r).await
+            })
+            .await
+        }
+    }
+}
+
+pub async fn event(ctx: &Ctx, cmd: EventCmd) -> anyhow::Result<()> {
+    match cmd {
+        EventCmd::List { limit, kind } => {
+            let l = ctx
+                .client
+                .call(
+                    false,
+                    pb::ListEventsRequest { limit, kind },
+                    async |c, r| c.list_events(r).await,
+                )
+                .await?;
+            output::events(ctx.out, &l)
+        }
+    }
+}
+
+pub async fn delivery(ctx: &Ctx, cmd: DeliveryCmd) -> anyhow::Result<()> {
+    match cmd {
+        DeliveryCmd::Replay {
+            event_id,
+            subscriber,
+        } => {
+            let m = pb::ReplayEventRequest {
+                event_id,
+                subscriber_id: subscriber,
+            };
+            ctx.write(m, async |c, r| c.replay_event(r).await).await
+        }
+        DeliveryCmd::Status => {
+            let s = ctx
+                .client
+                .call(false, ctx.read(), async |c, r| c.outbox_status(r).await)
+                .await?;
+            output::outbox(ctx.out, &s)
+        }
+    }
+}
+
+/// `24h`, `30m`, `90s`, `2d` or a bare number of seconds.
+pub(super) fn parse_duration_secs(s: &str) -> anyhow::Result<u64> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| anyhow!("expected a number with a unit (s, m, h, d), e.g. 24h"))?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        other => return Err(anyhow!("unknown unit {other:?} (use s, m, h or d)")),
+    };
+    Ok(n.saturating_mul(mult))
+}
