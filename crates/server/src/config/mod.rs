@@ -14,22 +14,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use statusmesh_cluster::TimingProfile;
 
-const ENV_PREFIX: &str = "STATUSMESH_";
-/// Env vars with the prefix that are not config keys (used by statusctl, or shortcuts).
-/// `STATUSMESH_*` variables that are not config keys: the node's own flags (`CONFIG`, the log
-/// settings) and statusctl's, which an operator's shell may export too.
-const ENV_NOT_KEYS: &[&str] = &[
-    "CONFIG",
-    "LOG",
-    "LOG_FORMAT",
-    "ENDPOINT",
-    "TOKEN",
-    "CA_CERT",
-    "CLIENT_CERT",
-    "CLIENT_KEY",
-    "REQUEST_ID",
-    "ADMIN_TOKEN",
-];
+mod env;
+mod tls;
+mod webhooks;
+
+pub use tls::TlsConfig;
+pub use webhooks::WebhooksConfig;
 
 /// A member of the initial cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,167 +66,6 @@ pub struct ListenConfig {
     pub admin: SocketAddr,
     /// Public HTTP (status page, health checks).
     pub public: SocketAddr,
-}
-
-/// TLS (`[tls]`): where this node's certificates and keys are. Files are re-read when they
-/// change (checked every 2 s) or on SIGHUP; connections made afterwards use the new ones.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    /// PEM of the cluster CA. Peers must present certificates it signed.
-    pub ca_cert: PathBuf,
-    /// This node's certificate (must name `node-<node_id>.statusmesh`; `statusmesh certs node`
-    /// issues one). Used for peer traffic both ways, and for the admin port unless
-    /// `admin_cert` is set.
-    pub cert: PathBuf,
-    /// The private key of `cert`.
-    pub key: PathBuf,
-    /// Admin port server certificate and key, if not the node certificate.
-    #[serde(default)]
-    pub admin_cert: Option<PathBuf>,
-    #[serde(default)]
-    pub admin_key: Option<PathBuf>,
-    /// Accept operator client certificates signed by this CA on the admin port (the subject
-    /// common name is the operator, the organizational unit the role). Tokens work either way.
-    #[serde(default)]
-    pub operator_ca: Option<PathBuf>,
-    /// Serve the public port over HTTPS with this certificate and key (leave unset behind a
-    /// TLS-terminating proxy or CDN).
-    #[serde(default)]
-    pub public_cert: Option<PathBuf>,
-    #[serde(default)]
-    pub public_key: Option<PathBuf>,
-}
-
-impl TlsConfig {
-    pub fn files(&self) -> statusmesh_tls::TlsFiles {
-        statusmesh_tls::TlsFiles {
-            ca_cert: self.ca_cert.clone(),
-            cert: self.cert.clone(),
-            key: self.key.clone(),
-            admin_cert: self.admin_cert.clone(),
-            admin_key: self.admin_key.clone(),
-            operator_ca: self.operator_ca.clone(),
-            public_cert: self.public_cert.clone(),
-            public_key: self.public_key.clone(),
-        }
-    }
-}
-
-/// Webhook delivery (`[webhooks]`). Only the leader delivers, with its own settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct WebhooksConfig {
-    /// Allow subscriber URLs that reach loopback (tests, the demo). Default false.
-    pub allow_loopback: bool,
-    /// Allow private ranges (RFC 1918, unique-local IPv6, CGNAT). Default false. Cloud
-    /// metadata, link-local, multicast and IPv4-embedded IPv6 forms are never allowed.
-    pub allow_private: bool,
-    /// Refuse plain http:// subscriber URLs. Default false.
-    pub https_only: bool,
-    /// Per-request timeout, ms. Default 30000.
-    pub request_timeout_ms: u64,
-    /// Delay before each attempt, in seconds; the first is normally 0. Default (Svix):
-    /// [0, 5, 300, 1800, 7200, 18000, 36000, 36000].
-    pub retry_schedule_s: Vec<u64>,
-    /// Random spread of each delay, in percent. Default 20.
-    pub jitter_percent: u32,
-    /// `Retry-After` is honoured up to this many seconds. Default 3600.
-    pub retry_after_max_s: u64,
-    /// After a 429 or a timeout the next attempt waits at least this long, s. Default 10.
-    pub throttle_floor_s: u64,
-    /// Requests in flight on the leader. Default 256.
-    pub max_in_flight: usize,
-    /// Requests in flight to one subscriber's endpoint. Default 2.
-    pub per_endpoint: usize,
-    /// Quarantine a subscriber after this many failed attempts in a row... Default 10.
-    pub quarantine_failures: u32,
-    /// ...within this window, s. Default 3600.
-    pub quarantine_window_s: u64,
-}
-
-impl Default for WebhooksConfig {
-    fn default() -> Self {
-        WebhooksConfig {
-            allow_loopback: false,
-            allow_private: false,
-            https_only: false,
-            request_timeout_ms: 30_000,
-            retry_schedule_s: vec![0, 5, 300, 1_800, 7_200, 18_000, 36_000, 36_000],
-            jitter_percent: 20,
-            retry_after_max_s: 3_600,
-            throttle_floor_s: 10,
-            max_in_flight: 256,
-            per_endpoint: 2,
-            quarantine_failures: 10,
-            quarantine_window_s: 3_600,
-        }
-    }
-}
-
-impl WebhooksConfig {
-    fn validate(&self) -> Result<(), ConfigError> {
-        let key = |k: &str| format!("webhooks.{k}");
-        if !(100..=120_000).contains(&self.request_timeout_ms) {
-            return Err(invalid(
-                &key("request_timeout_ms"),
-                format!("{} is outside 100..=120000", self.request_timeout_ms),
-            ));
-        }
-        if self.retry_schedule_s.is_empty() || self.retry_schedule_s.len() > 20 {
-            return Err(invalid(
-                &key("retry_schedule_s"),
-                "needs 1 to 20 delays (the first is usually 0)",
-            ));
-        }
-        if let Some(d) = self.retry_schedule_s.iter().find(|d| **d > 7 * 86_400) {
-            return Err(invalid(
-                &key("retry_schedule_s"),
-                format!("{d} s is longer than a week"),
-            ));
-        }
-        if self.jitter_percent > 50 {
-            return Err(invalid(&key("jitter_percent"), "at most 50"));
-        }
-        if !(1..=10_000).contains(&self.max_in_flight) {
-            return Err(invalid(&key("max_in_flight"), "must be 1..=10000"));
-        }
-        if !(1..=64).contains(&self.per_endpoint) {
-            return Err(invalid(&key("per_endpoint"), "must be 1..=64"));
-        }
-        if self.quarantine_failures == 0 {
-            return Err(invalid(&key("quarantine_failures"), "must be at least 1"));
-        }
-        Ok(())
-    }
-
-    /// The dispatcher's settings.
-    pub fn to_webhook_config(&self) -> statusmesh_webhook::WebhookConfig {
-        use statusmesh_model::outbox::QuarantinePolicy;
-        statusmesh_webhook::WebhookConfig {
-            targets: statusmesh_webhook::TargetPolicy {
-                allow_loopback: self.allow_loopback,
-                allow_private: self.allow_private,
-                https_only: self.https_only,
-            },
-            retry_schedule: self
-                .retry_schedule_s
-                .iter()
-                .map(|s| Duration::from_secs(*s))
-                .collect(),
-            jitter: f64::from(self.jitter_percent) / 100.0,
-            retry_after_max: Duration::from_secs(self.retry_after_max_s),
-            throttle_floor: Duration::from_secs(self.throttle_floor_s),
-            request_timeout: Duration::from_millis(self.request_timeout_ms),
-            max_in_flight: self.max_in_flight,
-            per_endpoint: self.per_endpoint,
-            quarantine: QuarantinePolicy {
-                failures: self.quarantine_failures,
-                window_ms: (self.quarantine_window_s as i64).saturating_mul(1000),
-            },
-            ..statusmesh_webhook::WebhookConfig::default()
-        }
-    }
 }
 
 /// The whole node configuration. See `deploy/` and the README for examples.
@@ -337,7 +166,7 @@ impl Config {
                     path: origin.into(),
                     message: e.message().to_owned() + &span_hint(text, e.span()),
                 })?;
-        apply_env(&mut value, env)?;
+        env::apply_env(&mut value, env)?;
         let config: Config = Config::deserialize(value).map_err(|e| ConfigError::Parse {
             path: origin.into(),
             message: e.message().to_owned(),
@@ -525,62 +354,6 @@ fn span_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
             format!(" (line {line})")
         }
         None => String::new(),
-    }
-}
-
-fn apply_env(
-    table: &mut toml::Table,
-    env: impl IntoIterator<Item = (String, String)>,
-) -> Result<(), ConfigError> {
-    let mut vars: Vec<(String, String)> = env
-        .into_iter()
-        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
-        .collect();
-    vars.sort();
-    for (var, raw) in vars {
-        let name = &var[ENV_PREFIX.len()..];
-        if name == "ADMIN_TOKEN" {
-            let tokens = table
-                .entry("tokens")
-                .or_insert_with(|| toml::Value::Array(vec![]));
-            let arr = tokens.as_array_mut().ok_or_else(|| ConfigError::Env {
-                var: var.clone(),
-                message: "`tokens` in the file is not an array".into(),
-            })?;
-            arr.retain(|t| t.get("name").and_then(|n| n.as_str()) != Some("admin"));
-            let mut t = toml::Table::new();
-            t.insert("name".into(), "admin".into());
-            t.insert("token".into(), raw.clone().into());
-            arr.push(toml::Value::Table(t));
-            continue;
-        }
-        if ENV_NOT_KEYS.contains(&name) {
-            continue;
-        }
-        let path: Vec<String> = name.split("__").map(str::to_ascii_lowercase).collect();
-        let value = parse_env_value(&raw);
-        let mut cursor = &mut *table;
-        for seg in &path[..path.len() - 1] {
-            let entry = cursor
-                .entry(seg.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            cursor = entry.as_table_mut().ok_or_else(|| ConfigError::Env {
-                var: var.clone(),
-                message: format!("`{seg}` is not a table"),
-            })?;
-        }
-        if let Some(last) = path.last() {
-            cursor.insert(last.clone(), value);
-        }
-    }
-    Ok(())
-}
-
-fn parse_env_value(raw: &str) -> toml::Value {
-    let doc = format!("v = {raw}");
-    match doc.parse::<toml::Table>() {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| raw.into()),
-        Err(_) => toml::Value::String(raw.into()),
     }
 }
 
