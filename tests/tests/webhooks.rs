@@ -48,6 +48,54 @@ fn body(r: &Received) -> serde_json::Value {
     serde_json::from_slice(&r.body).unwrap()
 }
 
+/// The webhook-ids of the newest `limit` events, as the node behind `c` holds them.
+async fn event_ids(
+    c: &pb::admin_client::AdminClient<tonic::transport::Channel>,
+    limit: u32,
+) -> Vec<String> {
+    c.clone()
+        .list_events(read(pb::ListEventsRequest { limit, kind: None }))
+        .await
+        .unwrap()
+        .into_inner()
+        .events
+        .into_iter()
+        .map(|e| e.webhook_id)
+        .collect()
+}
+
+/// Waits until every subscriber (a receiver path, with its secret) has got every event, then
+/// checks that every request carried one of those ids and a valid signature; returns them all.
+async fn assert_all_delivered(
+    recv: &Receiver,
+    secrets: &BTreeMap<String, String>,
+    events: &[String],
+) -> Vec<Received> {
+    let complete = |r: &[Received]| {
+        let got: BTreeSet<(String, String)> = r
+            .iter()
+            .map(|x| (x.path.clone(), x.webhook_id.clone().unwrap_or_default()))
+            .collect();
+        secrets
+            .keys()
+            .all(|p| events.iter().all(|e| got.contains(&(p.clone(), e.clone()))))
+    };
+    assert!(
+        recv.wait_for(Duration::from_secs(60), complete).await,
+        "not every subscriber got every event: {} requests",
+        recv.count()
+    );
+    let all = recv.requests();
+    for r in &all {
+        assert!(
+            events.contains(r.webhook_id.as_ref().unwrap()),
+            "unknown id {r:?}"
+        );
+        verify(r, &secrets[&r.path]).unwrap();
+    }
+    all
+}
+
 async fn add_subscriber(
     c: &mut pb::admin_client::AdminClient<tonic::transport::Channel>,
     url: String,
@@ -488,42 +536,10 @@ async fn killing_the_leader_mid_fanout_loses_nothing() {
     );
 
     let survivor = (leader + 1) % 3;
-    let mut c = cluster.admin(survivor).await.unwrap();
-    let events: Vec<String> = c
-        .list_events(read(pb::ListEventsRequest {
-            limit: 10,
-            kind: None,
-        }))
-        .await
-        .unwrap()
-        .into_inner()
-        .events
-        .into_iter()
-        .map(|e| e.webhook_id)
-        .collect();
+    let c = cluster.admin(survivor).await.unwrap();
+    let events = event_ids(&c, 10).await;
     assert_eq!(events.len(), 2);
-    let complete = |r: &[Received]| {
-        let got: BTreeSet<(String, String)> = r
-            .iter()
-            .map(|x| (x.path.clone(), x.webhook_id.clone().unwrap_or_default()))
-            .collect();
-        secrets
-            .keys()
-            .all(|p| events.iter().all(|e| got.contains(&(p.clone(), e.clone()))))
-    };
-    assert!(
-        recv.wait_for(Duration::from_secs(60), complete).await,
-        "not every subscriber got every event: {} requests",
-        recv.count()
-    );
-    let all = recv.requests();
-    for r in &all {
-        assert!(
-            events.contains(r.webhook_id.as_ref().unwrap()),
-            "unknown id {r:?}"
-        );
-        verify(r, &secrets[&r.path]).unwrap();
-    }
+    let all = assert_all_delivered(&recv, &secrets, &events).await;
     // The outbox drains on the new leader, with nothing failed.
     let drained = wait_outbox_drained(&c, LIMIT).await;
     assert_eq!(drained.failed, 0, "{drained:?}");
@@ -665,42 +681,9 @@ async fn rolling_restart_loses_no_write_and_no_notification() {
     // One event per incident, each delivered to every subscriber.
     let leader = cluster.wait_leader(LIMIT).await;
     let c = cluster.admin(leader).await.unwrap();
-    let events: Vec<String> = c
-        .clone()
-        .list_events(read(pb::ListEventsRequest {
-            limit: 1000,
-            kind: None,
-        }))
-        .await
-        .unwrap()
-        .into_inner()
-        .events
-        .into_iter()
-        .map(|e| e.webhook_id)
-        .collect();
+    let events = event_ids(&c, 1000).await;
     assert_eq!(events.len(), WRITES, "one event per acknowledged incident");
-    let complete = |r: &[Received]| {
-        let got: BTreeSet<(String, String)> = r
-            .iter()
-            .map(|x| (x.path.clone(), x.webhook_id.clone().unwrap_or_default()))
-            .collect();
-        secrets
-            .keys()
-            .all(|p| events.iter().all(|e| got.contains(&(p.clone(), e.clone()))))
-    };
-    assert!(
-        recv.wait_for(Duration::from_secs(60), complete).await,
-        "not every subscriber got every event: {} requests",
-        recv.count()
-    );
-    let all = recv.requests();
-    for r in &all {
-        assert!(
-            events.contains(r.webhook_id.as_ref().unwrap()),
-            "unknown id {r:?}"
-        );
-        verify(r, &secrets[&r.path]).unwrap();
-    }
+    let all = assert_all_delivered(&recv, &secrets, &events).await;
     let drained = wait_outbox_drained(&c, LIMIT).await;
     assert_eq!(drained.failed, 0, "{drained:?}");
     let expected = WRITES * SUBSCRIBERS;
