@@ -95,7 +95,19 @@ impl AdminService {
             Ok(Command::CreateToken { .. } | Command::RevokeToken { .. }) => Role::Admin,
             _ => Role::Operator,
         };
-        let actor = self.authorize(req, need).await?.name;
+        let caller = self.authorize(req, need).await?;
+        self.write_as(caller, method, req, command).await
+    }
+
+    /// A write by a caller already authorized for it.
+    async fn write_as<T: Message>(
+        &self,
+        caller: Caller,
+        method: &str,
+        req: &Request<T>,
+        command: Result<Command, CommandError>,
+    ) -> Reply<pb::WriteReply> {
+        let actor = caller.name;
         let key = req
             .metadata()
             .get(IDEMPOTENCY_HEADER)
@@ -352,8 +364,8 @@ impl Admin for AdminService {
         &self,
         req: Request<pb::AddSubscriberRequest>,
     ) -> Reply<pb::WriteReply> {
-        // Checked before the (slow) target vetting; `write` checks again.
-        self.authorize(&req, Role::Operator).await?;
+        // Authorized before the (slow) target vetting, once.
+        let caller = self.authorize(&req, Role::Operator).await?;
         statusmesh_model::limits::http_url("url", &req.get_ref().url)
             .map_err(|e| command_status(&e))?;
         // DNS is not deterministic, so the target is vetted here, before proposing; the
@@ -362,7 +374,7 @@ impl Admin for AdminService {
             .await
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let cmd = convert::add_subscriber(req.get_ref());
-        self.write("AddSubscriber", &req, cmd).await
+        self.write_as(caller, "AddSubscriber", &req, cmd).await
     }
 
     async fn set_subscriber_state(
