@@ -253,6 +253,38 @@ async fn nodes_join_and_leave_at_run_time() -> anyhow::Result<()> {
         .into_inner();
     assert!(!reply.members.iter().any(|m| m.id == 4));
     assert_eq!(reply.members.len(), 3);
+    // Each applied change is in the audit log once, with who asked and the membership entry's
+    // index; the refused promotion is not.
+    let audit = f
+        .list_audit(read(pb::ListAuditRequest {
+            limit: 10,
+            consistency: pb::Consistency::Linearizable as i32,
+            ..Default::default()
+        }))
+        .await?
+        .into_inner();
+    let membership: Vec<(&str, Option<&str>)> = audit
+        .records
+        .iter()
+        .filter(|r| r.action.ends_with("_node"))
+        .map(|r| (r.action.as_str(), r.target.as_deref()))
+        .collect();
+    assert_eq!(
+        membership,
+        vec![
+            ("remove_node", Some("node 4")),
+            ("promote_node", Some("node 4")),
+            ("add_node", Some("node 4")),
+        ],
+        "{audit:?}"
+    );
+    let add = audit
+        .records
+        .iter()
+        .find(|r| r.action == "add_node")
+        .unwrap();
+    assert!(add.detail.contains("membership_index"), "{}", add.detail);
+    assert!(!add.actor.is_empty());
     cluster.kill(new);
     // The three remaining nodes keep committing.
     c.create_component(write(component_request("post"), &key("c")))

@@ -244,6 +244,23 @@ pub enum Command {
     Restore {
         backup: String,
     },
+    /// Records, for the audit log, a membership change the leader has just committed (membership
+    /// changes are Raft configuration entries, not commands). Changes nothing else.
+    RecordMembershipChange {
+        change: MembershipChange,
+        node: u64,
+        /// The log index of the membership entry.
+        membership_index: u64,
+    },
+}
+
+/// The membership changes operators make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MembershipChange {
+    AddNode,
+    PromoteNode,
+    RemoveNode,
 }
 
 /// What the leader draws when stamping a command: fresh ids and webhook secrets.
@@ -295,7 +312,8 @@ impl Command {
             | Command::RecordAttempts { .. }
             | Command::CreateToken { .. }
             | Command::RevokeToken { .. }
-            | Command::Restore { .. } => {}
+            | Command::Restore { .. }
+            | Command::RecordMembershipChange { .. } => {}
         }
     }
 
@@ -327,7 +345,8 @@ impl Command {
             | Command::RecordAttempts { .. }
             | Command::CreateToken { .. }
             | Command::RevokeToken { .. }
-            | Command::Restore { .. } => false,
+            | Command::Restore { .. }
+            | Command::RecordMembershipChange { .. } => false,
         }
     }
 
@@ -346,6 +365,7 @@ impl Command {
                 | Command::CreateToken { .. }
                 | Command::RevokeToken { .. }
                 | Command::Restore { .. }
+                | Command::RecordMembershipChange { .. }
         )
     }
 
@@ -382,6 +402,7 @@ impl Command {
             | Command::TestSubscriber { id } => Some(id.to_string()),
             Command::ReplayEvent { event, .. } => Some(event.clone()),
             Command::CreateToken { name, .. } | Command::RevokeToken { name } => Some(name.clone()),
+            Command::RecordMembershipChange { node, .. } => Some(format!("node {node}")),
             Command::RecordAttempts { .. } | Command::Restore { .. } => None,
         }
     }
@@ -412,6 +433,11 @@ impl Command {
             Command::CreateToken { .. } => "create_token",
             Command::RevokeToken { .. } => "revoke_token",
             Command::Restore { .. } => "restore",
+            Command::RecordMembershipChange { change, .. } => match change {
+                MembershipChange::AddNode => "add_node",
+                MembershipChange::PromoteNode => "promote_node",
+                MembershipChange::RemoveNode => "remove_node",
+            },
         }
     }
 }
@@ -443,6 +469,8 @@ pub enum Applied {
     TokenRevoked(String),
     /// The state was replaced by a backup (its digest).
     Restored(String),
+    /// A membership change was recorded (the membership entry's index).
+    MembershipRecorded(u64),
 }
 
 /// The answer to a proposal, identical on every node.

@@ -20,7 +20,7 @@ pub mod state;
 pub mod status;
 
 pub use access::{ApiToken, AuditRecord, Role};
-pub use command::{Applied, Command, Outcome, Proposal};
+pub use command::{Applied, Command, MembershipChange, Outcome, Proposal};
 pub use entities::{
     AffectedComponent, Component, Incident, IncidentUpdate, Maintenance, MaintenanceUpdate,
     PageSettings, PayloadFormat, Postmortem, RetiringSecret, StatusChange, Subscriber,

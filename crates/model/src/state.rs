@@ -238,6 +238,10 @@ impl State {
                 .map(|()| Applied::TokenRevoked(name.clone())),
             // Handled in `apply`, before the bookkeeping.
             Command::Restore { backup } => self.restore(backup),
+            // Only the audit record (written by `apply`).
+            Command::RecordMembershipChange {
+                membership_index, ..
+            } => Ok(Applied::MembershipRecorded(*membership_index)),
         }
     }
 

@@ -5,13 +5,14 @@
 use std::time::Duration;
 
 use statusmesh_cluster::ClusterNode;
-use statusmesh_model::Role;
+use statusmesh_model::{Command, MembershipChange, Proposal, Role, Timestamp};
+use statusmesh_proto::admin as pb;
 use statusmesh_proto::admin::admin_client::AdminClient;
 use statusmesh_proto::request_id::REQUEST_ID_HEADER;
 use tonic::{Request, Status};
 
 use super::{AdminService, Reply};
-use crate::auth::ON_BEHALF_OF_HEADER;
+use crate::auth::{Caller, ON_BEHALF_OF_HEADER};
 use crate::request::request_id;
 
 impl AdminService {
@@ -41,17 +42,29 @@ impl AdminService {
         connected.map_err(|e| Status::unavailable(format!("cannot reach {addr}: {e}")))
     }
 
-    /// Runs a membership change here if this node leads, or on the leader's admin port.
-    pub(super) async fn on_leader<T: Clone + Send + 'static, R>(
+    /// Runs a membership change here if this node leads (and records it in the audit log), or
+    /// on the leader's admin port.
+    pub(super) async fn on_leader<T: Clone + Send + 'static>(
         &self,
         req: Request<T>,
-        local: impl AsyncFnOnce(&ClusterNode, T) -> Reply<R>,
-        remote: impl AsyncFnOnce(AdminClient<tonic::transport::Channel>, Request<T>) -> Reply<R>,
-    ) -> Reply<R> {
+        (change, node): (MembershipChange, u64),
+        local: impl AsyncFnOnce(&ClusterNode, T) -> Reply<pb::MembershipReply>,
+        remote: impl AsyncFnOnce(
+            AdminClient<tonic::transport::Channel>,
+            Request<T>,
+        ) -> Reply<pb::MembershipReply>,
+    ) -> Reply<pb::MembershipReply> {
         let caller = self.authorize(&req, Role::Admin).await?;
         let status = self.node.status();
         match status.leader {
-            Some(l) if l == self.node.id => local(&self.node, req.into_inner()).await,
+            Some(l) if l == self.node.id => {
+                let id = request_id(&req);
+                let reply = local(&self.node, req.into_inner()).await?;
+                let index = reply.get_ref().index;
+                self.record_membership_change(caller, id, change, node, index)
+                    .await;
+                Ok(reply)
+            }
             Some(l) => {
                 let member = status.members.iter().find(|m| m.id == l).ok_or_else(|| {
                     Status::unavailable(format!("leader {l} is not in this node's membership view"))
@@ -84,6 +97,35 @@ impl AdminService {
             None => Err(Status::unavailable(
                 "no leader is elected; membership changes need a quorum",
             )),
+        }
+    }
+
+    /// Adds the audit record of a membership change this leader has committed. The change
+    /// itself stands either way: a record that cannot be committed is logged as an error.
+    async fn record_membership_change(
+        &self,
+        caller: Caller,
+        request_id: String,
+        change: MembershipChange,
+        node: u64,
+        membership_index: u64,
+    ) {
+        let key = format!("membership:{membership_index}");
+        let proposal = Proposal {
+            fingerprint: key.clone(),
+            idempotency_key: key,
+            at: Timestamp::default(),
+            actor: caller.name,
+            via_node: self.node.id,
+            request_id,
+            command: Command::RecordMembershipChange {
+                change,
+                node,
+                membership_index,
+            },
+        };
+        if let Err(e) = self.node.propose(proposal, self.write_timeout).await {
+            tracing::error!(error = %e, node, membership_index, "membership change applied, but its audit record was not committed");
         }
     }
 }

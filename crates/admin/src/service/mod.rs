@@ -13,7 +13,7 @@ use std::time::Duration;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use statusmesh_cluster::ClusterNode;
-use statusmesh_model::{Command, CommandError, Id, Proposal, State, Timestamp};
+use statusmesh_model::{Command, CommandError, Id, MembershipChange, Proposal, State, Timestamp};
 use statusmesh_proto::admin::admin_server::Admin;
 use statusmesh_proto::admin::{self as pb, Consistency};
 use statusmesh_proto::convert;
@@ -568,6 +568,7 @@ impl Admin for AdminService {
     }
 
     async fn add_node(&self, req: Request<pb::AddNodeRequest>) -> Reply<pb::MembershipReply> {
+        let node_id = req.get_ref().id;
         let r = req.get_ref();
         if r.id == 0
             || r.region.trim().is_empty()
@@ -587,6 +588,7 @@ impl Admin for AdminService {
         }
         self.on_leader(
             req,
+            (MembershipChange::AddNode, node_id),
             async |node, r| {
                 let info = NodeInfo {
                     region: r.region,
@@ -606,8 +608,10 @@ impl Admin for AdminService {
     }
 
     async fn promote_node(&self, req: Request<pb::NodeIdRequest>) -> Reply<pb::MembershipReply> {
+        let node_id = req.get_ref().id;
         self.on_leader(
             req,
+            (MembershipChange::PromoteNode, node_id),
             async |node, r| {
                 let index = node
                     .promote(r.id)
@@ -621,8 +625,10 @@ impl Admin for AdminService {
     }
 
     async fn remove_node(&self, req: Request<pb::NodeIdRequest>) -> Reply<pb::MembershipReply> {
+        let node_id = req.get_ref().id;
         self.on_leader(
             req,
+            (MembershipChange::RemoveNode, node_id),
             async |node, r| {
                 let index = node.remove(r.id).await.map_err(|e| membership_status(&e))?;
                 Ok(Response::new(reply::membership_reply(node, index)))
