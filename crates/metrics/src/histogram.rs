@@ -47,17 +47,8 @@ impl Histogram {
     }
 
     pub fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        let i = self
-            .bounds
-            .iter()
-            .position(|b| secs <= *b)
-            .unwrap_or(self.bounds.len());
-        self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(
-            d.as_micros().min(u128::from(u64::MAX)) as u64,
-            Ordering::Relaxed,
-        );
+        self.buckets[bucket_of(self.bounds, d)].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(micros(d), Ordering::Relaxed);
     }
 
     /// Observations so far.
@@ -66,18 +57,45 @@ impl Histogram {
     }
 
     pub fn snapshot(&self) -> HistogramSnapshot {
-        let mut acc = 0;
-        let mut buckets: Vec<(f64, u64)> = Vec::with_capacity(self.bounds.len());
-        for (b, c) in self.bounds.iter().zip(self.buckets.iter()) {
-            acc += c.load(Ordering::Relaxed);
-            buckets.push((*b, acc));
-        }
-        let count = acc + self.buckets[self.bounds.len()].load(Ordering::Relaxed);
-        HistogramSnapshot {
-            buckets,
-            count,
-            sum_seconds: self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
-        }
+        cumulative(
+            self.bounds,
+            self.buckets.iter().map(|b| b.load(Ordering::Relaxed)),
+            self.sum_micros.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// The index of `d`'s bucket under `bounds` (`bounds.len()`: above the last, `+Inf` only).
+pub(crate) fn bucket_of(bounds: &[f64], d: Duration) -> usize {
+    let secs = d.as_secs_f64();
+    bounds
+        .iter()
+        .position(|b| secs <= *b)
+        .unwrap_or(bounds.len())
+}
+
+/// `d` in whole microseconds, for the sum.
+pub(crate) fn micros(d: Duration) -> u64 {
+    d.as_micros().min(u128::from(u64::MAX)) as u64
+}
+
+/// A snapshot from per-bucket counts (one per bound, then the `+Inf`-only one).
+pub(crate) fn cumulative(
+    bounds: &[f64],
+    counts: impl IntoIterator<Item = u64>,
+    sum_micros: u64,
+) -> HistogramSnapshot {
+    let mut acc = 0;
+    let mut buckets = Vec::with_capacity(bounds.len());
+    let mut counts = counts.into_iter();
+    for (b, c) in bounds.iter().zip(counts.by_ref()) {
+        acc += c;
+        buckets.push((*b, acc));
+    }
+    HistogramSnapshot {
+        buckets,
+        count: acc + counts.sum::<u64>(),
+        sum_seconds: sum_micros as f64 / 1e6,
     }
 }
 

@@ -2,19 +2,20 @@
 //! route. Routes beyond the cap are counted under [`OTHER_ROUTE`], so a client inventing paths
 //! cannot grow the exposition.
 //!
-//! This is on the public port's hot path, so recording takes no lock and touches no shared
-//! reference count: each route's figures are allocated once and never freed (at most
-//! `max_routes + 1` per instance, and a node makes three instances), a per-thread cache maps
-//! route names to them, codes live in fixed slots claimed by compare-and-swap, and each thread
-//! records into its own shard of the counters. A recorded request costs three relaxed atomic
-//! additions on cache lines other threads rarely touch.
+//! The public port resolves its routes once ([`RequestMetrics::route`]) and then records with
+//! no lock and no shared reference count: each route's figures are allocated once and never
+//! freed (at most `max_routes + 1` per instance, and a node makes three instances), codes live
+//! in fixed slots claimed by compare-and-swap, and each thread records into its own shard of
+//! the counters. A recorded request costs three relaxed atomic additions on cache lines other
+//! threads rarely touch. Recording by name ([`RequestMetrics::record`], the gRPC ports) adds a
+//! read-locked map lookup.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::RwLock;
 use std::time::Duration;
 
+use crate::histogram::{bucket_of, cumulative, micros};
 use crate::{HistogramSnapshot, LATENCY_BUCKETS};
 
 /// The route label of requests past the cap.
@@ -51,16 +52,9 @@ impl Shard {
     }
 
     fn record(&self, code: u16, elapsed: Duration) {
-        let secs = elapsed.as_secs_f64();
-        let i = LATENCY_BUCKETS
-            .iter()
-            .position(|b| secs <= *b)
-            .unwrap_or(LATENCY_BUCKETS.len());
-        self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(
-            elapsed.as_micros().min(u128::from(u64::MAX)) as u64,
-            Ordering::Relaxed,
-        );
+        self.buckets[bucket_of(LATENCY_BUCKETS, elapsed)].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(micros(elapsed), Ordering::Relaxed);
         let tag = u32::from(code) + 1;
         for (slot, count) in &self.codes {
             let current = match slot.load(Ordering::Acquire) {
@@ -123,20 +117,7 @@ impl RouteStats {
             }
             sum_micros += shard.sum_micros.load(Ordering::Relaxed);
         }
-        let mut acc = 0;
-        let buckets = LATENCY_BUCKETS
-            .iter()
-            .zip(counts)
-            .map(|(b, c)| {
-                acc += c;
-                (*b, acc)
-            })
-            .collect();
-        HistogramSnapshot {
-            buckets,
-            count: acc + counts[LATENCY_BUCKETS.len()],
-            sum_seconds: sum_micros as f64 / 1e6,
-        }
+        cumulative(LATENCY_BUCKETS, counts, sum_micros)
     }
 }
 
@@ -150,22 +131,15 @@ impl Route {
     }
 }
 
-/// Identifies an instance in the per-thread caches.
-static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
-
 /// Hands threads their shard, round robin.
 static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
     static SHARD: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
-    /// Per instance id: route name → that route's figures (only exact, not capped, routes).
-    static CACHE: RefCell<Vec<(usize, HashMap<String, &'static RouteStats>)>> =
-        const { RefCell::new(Vec::new()) };
 }
 
 #[derive(Debug)]
 pub struct RequestMetrics {
-    id: usize,
     routes: RwLock<HashMap<String, &'static RouteStats>>,
     max_routes: usize,
 }
@@ -183,7 +157,6 @@ impl RequestMetrics {
     /// At most `max_routes` distinct routes (plus [`OTHER_ROUTE`]).
     pub fn new(max_routes: usize) -> Self {
         RequestMetrics {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             routes: RwLock::new(HashMap::new()),
             max_routes,
         }
@@ -199,57 +172,27 @@ impl RequestMetrics {
         Route(self.stats(route))
     }
 
+    /// The route's figures, created under the cap; past it, [`OTHER_ROUTE`]'s.
     fn stats(&self, route: &str) -> &'static RouteStats {
-        let cached = CACHE.with(|c| {
-            let c = c.borrow();
-            c.iter()
-                .find(|(id, _)| *id == self.id)
-                .and_then(|(_, m)| m.get(route).copied())
-        });
-        if let Some(s) = cached {
-            return s;
-        }
-        let (stats, exact) = self.stats_shared(route);
-        if exact {
-            CACHE.with(|c| {
-                let mut c = c.borrow_mut();
-                let pos = match c.iter().position(|(id, _)| *id == self.id) {
-                    Some(p) => p,
-                    None => {
-                        c.push((self.id, HashMap::new()));
-                        c.len() - 1
-                    }
-                };
-                c[pos].1.insert(route.to_owned(), stats);
-            });
-        }
-        stats
-    }
-
-    /// The route's figures from the shared table, creating them under the cap; `false` when
-    /// they are [`OTHER_ROUTE`]'s.
-    fn stats_shared(&self, route: &str) -> (&'static RouteStats, bool) {
-        if let Some(s) = self
-            .routes
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(route)
         {
-            return (s, true);
+            let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
+            let capped = routes.len() >= self.max_routes;
+            let found = routes
+                .get(route)
+                .or_else(|| capped.then(|| routes.get(OTHER_ROUTE)).flatten());
+            if let Some(s) = found {
+                return s;
+            }
         }
         let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(s) = routes.get(route) {
-            return (s, true);
-        }
-        let (key, exact) = if routes.len() >= self.max_routes {
-            (OTHER_ROUTE, false)
+        let key = if routes.contains_key(route) || routes.len() < self.max_routes {
+            route
         } else {
-            (route, true)
+            OTHER_ROUTE
         };
-        let stats = *routes
+        routes
             .entry(key.to_owned())
-            .or_insert_with(|| Box::leak(Box::new(RouteStats::new())));
-        (stats, exact)
+            .or_insert_with(|| Box::leak(Box::new(RouteStats::new())))
     }
 
     /// Every route, ordered by name.
