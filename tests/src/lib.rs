@@ -120,6 +120,17 @@ impl TestNode {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
+
+    /// The `AddNode` request that adds this node with the addresses it listens on.
+    pub fn add_node_request(&self) -> pb::AddNodeRequest {
+        pb::AddNodeRequest {
+            id: self.id,
+            region: self.config.region.clone(),
+            peer_addr: self.config.listen.peer.to_string(),
+            admin_addr: self.config.listen.admin.to_string(),
+            public_addr: self.config.listen.public.to_string(),
+        }
+    }
 }
 
 #[derive(Debug)]

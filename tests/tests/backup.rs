@@ -208,16 +208,9 @@ async fn a_lone_survivor_is_forced_into_a_new_cluster_and_new_nodes_join() {
     // Two new nodes (new ids, empty data) join and become voters.
     for id in [4u64, 5] {
         let i = cluster.start_extra_node(id);
-        let cfg = cluster.nodes[i].config.clone();
-        c.add_node(read(pb::AddNodeRequest {
-            id,
-            region: cfg.region.clone(),
-            peer_addr: cfg.listen.peer.to_string(),
-            admin_addr: cfg.listen.admin.to_string(),
-            public_addr: cfg.listen.public.to_string(),
-        }))
-        .await
-        .unwrap();
+        c.add_node(read(cluster.nodes[i].add_node_request()))
+            .await
+            .unwrap();
         c.promote_node(read(pb::NodeIdRequest { id }))
             .await
             .unwrap();

@@ -214,18 +214,11 @@ async fn nodes_join_and_leave_at_run_time() -> anyhow::Result<()> {
             .await?;
     }
     let new = cluster.start_extra_node(4);
-    let cfg = cluster.nodes[new].config.clone();
     // Sent to a follower: membership changes are forwarded to the leader.
     let follower = (leader + 1) % 3;
     let mut f = cluster.admin(follower).await?;
     let reply = f
-        .add_node(read(pb::AddNodeRequest {
-            id: 4,
-            region: cfg.region.clone(),
-            peer_addr: cfg.listen.peer.to_string(),
-            admin_addr: cfg.listen.admin.to_string(),
-            public_addr: cfg.listen.public.to_string(),
-        }))
+        .add_node(read(cluster.nodes[new].add_node_request()))
         .await?
         .into_inner();
     assert!(reply

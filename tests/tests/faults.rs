@@ -335,16 +335,9 @@ async fn s6_wiped_node_replaced_by_a_new_id_catches_up_by_snapshot() {
         .unwrap();
     let new = cluster.start_extra_node(9);
     w.track(&cluster);
-    let cfg = cluster.nodes[new].config.clone();
-    c.add_node(read(pb::AddNodeRequest {
-        id: 9,
-        region: cfg.region.clone(),
-        peer_addr: cfg.listen.peer.to_string(),
-        admin_addr: cfg.listen.admin.to_string(),
-        public_addr: cfg.listen.public.to_string(),
-    }))
-    .await
-    .unwrap();
+    c.add_node(read(cluster.nodes[new].add_node_request()))
+        .await
+        .unwrap();
     c.promote_node(read(pb::NodeIdRequest { id: 9 }))
         .await
         .unwrap();
