@@ -40,19 +40,12 @@ pub async fn run_maintenance_scheduler(
             .due_maintenance_transitions(now());
         for (id, to) in due {
             let key = format!("auto:{id}:{to}");
-            let proposal = Proposal {
-                idempotency_key: key.clone(),
-                fingerprint: key.clone(),
-                at: now(),
-                actor: "scheduler".into(),
-                via_node: node.id,
-                request_id: String::new(),
-                command: Command::AutoTransitionMaintenance {
-                    id: id.clone(),
-                    update_id: Id::pending(),
-                    to,
-                },
+            let command = Command::AutoTransitionMaintenance {
+                id: id.clone(),
+                update_id: Id::pending(),
+                to,
             };
+            let proposal = Proposal::internal(key, "scheduler", node.id, command);
             match node.propose_as_leader(proposal).await {
                 Ok(outcome) => match outcome.result {
                     Ok(_) => {

@@ -32,6 +32,23 @@ pub struct Proposal {
     pub command: Command,
 }
 
+impl Proposal {
+    /// A write the nodes make themselves (scheduler, dispatcher, restore, audit records): its
+    /// key is derived from what it records, so the key is its own fingerprint; the leader
+    /// stamps the time.
+    pub fn internal(key: String, actor: &str, via_node: u64, command: Command) -> Self {
+        Proposal {
+            fingerprint: key.clone(),
+            idempotency_key: key,
+            at: Timestamp::default(),
+            actor: actor.to_owned(),
+            via_node,
+            request_id: String::new(),
+            command,
+        }
+    }
+}
+
 /// Page settings to change; `None` keeps the current value.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PagePatch {

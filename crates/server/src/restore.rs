@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use statusmesh_cluster::ClusterNode;
 use statusmesh_model::backup::Backup;
-use statusmesh_model::{codec, Command, Proposal, Timestamp};
+use statusmesh_model::{codec, Command, Proposal};
 use tokio::sync::watch;
 
 use crate::config::Config;
@@ -89,17 +89,11 @@ pub async fn apply_pending(
             return;
         }
         if node.is_member() && node.status().leader.is_some() {
-            let proposal = Proposal {
-                idempotency_key: format!("restore-{}", backup.digest),
-                fingerprint: backup.digest.clone(),
-                at: Timestamp::default(),
-                actor: "restore".into(),
-                via_node: node.id,
-                request_id: String::new(),
-                command: Command::Restore {
-                    backup: String::from_utf8_lossy(&bytes).into_owned(),
-                },
+            let command = Command::Restore {
+                backup: String::from_utf8_lossy(&bytes).into_owned(),
             };
+            let key = format!("restore-{}", backup.digest);
+            let proposal = Proposal::internal(key, "restore", node.id, command);
             match node.propose(proposal, write_timeout).await {
                 Ok(out) => match out.result {
                     Ok(_) => {

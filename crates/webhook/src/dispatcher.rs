@@ -452,15 +452,12 @@ impl Dispatcher {
             let (keys, reports): (Vec<Key>, Vec<AttemptReport>) = batch.into_iter().unzip();
             let key = format!("attempts:{}:{term}:{n}", node.id);
             let count = reports.len();
-            let proposal = Proposal {
-                idempotency_key: key.clone(),
-                fingerprint: key,
-                at: Timestamp::default(),
-                actor: "dispatcher".into(),
-                via_node: node.id,
-                request_id: String::new(),
-                command: Command::RecordAttempts { policy, reports },
-            };
+            let proposal = Proposal::internal(
+                key,
+                "dispatcher",
+                node.id,
+                Command::RecordAttempts { policy, reports },
+            );
             stats.record_writes.fetch_add(1, Ordering::Relaxed);
             let recorded = match node.propose_as_leader(proposal).await {
                 Ok(o) => match o.result {

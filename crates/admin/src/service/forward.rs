@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use statusmesh_cluster::ClusterNode;
-use statusmesh_model::{Command, MembershipChange, Proposal, Role, Timestamp};
+use statusmesh_model::{Command, MembershipChange, Proposal, Role};
 use statusmesh_proto::admin as pb;
 use statusmesh_proto::admin::admin_client::AdminClient;
 use statusmesh_proto::request_id::REQUEST_ID_HEADER;
@@ -110,19 +110,15 @@ impl AdminService {
         node: u64,
         membership_index: u64,
     ) {
+        let command = Command::RecordMembershipChange {
+            change,
+            node,
+            membership_index,
+        };
         let key = format!("membership:{membership_index}");
         let proposal = Proposal {
-            fingerprint: key.clone(),
-            idempotency_key: key,
-            at: Timestamp::default(),
-            actor: caller.name,
-            via_node: self.node.id,
             request_id,
-            command: Command::RecordMembershipChange {
-                change,
-                node,
-                membership_index,
-            },
+            ..Proposal::internal(key, &caller.name, self.node.id, command)
         };
         if let Err(e) = self.node.propose(proposal, self.write_timeout).await {
             tracing::error!(error = %e, node, membership_index, "membership change applied, but its audit record was not committed");
