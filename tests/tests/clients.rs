@@ -285,7 +285,7 @@ async fn prometheus_metrics_parse_with_the_reference_parser() {
                 .unwrap();
         }
     }
-    let mut leaders = 0.0;
+    let (mut leaders, mut elections) = (0.0, 0.0);
     for i in 0..3 {
         let out = run(Command::new(dir.join("venv/bin/python"))
             .args(["-c", PROMETHEUS_PYTHON])
@@ -296,6 +296,7 @@ async fn prometheus_metrics_parse_with_the_reference_parser() {
                 .unwrap_or_else(|| panic!("{k} missing in {m}"))
         };
         leaders += v("statusmesh_raft_is_leader");
+        elections += v("statusmesh_raft_elections_total");
         assert!(v("statusmesh_raft_term") >= 1.0);
         assert_eq!(v("statusmesh_raft_members"), 3.0);
         assert!(v("statusmesh_raft_applied_index") >= 4.0);
@@ -371,4 +372,6 @@ async fn prometheus_metrics_parse_with_the_reference_parser() {
         }
     }
     assert_eq!(leaders, 1.0);
+    // The leader was elected: some node counted the election it started.
+    assert!(elections >= 1.0);
 }
