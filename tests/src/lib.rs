@@ -10,6 +10,7 @@
 pub mod faultnet;
 pub mod history;
 pub mod receiver;
+pub mod tools;
 
 use std::future::Future;
 use std::path::PathBuf;

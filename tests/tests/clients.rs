@@ -8,11 +8,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use statusmesh_proto::admin::{self as pb};
+use statusmesh_tests::tools::{self, run_ok as run};
 use statusmesh_tests::*;
 
 const STATUSCHECK: &str = "statuscheck==3.11.0";
@@ -25,43 +26,22 @@ const GRPC_TOOLS: [&str; 4] = [
 ];
 const STATUSPAGE_IO: &str = "statuspage.io@3.2.10";
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Installs both clients once (a marker file records the pinned versions).
+/// Installs both clients once per machine (under a lock: the three tests here may all find
+/// a cold cache at once).
 fn clients_dir() -> PathBuf {
-    let home = std::env::var("HOME").unwrap_or_else(|_| "/tmp".into());
-    let dir = Path::new(&home).join(".cache/statusmesh-clients");
-    let marker = dir.join(format!(
-        "{STATUSCHECK}+{STATUSPAGE_IO}+{}",
-        GRPC_TOOLS.join("+")
-    ));
-    if marker.exists() {
-        return dir;
-    }
-    std::fs::create_dir_all(&dir).unwrap();
-    run(Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(dir.join("venv")));
-    run(Command::new(dir.join("venv/bin/pip"))
-        .args(["install", "-q", STATUSCHECK])
-        .args(GRPC_TOOLS));
-    run(Command::new("npm")
-        .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
-        .arg(&dir)
-        .arg(STATUSPAGE_IO));
-    std::fs::write(&marker, "").unwrap();
-    dir
+    let pinned = format!("{STATUSCHECK}+{STATUSPAGE_IO}+{}", GRPC_TOOLS.join("+"));
+    tools::installed("statusmesh-clients", &pinned, |dir| {
+        run(Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(dir.join("venv")));
+        run(Command::new(dir.join("venv/bin/pip"))
+            .args(["install", "-q", "--disable-pip-version-check", STATUSCHECK])
+            .args(GRPC_TOOLS));
+        run(Command::new("npm")
+            .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+            .arg(dir)
+            .arg(STATUSPAGE_IO));
+    })
 }
 
 const PYTHON: &str = r#"

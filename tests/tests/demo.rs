@@ -274,3 +274,75 @@ fn the_fire_drill_rides_out_the_loss_of_the_leaders_region() {
         );
     }
 }
+
+/// Runs `statusmesh demo` to completion (bounded); returns its exit status, stderr and how long
+/// it took.
+fn demo_run_to_exit(
+    dir: &std::path::Path,
+    ports: (u16, u16, u16),
+    env: &[(&str, &str)],
+) -> (std::process::ExitStatus, String, Duration) {
+    let mut cmd = Command::new(binary("statusmesh"));
+    cmd.args(["demo", "--data-dir"])
+        .arg(dir)
+        .args(["--public-port", &ports.0.to_string()])
+        .args(["--admin-port", &ports.1.to_string()])
+        .args(["--peer-port", &ports.2.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let started = Instant::now();
+    let mut child = Demo(cmd.spawn().unwrap());
+    let status = loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the demo neither started nor gave up within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let took = started.elapsed();
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut err).unwrap();
+    (status, err, took)
+}
+
+#[test]
+fn a_node_that_cannot_start_stops_the_demo_with_its_own_error() {
+    // A config every node refuses: all three children exit at once with the config error.
+    let dir = tempfile::TempDir::new().unwrap();
+    let ports = (free_port_block(3), free_port_block(3), free_port_block(3));
+    let (status, err, took) =
+        demo_run_to_exit(dir.path(), ports, &[("STATUSMESH_NO_SUCH_KEY", "1")]);
+    assert!(!status.success(), "{err}");
+    assert!(err.contains("node exited during start-up"), "{err}");
+    assert!(err.contains("unknown field `no_such_key`"), "{err}");
+    assert!(err.contains("exit status: 1"), "{err}");
+    // Not the 30 s leader wait: the exit is noticed within a few polls.
+    assert!(took < Duration::from_secs(15), "took {took:?}: {err}");
+
+    // One region cannot start (its admin port is taken): the demo names that region, and
+    // stops the two that did start.
+    let dir = tempfile::TempDir::new().unwrap();
+    let ports = (free_port_block(3), free_port_block(3), free_port_block(3));
+    let taken = std::net::TcpListener::bind(("127.0.0.1", ports.1 + 1)).unwrap();
+    let (status, err, took) = demo_run_to_exit(dir.path(), ports, &[]);
+    drop(taken);
+    assert!(!status.success(), "{err}");
+    assert!(
+        err.contains("the montreal node exited during start-up"),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(25), "took {took:?}: {err}");
+    for port in [ports.0, ports.0 + 2, ports.1, ports.1 + 2, ports.2, ports.2 + 2] {
+        assert!(
+            !port_in_use(port),
+            "port {port} still open: the other regions were not stopped\n{err}"
+        );
+    }
+}

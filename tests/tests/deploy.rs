@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use statusmesh_tests::tools::{self, run_ok};
 use statusmesh_tests::*;
 
 const TOOLS: [&str; 3] = [
@@ -21,37 +22,9 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// A virtualenv with the pinned validators, made once per machine.
-fn tools() -> PathBuf {
-    let home = std::env::var("HOME").unwrap_or_else(|_| "/tmp".into());
-    let dir = Path::new(&home).join(".cache/statusmesh-deploy-tools");
-    let marker = dir.join(TOOLS.join("+"));
-    if !marker.exists() {
-        std::fs::create_dir_all(&dir).unwrap();
-        run_ok(
-            Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(dir.join("venv")),
-        );
-        run_ok(
-            Command::new(dir.join("venv/bin/pip"))
-                .args(["install", "-q"])
-                .args(TOOLS),
-        );
-        std::fs::write(&marker, "").unwrap();
-    }
-    dir.join("venv/bin")
+fn validators() -> PathBuf {
+    tools::python_venv("statusmesh-deploy-tools", &TOOLS)
 }
 
 fn check_config(config: &Path, env: &[(&str, &str)]) {
@@ -116,7 +89,7 @@ print(json.dumps(out))
 
 #[test]
 fn deploy_manifests_validate_offline() {
-    let bin = tools();
+    let bin = validators();
     let root = repo();
     let k8s = root.join("deploy/kubernetes/statusmesh.yaml");
     let out = run_ok(

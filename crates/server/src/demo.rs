@@ -15,6 +15,9 @@ use crate::config::{Config, ListenConfig, MemberConfig, TokenConfig, WebhooksCon
 
 pub const REGIONS: [&str; 3] = ["paris", "montreal", "singapore"];
 
+/// How much of a child's own output the demo repeats when the child dies during start-up.
+const MESSAGE_LINES: usize = 12;
+
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
     pub data_dir: PathBuf,
@@ -81,6 +84,8 @@ pub(crate) struct DemoNode {
     region: &'static str,
     config_path: PathBuf,
     log_path: PathBuf,
+    /// Where this run of the child starts in its (appended) log.
+    log_start: u64,
     exe: PathBuf,
     child: Child,
 }
@@ -96,6 +101,7 @@ impl DemoNode {
             .create(true)
             .append(true)
             .open(&log_path)?;
+        let log_start = log.metadata()?.len();
         let child = Command::new(exe)
             .arg("serve")
             .arg("--config")
@@ -109,9 +115,34 @@ impl DemoNode {
             region,
             config_path,
             log_path,
+            log_start,
             exe: exe.to_path_buf(),
             child,
         })
+    }
+
+    /// When the child has exited: an error naming its region, its exit status and the last
+    /// lines it wrote in this run (its own error message).
+    fn exited(&mut self) -> Option<anyhow::Error> {
+        let status = self.child.try_wait().ok()??;
+        let written = std::fs::read(&self.log_path)
+            .ok()
+            .and_then(|all| all.get(self.log_start as usize..).map(<[u8]>::to_vec))
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&written);
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let tail = lines[lines.len().saturating_sub(MESSAGE_LINES)..].join("\n");
+        let message = if tail.is_empty() {
+            "(it wrote nothing)".to_owned()
+        } else {
+            tail
+        };
+        Some(anyhow::anyhow!(
+            "the {} node exited during start-up ({status}; config {}, log {}):\n{message}",
+            self.region,
+            self.config_path.display(),
+            self.log_path.display()
+        ))
     }
 
     /// SIGKILL, and wait for the process to be gone.
@@ -129,6 +160,7 @@ impl DemoNode {
             self.log_path.clone(),
         )?;
         self.child = fresh.child;
+        self.log_start = fresh.log_start;
         Ok(())
     }
 }
@@ -262,9 +294,15 @@ pub async fn run_demo(
 
     let result = async {
         let mut client =
-            wait_for_leader(&endpoints, ca.as_deref(), &token, Duration::from_secs(30)).await?;
+            wait_for_leader(&mut nodes, &endpoints, ca.as_deref(), &token, Duration::from_secs(30))
+                .await?;
         let page_url = format!("http://{}/", configs[0].listen.public);
         seed_if_empty(&mut client, &token, &page_url).await?;
+        // A quorum may elect a leader while a third node is failing to start: still a failed
+        // start, reported with that node's error rather than found later.
+        if let Some(died) = nodes.iter_mut().find_map(DemoNode::exited) {
+            return Err(died);
+        }
         if !opts.drill {
             print_welcome(&configs, &endpoints, &nodes, &env_file);
         }
@@ -292,7 +330,10 @@ pub async fn run_demo(
     result
 }
 
+/// Waits until some node reports a leader; fails at once when a child exits first (with that
+/// child's own error), or after `limit`.
 async fn wait_for_leader(
+    nodes: &mut [DemoNode],
     endpoints: &[String],
     ca: Option<&Path>,
     token: &str,
@@ -300,6 +341,9 @@ async fn wait_for_leader(
 ) -> anyhow::Result<AdminClient<tonic::transport::Channel>> {
     let started = Instant::now();
     loop {
+        if let Some(died) = nodes.iter_mut().find_map(DemoNode::exited) {
+            return Err(died);
+        }
         for ep in endpoints {
             if let Ok(mut c) = admin_client(ep, ca, Duration::from_secs(10)).await {
                 let req =
