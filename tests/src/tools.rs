@@ -37,8 +37,8 @@ pub fn installed(name: &str, pinned: &str, install: impl FnOnce(&Path)) -> PathB
     }
     wipe_except_lock(&dir);
     install(&dir);
-    let mut f = File::create(&marker)
-        .unwrap_or_else(|e| panic!("cannot write {}: {e}", marker.display()));
+    let mut f =
+        File::create(&marker).unwrap_or_else(|e| panic!("cannot write {}: {e}", marker.display()));
     f.write_all(pinned.as_bytes())
         .and_then(|()| f.sync_all())
         .unwrap_or_else(|e| panic!("cannot write {}: {e}", marker.display()));

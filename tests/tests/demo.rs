@@ -339,7 +339,14 @@ fn a_node_that_cannot_start_stops_the_demo_with_its_own_error() {
         "{err}"
     );
     assert!(took < Duration::from_secs(25), "took {took:?}: {err}");
-    for port in [ports.0, ports.0 + 2, ports.1, ports.1 + 2, ports.2, ports.2 + 2] {
+    for port in [
+        ports.0,
+        ports.0 + 2,
+        ports.1,
+        ports.1 + 2,
+        ports.2,
+        ports.2 + 2,
+    ] {
         assert!(
             !port_in_use(port),
             "port {port} still open: the other regions were not stopped\n{err}"

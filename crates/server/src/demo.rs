@@ -293,9 +293,14 @@ pub async fn run_demo(
     }
 
     let result = async {
-        let mut client =
-            wait_for_leader(&mut nodes, &endpoints, ca.as_deref(), &token, Duration::from_secs(30))
-                .await?;
+        let mut client = wait_for_leader(
+            &mut nodes,
+            &endpoints,
+            ca.as_deref(),
+            &token,
+            Duration::from_secs(30),
+        )
+        .await?;
         let page_url = format!("http://{}/", configs[0].listen.public);
         seed_if_empty(&mut client, &token, &page_url).await?;
         // A quorum may elect a leader while a third node is failing to start: still a failed
