@@ -145,3 +145,5 @@ impl Entropy for Counter {
         format!("whsec_{}", "B".repeat(32))
     }
 }
+
+pub mod scenario;
