@@ -9,6 +9,7 @@
 
 pub mod faultnet;
 pub mod history;
+pub mod notify;
 pub mod receiver;
 pub mod tools;
 

@@ -10,117 +10,11 @@ use std::time::Duration;
 
 use statusmesh_proto::admin::{self as pb, write_reply::Entity};
 use statusmesh_server::config::WebhooksConfig;
-use statusmesh_tests::receiver::{Behavior, Received, Receiver};
+use statusmesh_tests::notify::*;
+use statusmesh_tests::receiver::{Behavior, Receiver};
 use statusmesh_tests::*;
-use statusmesh_webhook::signature;
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// Checks a delivery with our verifier and with the reference Standard Webhooks library.
-fn verify(r: &Received, secret: &str) -> Result<(), signature::VerifyError> {
-    let ours = signature::verify(
-        secret,
-        r.webhook_id.as_deref(),
-        r.timestamp.as_deref(),
-        r.signature.as_deref(),
-        &r.body,
-        now_secs(),
-    );
-    let reference = standardwebhooks::Webhook::new(secret)
-        .and_then(|wh| wh.verify(&r.body, &r.headers))
-        .is_ok();
-    assert_eq!(
-        ours.is_ok(),
-        reference,
-        "our verifier and the reference disagree on {r:?}"
-    );
-    ours
-}
-
-fn body(r: &Received) -> serde_json::Value {
-    serde_json::from_slice(&r.body).unwrap()
-}
-
-/// The webhook-ids of the newest `limit` events, as the node behind `c` holds them.
-async fn event_ids(
-    c: &pb::admin_client::AdminClient<tonic::transport::Channel>,
-    limit: u32,
-) -> Vec<String> {
-    c.clone()
-        .list_events(read(pb::ListEventsRequest { limit, kind: None }))
-        .await
-        .unwrap()
-        .into_inner()
-        .events
-        .into_iter()
-        .map(|e| e.webhook_id)
-        .collect()
-}
-
-/// Waits until every subscriber (a receiver path, with its secret) has got every event, then
-/// checks that every request carried one of those ids and a valid signature; returns them all.
-async fn assert_all_delivered(
-    recv: &Receiver,
-    secrets: &BTreeMap<String, String>,
-    events: &[String],
-) -> Vec<Received> {
-    let complete = |r: &[Received]| {
-        let got: BTreeSet<(String, String)> = r
-            .iter()
-            .map(|x| (x.path.clone(), x.webhook_id.clone().unwrap_or_default()))
-            .collect();
-        secrets
-            .keys()
-            .all(|p| events.iter().all(|e| got.contains(&(p.clone(), e.clone()))))
-    };
-    assert!(
-        recv.wait_for(Duration::from_secs(60), complete).await,
-        "not every subscriber got every event: {} requests",
-        recv.count()
-    );
-    let all = recv.requests();
-    for r in &all {
-        assert!(
-            events.contains(r.webhook_id.as_ref().unwrap()),
-            "unknown id {r:?}"
-        );
-        verify(r, &secrets[&r.path]).unwrap();
-    }
-    all
-}
-
-async fn add_subscriber(
-    c: &mut pb::admin_client::AdminClient<tonic::transport::Channel>,
-    url: String,
-    components: Vec<String>,
-    format: &str,
-) -> pb::Subscriber {
-    let r = c
-        .add_subscriber(write(
-            pb::AddSubscriberRequest {
-                url,
-                component_ids: components,
-                format: format.into(),
-                owner: Some("ops@example.com".into()),
-                description: None,
-            },
-            &key("sub"),
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    match r.entity {
-        Some(Entity::Subscriber(s)) => s,
-        other => panic!("expected a subscriber, got {other:?}"),
-    }
-}
 
 async fn create_incident(
     c: &mut pb::admin_client::AdminClient<tonic::transport::Channel>,

@@ -20,6 +20,7 @@ pub fn propose_status(e: &ProposeError) -> Status {
             Status::unavailable(e.to_string())
         }
         ProposeError::Invalid(m) => Status::invalid_argument(m.clone()),
+        ProposeError::TooLarge { .. } => Status::invalid_argument(e.to_string()),
         ProposeError::Fatal(_) => Status::internal(e.to_string()),
     }
 }

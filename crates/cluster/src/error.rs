@@ -15,6 +15,10 @@ pub enum ProposeError {
     /// This node is not the leader (internal: triggers forwarding).
     #[error("node is not the leader")]
     NotLeader { leader: Option<u64> },
+    /// The write, encoded, is larger than one log entry may hold
+    /// (`statusmesh_model::limits::MAX_ENTRY_BYTES`). Nothing was proposed.
+    #[error("the write is {bytes} bytes encoded, more than the {limit} bytes one log entry may hold; nothing was written")]
+    TooLarge { bytes: usize, limit: usize },
     #[error("raft failure: {0}")]
     Fatal(String),
     #[error("{0}")]

@@ -225,7 +225,10 @@ impl ClusterNode {
         deadline: Duration,
     ) -> Result<Outcome, ProposeError> {
         let started = Instant::now();
-        let result = self.propose_until(proposal, deadline, started).await;
+        let result = match check_entry_size(&proposal) {
+            Ok(()) => self.propose_until(proposal, deadline, started).await,
+            Err(e) => Err(e),
+        };
         self.metrics.proposal_seconds.observe(started.elapsed());
         if result.is_err() {
             self.metrics
@@ -250,7 +253,11 @@ impl ClusterNode {
             };
             match attempt {
                 Ok(outcome) => return Ok(outcome),
-                Err(e @ (ProposeError::Invalid(_) | ProposeError::Fatal(_))) => return Err(e),
+                Err(
+                    e @ (ProposeError::Invalid(_)
+                    | ProposeError::Fatal(_)
+                    | ProposeError::TooLarge { .. }),
+                ) => return Err(e),
                 Err(e) => {
                     if started.elapsed() >= deadline {
                         tracing::warn!(error = %e, key = %proposal.idempotency_key, "write not committed before the deadline");
@@ -280,6 +287,7 @@ impl ClusterNode {
     pub async fn propose_as_leader(&self, mut proposal: Proposal) -> Result<Outcome, ProposeError> {
         proposal.command.stamp(&mut Rng);
         proposal.at = now();
+        check_entry_size(&proposal)?;
         let attempt = self.profile.timings().propose_attempt;
         match tokio::time::timeout(attempt, self.raft.client_write(proposal)).await {
             Err(_) => Err(ProposeError::NoQuorum(attempt.as_millis() as u64)),
@@ -565,4 +573,16 @@ impl ClusterNode {
             tracing::warn!(error = %e, "raft shutdown failed");
         }
     }
+}
+
+/// Refuses a proposal whose entry would be larger than one log entry may hold: every entry
+/// must fit an AppendEntries batch within the peer transport's limits (see
+/// [`crate::profile::MAX_PAYLOAD_ENTRIES`]).
+fn check_entry_size(proposal: &Proposal) -> Result<(), ProposeError> {
+    let limit = statusmesh_model::limits::MAX_ENTRY_BYTES;
+    let bytes = serde_json::to_vec(proposal).map_or(usize::MAX, |v| v.len());
+    if bytes > limit {
+        return Err(ProposeError::TooLarge { bytes, limit });
+    }
+    Ok(())
 }

@@ -81,6 +81,17 @@ impl FromStr for TimingProfile {
     }
 }
 
+/// The most entries one AppendEntries carries. With every entry at most
+/// [`MAX_ENTRY_BYTES`](statusmesh_model::limits::MAX_ENTRY_BYTES), a full batch stays well
+/// under the peer transport's message limit, and small enough to cross within the
+/// AppendEntries timeout (the heartbeat) even when a follower catches up over large entries.
+pub const MAX_PAYLOAD_ENTRIES: u64 = 32;
+
+const _: () = assert!(
+    MAX_PAYLOAD_ENTRIES as usize * statusmesh_model::limits::MAX_ENTRY_BYTES
+        <= crate::network::MAX_PEER_MESSAGE / 4
+);
+
 /// The openraft configuration for a profile, with snapshot and purge policy.
 pub fn raft_config(
     profile: TimingProfile,
@@ -98,6 +109,7 @@ pub fn raft_config(
         max_in_snapshot_log_to_keep: snapshot_every.min(500),
         // Purge in batches no larger than half a snapshot interval, so the log really shrinks.
         purge_batch_size: (snapshot_every / 2).clamp(1, 256),
+        max_payload_entries: MAX_PAYLOAD_ENTRIES,
         ..Default::default()
     };
     config.validate().map_err(|e| e.to_string())

@@ -1,36 +1,55 @@
 //! The persisted (and peer-wire) encoding of values: a version byte, then JSON.
 //!
 //! Every persisted value starts with a format version byte, then the JSON encoding. A reader
-//! that meets a version it does not know stops with an error instead of misreading data.
+//! that meets a version it does not know stops with an error instead of misreading data. Each
+//! kind of value has its own current version: the replicated state's is in [`crate::format`];
+//! every other value (log entries, votes, snapshot meta, peer messages) is [`FORMAT_V1`].
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// The current on-disk format of every value this crate writes.
+/// The format of every value but the state (see [`crate::format`] for the state's).
 pub const FORMAT_V1: u8 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
     #[error("empty value")]
     Empty,
-    #[error("unsupported format version {0} (this build reads version {FORMAT_V1})")]
-    Version(u8),
+    #[error("unsupported format version {found} (this build reads {reads})")]
+    Version { found: u8, reads: &'static str },
     #[error("malformed value: {0}")]
     Json(#[from] serde_json::Error),
 }
 
+/// Encodes a value in [`FORMAT_V1`].
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
-    let mut out = vec![FORMAT_V1];
+    encode_as(FORMAT_V1, value)
+}
+
+/// Encodes a value behind the version byte `version`.
+pub fn encode_as<T: Serialize>(version: u8, value: &T) -> Result<Vec<u8>, CodecError> {
+    let mut out = vec![version];
     serde_json::to_writer(&mut out, value)?;
     Ok(out)
 }
 
+/// Decodes a [`FORMAT_V1`] value.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    match bytes.split_first() {
-        None => Err(CodecError::Empty),
-        Some((&FORMAT_V1, rest)) => Ok(serde_json::from_slice(rest)?),
-        Some((&v, _)) => Err(CodecError::Version(v)),
+    match split(bytes)? {
+        (FORMAT_V1, rest) => Ok(serde_json::from_slice(rest)?),
+        (found, _) => Err(CodecError::Version {
+            found,
+            reads: "version 1",
+        }),
     }
+}
+
+/// The version byte and the JSON after it.
+pub fn split(bytes: &[u8]) -> Result<(u8, &[u8]), CodecError> {
+    bytes
+        .split_first()
+        .map(|(v, rest)| (*v, rest))
+        .ok_or(CodecError::Empty)
 }
 
 /// Log keys: big-endian so byte order is numeric order.
@@ -53,11 +72,13 @@ mod tests {
         assert_eq!(decode::<Vec<u32>>(&bytes).unwrap(), vec![1, 2]);
         let mut future = bytes.clone();
         future[0] = 9;
-        assert!(matches!(
-            decode::<Vec<u32>>(&future),
-            Err(CodecError::Version(9))
-        ));
-        assert!(decode::<Vec<u32>>(&[]).is_err());
+        let err = decode::<Vec<u32>>(&future).unwrap_err();
+        assert!(matches!(err, CodecError::Version { found: 9, .. }));
+        assert_eq!(
+            err.to_string(),
+            "unsupported format version 9 (this build reads version 1)"
+        );
+        assert!(matches!(decode::<Vec<u32>>(&[]), Err(CodecError::Empty)));
     }
 
     #[test]

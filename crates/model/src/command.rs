@@ -255,11 +255,36 @@ pub enum Command {
     RevokeToken {
         name: String,
     },
-    /// Replaces an empty state with a backup's (`statusmesh restore`, forced recovery).
-    /// `backup` is the codec-encoded [`crate::backup::Backup`]; refused unless the state holds
-    /// no components, incidents, maintenances, subscribers or tokens.
+    /// Replaces an empty state with a backup's, in one entry. `backup` is the codec-encoded
+    /// [`crate::backup::Backup`]; refused unless the state holds no components, incidents,
+    /// maintenances, subscribers or tokens. No longer proposed (a large backup would outgrow a
+    /// log entry): kept so that logs written before [`Command::RestoreBegin`] still apply.
     Restore {
         backup: String,
+    },
+    /// Starts restoring a backup that travels in chunks (`statusmesh restore`, forced
+    /// recovery): everything of the [`crate::backup::Backup`] but its state text, which follows
+    /// in [`Command::RestoreChunk`]s. Refused unless the state is empty (as for `Restore`).
+    /// Starting the restore already under way changes nothing (a retry after a leader change
+    /// resumes it); starting another one replaces an unfinished one.
+    RestoreBegin {
+        /// The backup's digest: names the restore in every chunk.
+        digest: String,
+        format: u32,
+        /// Length of the backup's state text, in bytes.
+        bytes: u64,
+        node_id: u64,
+        applied_index: u64,
+        taken_at: Timestamp,
+    },
+    /// The next piece of the state text of the restore `digest`, starting at byte `offset`
+    /// (refused unless that is exactly what has been received so far). The chunk that
+    /// completes the text replaces the state with the backup's, once the text hashes to the
+    /// digest and parses.
+    RestoreChunk {
+        digest: String,
+        offset: u64,
+        data: String,
     },
     /// Records, for the audit log, a membership change the leader has just committed (membership
     /// changes are Raft configuration entries, not commands). Changes nothing else.
@@ -330,6 +355,8 @@ impl Command {
             | Command::CreateToken { .. }
             | Command::RevokeToken { .. }
             | Command::Restore { .. }
+            | Command::RestoreBegin { .. }
+            | Command::RestoreChunk { .. }
             | Command::RecordMembershipChange { .. } => {}
         }
     }
@@ -363,8 +390,19 @@ impl Command {
             | Command::CreateToken { .. }
             | Command::RevokeToken { .. }
             | Command::Restore { .. }
+            | Command::RestoreBegin { .. }
+            | Command::RestoreChunk { .. }
             | Command::RecordMembershipChange { .. } => false,
         }
+    }
+
+    /// True for the commands of a restore: they replace the whole state (bookkeeping
+    /// included) or prepare to, so `apply` adds nothing (idempotency, audit, clock) on top.
+    pub fn is_restore(&self) -> bool {
+        matches!(
+            self,
+            Command::Restore { .. } | Command::RestoreBegin { .. } | Command::RestoreChunk { .. }
+        )
     }
 
     /// True for commands that can change what the public sees (and so can raise events).
@@ -382,6 +420,8 @@ impl Command {
                 | Command::CreateToken { .. }
                 | Command::RevokeToken { .. }
                 | Command::Restore { .. }
+                | Command::RestoreBegin { .. }
+                | Command::RestoreChunk { .. }
                 | Command::RecordMembershipChange { .. }
         )
     }
@@ -390,10 +430,7 @@ impl Command {
     /// not the dispatcher's attempt bookkeeping (thousands per fan-out, visible in the
     /// delivery log instead).
     pub fn audited(&self) -> bool {
-        !matches!(
-            self,
-            Command::RecordAttempts { .. } | Command::Restore { .. }
-        )
+        !matches!(self, Command::RecordAttempts { .. }) && !self.is_restore()
     }
 
     /// The entity a command addresses, for the audit log.
@@ -420,6 +457,9 @@ impl Command {
             Command::ReplayEvent { event, .. } => Some(event.clone()),
             Command::CreateToken { name, .. } | Command::RevokeToken { name } => Some(name.clone()),
             Command::RecordMembershipChange { node, .. } => Some(format!("node {node}")),
+            Command::RestoreBegin { digest, .. } | Command::RestoreChunk { digest, .. } => {
+                Some(digest.clone())
+            }
             Command::RecordAttempts { .. } | Command::Restore { .. } => None,
         }
     }
@@ -450,6 +490,8 @@ impl Command {
             Command::CreateToken { .. } => "create_token",
             Command::RevokeToken { .. } => "revoke_token",
             Command::Restore { .. } => "restore",
+            Command::RestoreBegin { .. } => "restore_begin",
+            Command::RestoreChunk { .. } => "restore_chunk",
             Command::RecordMembershipChange { change, .. } => match change {
                 MembershipChange::AddNode => "add_node",
                 MembershipChange::PromoteNode => "promote_node",
@@ -484,8 +526,10 @@ pub enum Applied {
     /// A token was created (its name).
     Token(String),
     TokenRevoked(String),
-    /// The state was replaced by a backup (its digest).
+    /// The state was replaced by a backup (the digest it now has).
     Restored(String),
+    /// A chunked restore is under way: this many bytes of its state text are in.
+    RestoreReceived(u64),
     /// A membership change was recorded (the membership entry's index).
     MembershipRecorded(u64),
 }

@@ -12,12 +12,16 @@ pub mod codec;
 pub mod command;
 pub mod entities;
 pub mod error;
+pub mod format;
 pub mod ids;
 pub mod limits;
 pub mod outbox;
+pub mod restore;
 pub mod rollup;
 pub mod state;
 pub mod status;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use access::{ApiToken, AuditRecord, Role};
 pub use command::{Applied, Command, MembershipChange, Outcome, Proposal};

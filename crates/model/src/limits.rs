@@ -15,6 +15,11 @@ pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 128;
 pub const MAX_ACTOR_CHARS: usize = 128;
 /// The longest a rotated-out webhook secret keeps signing.
 pub const MAX_SECRET_OVERLAP_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+/// The most bytes one log entry may hold, encoded. Every proposal is checked against it before
+/// it is proposed (a larger one is refused with its size), commands that can grow (attempt
+/// batches, restores) are cut to fit, and the peer transport's message limit is sized for
+/// a full AppendEntries batch of such entries (see `statusmesh_cluster::profile`).
+pub const MAX_ENTRY_BYTES: usize = 256 * 1024;
 /// The most attempt reports in one `RecordAttempts` command.
 pub const MAX_REPORTS_PER_BATCH: usize = 10_000;
 /// How long an idempotency key is remembered, measured in command time.

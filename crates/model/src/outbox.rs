@@ -210,6 +210,31 @@ pub struct AttemptReport {
     pub outcome: AttemptOutcome,
 }
 
+impl AttemptReport {
+    /// The report as the attempt log keeps it: error and response excerpt cut to
+    /// [`MAX_ERROR_CHARS`] and [`MAX_RESPONSE_EXCERPT_CHARS`]. The dispatcher cuts before it
+    /// proposes (so it knows a batch's size), and apply cuts again (reports of older builds).
+    pub fn bounded(mut self) -> Self {
+        truncate(&mut self.response_excerpt, MAX_RESPONSE_EXCERPT_CHARS);
+        if let Some(e) = self.error.as_mut() {
+            truncate(e, MAX_ERROR_CHARS);
+        }
+        self
+    }
+
+    /// The bytes this report adds to a `RecordAttempts` entry (its JSON, and a separator).
+    pub fn encoded_len(&self) -> usize {
+        serde_json::to_vec(self).map_or(usize::MAX, |v| v.len() + 1)
+    }
+}
+
+/// Cuts `s` to at most `max` characters.
+fn truncate(s: &mut String, max: usize) {
+    if let Some((i, _)) = s.char_indices().nth(max) {
+        s.truncate(i);
+    }
+}
+
 /// When repeated failures quarantine a subscriber; chosen by the leader's configuration and
 /// carried in the command so every replica decides the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -229,10 +254,13 @@ impl Default for QuarantinePolicy {
     }
 }
 
-/// One line of a subscriber's attempt log.
+/// One line of a subscriber's attempt log: the report (which names the event by its sequence
+/// number, `report.event`) and what the event was.
+///
+/// Format version 1 also had a field `event` here, beside the flattened report's own, so each
+/// record was written with the key twice; [`crate::format`] reads that shape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptRecord {
-    pub event: u64,
     pub webhook_id: String,
     pub kind: EventKind,
     #[serde(flatten)]

@@ -129,14 +129,7 @@ impl DemoNode {
             .ok()
             .and_then(|all| all.get(self.log_start as usize..).map(<[u8]>::to_vec))
             .unwrap_or_default();
-        let text = String::from_utf8_lossy(&written);
-        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-        let tail = lines[lines.len().saturating_sub(MESSAGE_LINES)..].join("\n");
-        let message = if tail.is_empty() {
-            "(it wrote nothing)".to_owned()
-        } else {
-            tail
-        };
+        let message = start_up_error(&String::from_utf8_lossy(&written));
         Some(anyhow::anyhow!(
             "the {} node exited during start-up ({status}; config {}, log {}):\n{message}",
             self.region,
@@ -162,6 +155,26 @@ impl DemoNode {
         self.child = fresh.child;
         self.log_start = fresh.log_start;
         Ok(())
+    }
+}
+
+/// What a child that died wrote about why: its `Error: ...` report (with the causes, without a
+/// backtrace), else its last lines.
+fn start_up_error(output: &str) -> String {
+    let lines: Vec<&str> = output.lines().collect();
+    if let Some(start) = lines.iter().rposition(|l| l.starts_with("Error: ")) {
+        let report: Vec<&str> = lines[start..]
+            .iter()
+            .take_while(|l| !l.starts_with("Stack backtrace:"))
+            .filter(|l| !l.trim().is_empty())
+            .copied()
+            .collect();
+        return report.join("\n");
+    }
+    let lines: Vec<&str> = lines.into_iter().filter(|l| !l.trim().is_empty()).collect();
+    match lines[lines.len().saturating_sub(MESSAGE_LINES)..].join("\n") {
+        tail if tail.is_empty() => "(it wrote nothing)".to_owned(),
+        tail => tail,
     }
 }
 
@@ -344,20 +357,41 @@ async fn wait_for_leader(
     token: &str,
     limit: Duration,
 ) -> anyhow::Result<AdminClient<tonic::transport::Channel>> {
-    let started = Instant::now();
-    loop {
-        if let Some(died) = nodes.iter_mut().find_map(DemoNode::exited) {
-            return Err(died);
+    // Watched beside the search, not between its attempts: an attempt can hang for its whole
+    // timeout (something else may hold a node's port and never answer).
+    let first_exit = async {
+        loop {
+            if let Some(died) = nodes.iter_mut().find_map(DemoNode::exited) {
+                return died;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    };
+    tokio::select! {
+        died = first_exit => Err(died),
+        found = find_leader(endpoints, ca, token, limit) => found,
+    }
+}
+
+async fn find_leader(
+    endpoints: &[String],
+    ca: Option<&Path>,
+    token: &str,
+    limit: Duration,
+) -> anyhow::Result<AdminClient<tonic::transport::Channel>> {
+    let started = Instant::now();
+    let attempt = Duration::from_secs(3);
+    loop {
         for ep in endpoints {
-            if let Ok(mut c) = admin_client(ep, ca, Duration::from_secs(10)).await {
-                let req =
-                    authed(pb::ClusterStatusRequest {}, token, None).map_err(anyhow::Error::msg)?;
-                if let Ok(s) = c.cluster_status(req).await {
-                    if s.get_ref().leader_id.is_some() {
-                        return Ok(c);
-                    }
-                }
+            let asked = tokio::time::timeout(attempt, async {
+                let mut c = admin_client(ep, ca, attempt).await.ok()?;
+                let req = authed(pb::ClusterStatusRequest {}, token, None).ok()?;
+                let s = c.cluster_status(req).await.ok()?;
+                s.get_ref().leader_id.is_some().then_some(c)
+            })
+            .await;
+            if let Ok(Some(c)) = asked {
+                return Ok(c);
             }
         }
         if started.elapsed() > limit {
@@ -543,4 +577,20 @@ async fn stop_all(nodes: &mut [DemoNode]) {
         }
     }
     println!("all demo nodes stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::start_up_error;
+
+    #[test]
+    fn a_start_up_error_is_the_report_without_its_backtrace() {
+        let out = "2026-12-01T22:00:00Z INFO starting\nError: invalid configuration\n\nCaused by:\n    unknown field `x`\n\nStack backtrace:\n   0: main\n";
+        assert_eq!(
+            start_up_error(out),
+            "Error: invalid configuration\nCaused by:\n    unknown field `x`"
+        );
+        assert_eq!(start_up_error("a\n\nb\n"), "a\nb");
+        assert_eq!(start_up_error(""), "(it wrote nothing)");
+    }
 }

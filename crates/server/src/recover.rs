@@ -114,7 +114,7 @@ pub async fn force_new_cluster(config: &Config, force: u8) -> anyhow::Result<Rec
         config.node_id,
         last,
         Timestamp(chrono::Utc::now().timestamp_millis()),
-    );
+    )?;
     let bytes = codec::encode(&backup)?;
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
     let moved_to = config.data_dir.join(format!("raft.before-recover-{stamp}"));

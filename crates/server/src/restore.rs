@@ -3,8 +3,9 @@
 //! `statusmesh restore --from FILE --config node.toml` checks the backup (format, digest) and
 //! that the node's data directory is empty, then leaves the backup in the data directory as
 //! `restore.pending`. When that node next serves and the cluster has a leader, it proposes
-//! `Command::Restore` with the backup: the state travels through the log, so every member of
-//! the new cluster applies it and holds the backup's digest. The marker is removed once the
+//! `Command::RestoreBegin` and the backup's state in `Command::RestoreChunk`s (each fits a log
+//! entry; see `statusmesh_model::restore`): the state travels through the log, so every member
+//! of the new cluster applies it and holds the backup's digest. The marker is removed once the
 //! state is in place; a cluster that already holds data is never overwritten.
 
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use statusmesh_cluster::ClusterNode;
 use statusmesh_model::backup::Backup;
+use statusmesh_model::restore::RESTORE_CHUNK_BYTES;
 use statusmesh_model::{codec, Command, Proposal};
 use tokio::sync::watch;
 
@@ -24,20 +26,22 @@ pub fn marker(data_dir: &Path) -> PathBuf {
     data_dir.join("restore.pending")
 }
 
-/// Reads and checks a backup file.
-pub fn read_backup(path: &Path) -> anyhow::Result<(Backup, Vec<u8>)> {
+/// Reads and checks a backup file: the backup, the file's bytes, and the digest the restored
+/// state will have (the backup's own, or the one its format's migration gives).
+pub fn read_backup(path: &Path) -> anyhow::Result<(Backup, Vec<u8>, String)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let backup: Backup = codec::decode(&bytes)
         .with_context(|| format!("{} is not a statusmesh backup", path.display()))?;
-    backup
+    let restored = backup
         .verified_state()
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    Ok((backup, bytes))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        .digest();
+    Ok((backup, bytes, restored))
 }
 
 /// `statusmesh restore`: stages `from` for the node configured by `config`.
 pub fn prepare(config: &Config, from: &Path) -> anyhow::Result<Backup> {
-    let (backup, bytes) = read_backup(from)?;
+    let (backup, bytes, _) = read_backup(from)?;
     let raft = config.data_dir.join("raft");
     let holds_data = std::fs::read_dir(&raft)
         .map(|mut d| d.next().is_some())
@@ -55,7 +59,37 @@ pub fn prepare(config: &Config, from: &Path) -> anyhow::Result<Backup> {
     Ok(backup)
 }
 
-/// While serving: applies a staged backup once the cluster has a leader.
+/// Where the cluster stands with the staged backup, read off this node's replica.
+enum Progress {
+    /// The state is the backup's.
+    Done,
+    /// The restore of this backup is under way: this many bytes of its state are in.
+    Receiving(u64),
+    /// The state is empty: the restore can begin.
+    Fresh,
+    /// The state holds other data: a backup never overwrites it.
+    Occupied,
+}
+
+fn progress(node: &ClusterNode, backup: &Backup, restored: &str) -> Progress {
+    let data = node.replica().read();
+    let state = &data.state;
+    match &state.restoring {
+        Some(p) if p.digest == backup.digest => Progress::Receiving(p.received.len() as u64),
+        _ if state.digest() == restored => Progress::Done,
+        _ if state.is_empty() => Progress::Fresh,
+        _ => Progress::Occupied,
+    }
+}
+
+/// A chunk refused this many times at the same offset ends the restore (the backup does not
+/// verify, or the cluster took other writes meanwhile).
+const MAX_REFUSALS: u32 = 3;
+
+/// While serving: restores a staged backup once the cluster has a leader, in chunks that each
+/// fit a log entry (`RestoreBegin`, then `RestoreChunk`s). Progress is read from the replica
+/// after every commit, so a leader change, a refused duplicate or a restart of this node
+/// resumes where the cluster is, never where this loop thought it was.
 pub async fn apply_pending(
     node: Arc<ClusterNode>,
     data_dir: PathBuf,
@@ -63,55 +97,75 @@ pub async fn apply_pending(
     mut stop: watch::Receiver<bool>,
 ) {
     let path = marker(&data_dir);
-    let Ok((backup, bytes)) = read_backup(&path) else {
+    let Ok((backup, _, restored)) = read_backup(&path) else {
         if path.exists() {
             tracing::error!(file = %path.display(), "the staged restore is unreadable; remove it or stage it again");
         }
         return;
     };
+    let total = backup.state.len() as u64;
+    let mut refusals = (0u64, 0u32);
+    let mut reported = 0u64;
     loop {
         if *stop.borrow() {
             return;
         }
-        let (empty, digest) = {
-            let data = node.replica().read();
-            (data.state.is_empty(), data.state.digest())
+        let command = match progress(&node, &backup, &restored) {
+            Progress::Done => {
+                let _ = std::fs::remove_file(&path);
+                tracing::info!(digest = %restored, "the backup is in place");
+                return;
+            }
+            Progress::Occupied => {
+                let refused = data_dir.join("restore.refused");
+                let _ = std::fs::rename(&path, &refused);
+                tracing::error!(file = %refused.display(), "not restoring: the cluster already holds data");
+                return;
+            }
+            Progress::Fresh => Some(backup.begin_command()),
+            Progress::Receiving(received) => {
+                if received >= reported + total / 10 {
+                    reported = received;
+                    tracing::info!(received, total, "restoring the backup");
+                }
+                backup.chunk_command(received)
+            }
         };
-        if digest == backup.digest {
-            let _ = std::fs::remove_file(&path);
-            tracing::info!(digest = %backup.digest, "the backup is in place");
-            return;
-        }
-        if !empty {
-            let refused = data_dir.join("restore.refused");
-            let _ = std::fs::rename(&path, &refused);
-            tracing::error!(file = %refused.display(), "not restoring: the cluster already holds data");
-            return;
-        }
-        if node.is_member() && node.status().leader.is_some() {
-            let command = Command::Restore {
-                backup: String::from_utf8_lossy(&bytes).into_owned(),
+        let leader_known = node.is_member() && node.status().leader.is_some();
+        if let (Some(command), true) = (command, leader_known) {
+            let offset = match &command {
+                Command::RestoreChunk { offset, .. } => *offset,
+                _ => 0,
             };
-            let key = format!("restore-{}", backup.digest);
+            let key = format!("restore-{}-{offset}-{}", backup.digest, command.name());
             let proposal = Proposal::internal(key, "restore", node.id, command);
             match node.propose(proposal, write_timeout).await {
-                Ok(out) => match out.result {
-                    Ok(_) => {
+                Ok(out) => {
+                    // Read the next step off a replica that has applied this one.
+                    node.replica().wait_applied(out.index, write_timeout).await;
+                    if let Err(e) = out.result {
+                        refusals = if refusals.0 == offset {
+                            (offset, refusals.1 + 1)
+                        } else {
+                            (offset, 1)
+                        };
+                        tracing::warn!(error = %e, offset, "a restore step was refused");
+                        if refusals.1 >= MAX_REFUSALS {
+                            tracing::error!(error = %e, "the backup was refused");
+                            let _ = std::fs::rename(&path, data_dir.join("restore.refused"));
+                            return;
+                        }
+                    } else if offset + RESTORE_CHUNK_BYTES as u64 >= total {
                         tracing::info!(
                             index = out.index,
                             from_node = backup.node_id,
                             from_index = backup.applied_index,
                             "backup restored"
                         );
-                        continue; // the digest check above removes the marker once applied here
                     }
-                    Err(e) => {
-                        tracing::error!(error = %e, "the backup was refused");
-                        let _ = std::fs::rename(&path, data_dir.join("restore.refused"));
-                        return;
-                    }
-                },
-                Err(e) => tracing::warn!(error = %e, "restore not committed yet; retrying"),
+                    continue;
+                }
+                Err(e) => tracing::warn!(error = %e, "restore step not committed yet; retrying"),
             }
         }
         tokio::select! {

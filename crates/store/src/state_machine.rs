@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder, StorageIOError};
 use rocksdb::WriteBatch;
-use statusmesh_model::State;
+use statusmesh_model::{format, State};
 use tokio::sync::watch;
 
 use crate::codec;
@@ -139,8 +139,8 @@ impl StateMachineStore {
             snapshots: Arc::default(),
         };
         if let Some((meta, data)) = sm.read_snapshot()? {
-            let state: State =
-                codec::decode(&data).map_err(|e| snap_err(Some(&meta), ErrorVerb::Read, e))?;
+            let state = format::decode_state(&data)
+                .map_err(|e| snap_err(Some(&meta), ErrorVerb::Read, e))?;
             let mut guard = sm.replica.write();
             guard.state = state;
             guard.last_applied = meta.last_log_id;
@@ -205,7 +205,8 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         let started = std::time::Instant::now();
         let (data, last_applied, membership) = {
             let guard = self.replica.read();
-            let data = codec::encode(&guard.state).map_err(|e| sm_err(ErrorVerb::Read, e))?;
+            let data =
+                format::encode_state(&guard.state).map_err(|e| sm_err(ErrorVerb::Read, e))?;
             (data, guard.last_applied, guard.membership.clone())
         };
         let seq = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);
@@ -283,8 +284,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let started = std::time::Instant::now();
         let data = snapshot.into_inner();
         // Decode before anything is written: a corrupt snapshot changes nothing.
-        let state: State =
-            codec::decode(&data).map_err(|e| snap_err(Some(meta), ErrorVerb::Read, e))?;
+        let state =
+            format::decode_state(&data).map_err(|e| snap_err(Some(meta), ErrorVerb::Read, e))?;
         self.write_snapshot(meta, &data)?;
         {
             let mut guard = self.replica.write();

@@ -61,6 +61,10 @@ impl Default for DispatchStats {
 
 type Key = (u64, Id);
 
+/// The most report bytes in one `RecordAttempts`: one log entry's limit, less room for the
+/// proposal's envelope.
+const REPORT_BATCH_BYTES: usize = statusmesh_model::limits::MAX_ENTRY_BYTES - 4 * 1024;
+
 /// What one term's dispatcher keeps between wake-ups.
 #[derive(Default)]
 struct Work {
@@ -75,6 +79,8 @@ struct Work {
     sending: HashMap<Id, usize>,
     active: usize,
     batch: Vec<(Key, AttemptReport)>,
+    /// What `batch` adds to its `RecordAttempts` entry, encoded.
+    batch_bytes: usize,
     batch_deadline: Option<tokio::time::Instant>,
     batches: u64,
     bodies: HashMap<(u64, PayloadFormat), bytes::Bytes>,
@@ -207,6 +213,14 @@ impl Dispatcher {
                     }
                     for (key, report) in got {
                         w.finished(&key.1);
+                        // Cut to what the attempt log keeps before sizing: a batch's entry
+                        // stays under the log's entry limit whatever the receivers answer.
+                        let report = report.bounded();
+                        let size = report.encoded_len();
+                        if !w.batch.is_empty() && w.batch_bytes + size > REPORT_BATCH_BYTES {
+                            self.flush(term, &mut w, &done_tx);
+                        }
+                        w.batch_bytes += size;
                         w.batch.push((key, report));
                     }
                     if w.batch_deadline.is_none() {
@@ -238,15 +252,21 @@ impl Dispatcher {
             let full = w.batch.len() >= self.cfg.batch_max;
             let due = w.batch_deadline.is_none() && !w.batch.is_empty();
             if full || due {
-                w.batch_deadline = None;
-                w.batches += 1;
-                let taken = std::mem::take(&mut w.batch);
-                drop(self.record(term, w.batches, taken, done_tx.clone()));
+                self.flush(term, &mut w, &done_tx);
             }
             if w.bodies.len() > 10_000 {
                 w.bodies.clear();
             }
         }
+    }
+
+    /// Proposes the batch gathered so far (without waiting for it) and starts a new one.
+    fn flush(&self, term: u64, w: &mut Work, done: &mpsc::UnboundedSender<(Vec<Key>, bool)>) {
+        w.batch_deadline = None;
+        w.batches += 1;
+        w.batch_bytes = 0;
+        let taken = std::mem::take(&mut w.batch);
+        drop(self.record(term, w.batches, taken, done.clone()));
     }
 
     fn current_term(&self) -> u64 {

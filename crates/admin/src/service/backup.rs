@@ -21,6 +21,7 @@ pub(super) fn chunks(node: &ClusterNode) -> Result<Vec<Result<pb::BackupChunk, S
             index,
             Timestamp(chrono::Utc::now().timestamp_millis()),
         )
+        .map_err(|e| Status::internal(format!("cannot encode the state: {e}")))?
     };
     let bytes = statusmesh_model::codec::encode(&backup)
         .map_err(|e| Status::internal(format!("cannot encode the backup: {e}")))?;

@@ -36,9 +36,10 @@ pub(super) fn entity(s: &State, applied: Applied) -> Option<Entity> {
         }
         Applied::Event(webhook_id) => Some(Entity::EventId(webhook_id)),
         Applied::Requeued(n) => Some(Entity::Requeued(n)),
-        Applied::AttemptsRecorded(_) | Applied::Restored(_) | Applied::MembershipRecorded(_) => {
-            None
-        }
+        Applied::AttemptsRecorded(_)
+        | Applied::Restored(_)
+        | Applied::RestoreReceived(_)
+        | Applied::MembershipRecorded(_) => None,
         Applied::Token(name) | Applied::TokenRevoked(name) => s
             .tokens
             .by_name

@@ -9,20 +9,13 @@ use crate::ids::{Id, Timestamp};
 use crate::limits;
 use crate::outbox::{
     self, AttemptOutcome, AttemptRecord, AttemptReport, DeliveryState, Event, EventKind,
-    EventSubject, QuarantinePolicy, MAX_ERROR_CHARS, MAX_RESPONSE_EXCERPT_CHARS,
+    EventSubject, QuarantinePolicy,
 };
 use crate::state::State;
 use crate::status::{ComponentStatus, IncidentStatus, MaintenanceStatus};
 
 /// Component statuses before a command, to tell which ones it changed.
 pub(crate) type StatusSnapshot = BTreeMap<Id, ComponentStatus>;
-
-fn truncate(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => s[..i].to_owned(),
-        None => s.to_owned(),
-    }
-}
 
 impl State {
     pub(crate) fn status_snapshot(&self) -> StatusSnapshot {
@@ -328,9 +321,7 @@ impl State {
         }
         d.attempts = r.attempt;
         let attempts = d.attempts;
-        let mut report = r.clone();
-        report.response_excerpt = truncate(&r.response_excerpt, MAX_RESPONSE_EXCERPT_CHARS);
-        report.error = r.error.as_deref().map(|e| truncate(e, MAX_ERROR_CHARS));
+        let report = r.clone().bounded();
         let failed = match &r.outcome {
             AttemptOutcome::Delivered => {
                 if let Some(m) = self.outbox.deliveries.get_mut(&r.event) {
@@ -365,7 +356,6 @@ impl State {
             .map(|e| (e.webhook_id.clone(), e.kind))
             .unwrap_or_else(|| (String::new(), EventKind::Ping));
         self.outbox.log_attempt(AttemptRecord {
-            event: r.event,
             webhook_id,
             kind,
             report,

@@ -146,4 +146,5 @@ impl Entropy for Counter {
     }
 }
 
-pub mod scenario;
+#[allow(unused_imports)]
+pub use statusmesh_model::testkit as scenario;

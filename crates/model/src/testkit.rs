@@ -5,15 +5,23 @@
 //! `Restore` has something real to restore.
 //!
 //! The golden fixtures (`tests/golden/`) were written from it, and the property test restores
-//! it as a donor state.
+//! it as a donor state. Test support only (the `testkit` feature): it panics on a refusal.
 
-use statusmesh_model::access::Role;
-use statusmesh_model::backup::Backup;
-use statusmesh_model::command::*;
-use statusmesh_model::outbox::{AttemptOutcome, AttemptReport, QuarantinePolicy};
-use statusmesh_model::*;
+#![allow(clippy::unwrap_used)]
 
-use super::{id, HOUR, T0};
+use crate::access::Role;
+use crate::backup::Backup;
+use crate::command::*;
+use crate::outbox::{AttemptOutcome, AttemptReport, QuarantinePolicy};
+use crate::*;
+
+/// The scenario's first command time.
+pub const T0: i64 = 1_800_000_000_000;
+pub const HOUR: i64 = 3_600_000;
+
+pub fn id(s: &str) -> Id {
+    Id::parse("id", s).unwrap()
+}
 
 /// The scenario's log: every proposal it made, with its index.
 #[derive(Debug, Default)]
@@ -163,12 +171,42 @@ pub fn rich() -> Scenario {
         },
     });
     for (sid, url, format, comps) in [
-        ("sall", "https://hooks.example.com/all", PayloadFormat::Statuspage, &[][..]),
-        ("sapi", "https://hooks.slack.com/services/T0/B0/x", PayloadFormat::Slack, &["api"][..]),
-        ("sgrp", "https://discord.com/api/webhooks/1/x", PayloadFormat::Discord, &["grp"][..]),
-        ("sgone", "https://hooks.example.com/gone", PayloadFormat::Statuspage, &[][..]),
-        ("stired", "https://hooks.example.com/tired", PayloadFormat::Statuspage, &[][..]),
-        ("soff", "https://hooks.example.com/off", PayloadFormat::Statuspage, &["cdn"][..]),
+        (
+            "sall",
+            "https://hooks.example.com/all",
+            PayloadFormat::Statuspage,
+            &[][..],
+        ),
+        (
+            "sapi",
+            "https://hooks.slack.com/services/T0/B0/x",
+            PayloadFormat::Slack,
+            &["api"][..],
+        ),
+        (
+            "sgrp",
+            "https://discord.com/api/webhooks/1/x",
+            PayloadFormat::Discord,
+            &["grp"][..],
+        ),
+        (
+            "sgone",
+            "https://hooks.example.com/gone",
+            PayloadFormat::Statuspage,
+            &[][..],
+        ),
+        (
+            "stired",
+            "https://hooks.example.com/tired",
+            PayloadFormat::Statuspage,
+            &[][..],
+        ),
+        (
+            "soff",
+            "https://hooks.example.com/off",
+            PayloadFormat::Statuspage,
+            &["cdn"][..],
+        ),
     ] {
         s.ok(Command::AddSubscriber {
             id: id(sid),
@@ -289,7 +327,11 @@ pub fn rich() -> Scenario {
     // in progress -> verifying -> completed), and cancelled.
     let from = s.now + 60_000;
     let until = from + HOUR;
-    for (mid, uid, auto) in [("mauto", "mautou1", true), ("mman", "mmanu1", false), ("mcxl", "mcxlu1", true)] {
+    for (mid, uid, auto) in [
+        ("mauto", "mautou1", true),
+        ("mman", "mmanu1", false),
+        ("mcxl", "mcxlu1", true),
+    ] {
         s.ok(Command::ScheduleMaintenance {
             id: id(mid),
             update_id: id(uid),
@@ -374,7 +416,7 @@ pub fn rich() -> Scenario {
 
 /// A `Restore` of `state` (as `statusmesh restore` proposes it).
 pub fn restore_of(state: &State, applied_index: u64) -> Command {
-    let backup = Backup::of(state, 1, applied_index, Timestamp(T0 + 100 * HOUR));
+    let backup = Backup::of(state, 1, applied_index, Timestamp(T0 + 100 * HOUR)).unwrap();
     Command::Restore {
         backup: String::from_utf8(codec::encode(&backup).unwrap()).unwrap(),
     }
