@@ -7,6 +7,7 @@
 // Test-only crate: a failed unwrap is a failed test with its message.
 #![allow(clippy::unwrap_used)]
 
+pub mod backups;
 pub mod faultnet;
 pub mod history;
 pub mod notify;

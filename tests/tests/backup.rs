@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use statusmesh_proto::admin as pb;
+use statusmesh_tests::backups::*;
 use statusmesh_tests::*;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -45,21 +46,7 @@ async fn a_backup_restored_into_a_new_cluster_has_the_same_digest() {
     // Backup through a follower-or-leader, whichever node 2 is.
     let dir = tempfile::TempDir::new().unwrap();
     let file = dir.path().join("status.backup");
-    let out = Command::new(binary("statusctl"))
-        .env("STATUSMESH_ENDPOINT", source.nodes[1].admin_endpoint())
-        .env("STATUSMESH_CA_CERT", source.ca_cert().unwrap())
-        .env("STATUSMESH_TOKEN", TOKEN)
-        .args(["--output", "json", "--linearizable", "backup", "--out"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let made: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let digest = made["digest"].as_str().unwrap().to_owned();
+    let digest = statusctl_backup(&source, 1, &file);
     assert_eq!(source.status(1).await.unwrap().state_digest, digest);
     // A second backup to the same file is refused and the first is kept.
     let again = Command::new(binary("statusctl"))
@@ -74,39 +61,13 @@ async fn a_backup_restored_into_a_new_cluster_has_the_same_digest() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
 
     // A new cluster, stopped and emptied, is seeded from it through node 1.
-    let mut target = TestCluster::start(3);
-    target.wait_leader(LIMIT).await;
-    for i in 0..3 {
-        target.stop(i);
-        target.wipe(i);
-    }
-    let restore = |cfg: &std::path::Path| {
-        Command::new(binary("statusmesh"))
-            .args(["restore", "--from"])
-            .arg(&file)
-            .arg("--config")
-            .arg(cfg)
-            .env_remove("STATUSMESH_CONFIG")
-            .output()
-            .unwrap()
-    };
-    let out = restore(&target.nodes[0].config_path);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut target = emptied_cluster_with_restore(3, ClusterOptions::default(), &file, LIMIT).await;
     for i in 0..3 {
         target.spawn(i);
     }
     target.wait_leader(LIMIT).await;
     for i in 0..3 {
-        let (this, digest) = (&target, &digest);
-        eventually(LIMIT, "the restored digest on every node", || async move {
-            let s = this.status(i).await.ok()?;
-            (&s.state_digest == digest).then_some(())
-        })
-        .await;
+        wait_digest(&target, i, &digest, LIMIT).await;
     }
     let mut t = target.admin(2).await.unwrap();
     let comps = t
@@ -120,7 +81,7 @@ async fn a_backup_restored_into_a_new_cluster_has_the_same_digest() {
 
     // Restoring into a data directory that holds data is refused, and nothing changes.
     target.stop(0);
-    let out = restore(&target.nodes[0].config_path);
+    let out = statusmesh_restore(&file, &target.nodes[0].config_path);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("already holds"),

@@ -8,11 +8,11 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 use statusmesh_proto::admin::{self as pb, write_reply::Entity};
 use statusmesh_server::config::WebhooksConfig;
+use statusmesh_tests::backups::*;
 use statusmesh_tests::notify::*;
 use statusmesh_tests::receiver::{Behavior, Receiver};
 use statusmesh_tests::*;
@@ -205,53 +205,19 @@ async fn every_state_survives_snapshots_a_restart_a_new_member_and_a_backup() {
     // A backup of that state restores into a fresh cluster with the same digest.
     let dir = tempfile::TempDir::new().unwrap();
     let file = dir.path().join("state.backup");
-    let out = Command::new(binary("statusctl"))
-        .env("STATUSMESH_ENDPOINT", cluster.nodes[new].admin_endpoint())
-        .env("STATUSMESH_CA_CERT", cluster.ca_cert().unwrap())
-        .env("STATUSMESH_TOKEN", TOKEN)
-        .args(["--output", "json", "--linearizable", "backup", "--out"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let made: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(made["digest"].as_str().unwrap(), digest);
+    assert_eq!(statusctl_backup(&cluster, new, &file), digest);
     drop(cluster);
-
-    let mut target = TestCluster::start_with(3, SNAPSHOT_EVERY);
-    target.wait_leader(LIMIT).await;
-    for i in 0..3 {
-        target.stop(i);
-        target.wipe(i);
-    }
-    let out = Command::new(binary("statusmesh"))
-        .args(["restore", "--from"])
-        .arg(&file)
-        .arg("--config")
-        .arg(&target.nodes[0].config_path)
-        .env_remove("STATUSMESH_CONFIG")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let options = ClusterOptions {
+        snapshot_every: SNAPSHOT_EVERY,
+        ..ClusterOptions::default()
+    };
+    let mut target = emptied_cluster_with_restore(3, options, &file, LIMIT).await;
     for i in 0..3 {
         target.spawn(i);
     }
     target.wait_leader(LIMIT).await;
     for i in 0..3 {
-        let (this, digest) = (&target, &digest);
-        eventually(LIMIT, "the restored digest on every node", || async move {
-            let s = this.status(i).await.ok()?;
-            (&s.state_digest == digest).then_some(())
-        })
-        .await;
+        wait_digest(&target, i, &digest, LIMIT).await;
     }
     assert_eq!(incidents(&target, 2).await, want);
 }

@@ -9,7 +9,6 @@
 // Benchmark tool: a failed unwrap is a failed run with its message.
 #![allow(clippy::unwrap_used)]
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use statusmesh_cluster::TimingProfile;
@@ -17,7 +16,8 @@ use statusmesh_model::backup::Backup;
 use statusmesh_model::command::{NewIncident, Proposal};
 use statusmesh_model::restore::RESTORE_CHUNK_BYTES;
 use statusmesh_model::{codec, Command as Cmd, Id, Impact, IncidentStatus, State, Timestamp};
-use statusmesh_tests::{binary, ClusterOptions, TestCluster};
+use statusmesh_tests::backups::emptied_cluster_with_restore;
+use statusmesh_tests::ClusterOptions;
 
 const T0: i64 = 1_800_000_000_000;
 
@@ -99,32 +99,13 @@ async fn main() {
     );
     drop(backup);
 
-    let mut cluster = TestCluster::start_options(
-        3,
-        ClusterOptions {
-            profile,
-            write_timeout_ms: 60_000,
-            ..ClusterOptions::default()
-        },
-    );
-    cluster.wait_leader(Duration::from_secs(60)).await;
-    for i in 0..3 {
-        cluster.stop(i);
-        cluster.wipe(i);
-    }
-    let out = Command::new(binary("statusmesh"))
-        .args(["restore", "--from"])
-        .arg(&file)
-        .arg("--config")
-        .arg(&cluster.nodes[0].config_path)
-        .env_remove("STATUSMESH_CONFIG")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let options = ClusterOptions {
+        profile,
+        write_timeout_ms: 60_000,
+        ..ClusterOptions::default()
+    };
+    let mut cluster =
+        emptied_cluster_with_restore(3, options, &file, Duration::from_secs(60)).await;
     let started = Instant::now();
     for i in 0..3 {
         cluster.spawn(i);
