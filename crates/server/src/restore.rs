@@ -15,8 +15,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use statusmesh_cluster::ClusterNode;
 use statusmesh_model::backup::Backup;
-use statusmesh_model::restore::RESTORE_CHUNK_BYTES;
-use statusmesh_model::{codec, Command, Proposal};
+use statusmesh_model::{codec, Applied, Command, Proposal};
 use tokio::sync::watch;
 
 use crate::config::Config;
@@ -143,25 +142,28 @@ pub async fn apply_pending(
                 Ok(out) => {
                     // Read the next step off a replica that has applied this one.
                     node.replica().wait_applied(out.index, write_timeout).await;
-                    if let Err(e) = out.result {
-                        refusals = if refusals.0 == offset {
-                            (offset, refusals.1 + 1)
-                        } else {
-                            (offset, 1)
-                        };
-                        tracing::warn!(error = %e, offset, "a restore step was refused");
-                        if refusals.1 >= MAX_REFUSALS {
-                            tracing::error!(error = %e, "the backup was refused");
-                            let _ = std::fs::rename(&path, data_dir.join("restore.refused"));
-                            return;
+                    match out.result {
+                        Err(e) => {
+                            refusals = if refusals.0 == offset {
+                                (offset, refusals.1 + 1)
+                            } else {
+                                (offset, 1)
+                            };
+                            tracing::warn!(error = %e, offset, "a restore step was refused");
+                            if refusals.1 >= MAX_REFUSALS {
+                                tracing::error!(error = %e, "the backup was refused");
+                                let _ = std::fs::rename(&path, data_dir.join("restore.refused"));
+                                return;
+                            }
                         }
-                    } else if offset + RESTORE_CHUNK_BYTES as u64 >= total {
-                        tracing::info!(
+                        Ok(Applied::Restored(digest)) => tracing::info!(
                             index = out.index,
+                            %digest,
                             from_node = backup.node_id,
                             from_index = backup.applied_index,
                             "backup restored"
-                        );
+                        ),
+                        Ok(_) => {}
                     }
                     continue;
                 }

@@ -181,7 +181,14 @@ impl StateMachineStore {
             .db
             .get_cf(cf, KEY_SNAPSHOT_DATA)
             .map_err(|e| snap_err(Some(&meta), ErrorVerb::Read, e))?
-            .unwrap_or_default();
+            .ok_or_else(|| {
+                // Meta and data are written in one batch: one without the other is damage.
+                snap_err(
+                    Some(&meta),
+                    ErrorVerb::Read,
+                    std::io::Error::other("the snapshot's meta is stored but its data is missing"),
+                )
+            })?;
         Ok(Some((meta, data)))
     }
 
