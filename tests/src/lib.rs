@@ -108,7 +108,11 @@ impl TestNode {
     }
 
     pub fn public_url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.config.listen.public)
+        let scheme = match &self.config.tls {
+            Some(t) if t.public_cert.is_some() => "https",
+            _ => "http",
+        };
+        format!("{scheme}://{}{path}", self.config.listen.public)
     }
 
     /// The process id while running.
@@ -162,6 +166,8 @@ pub struct ClusterOptions {
     pub tls: bool,
     /// Nodes log JSON lines (`--log-format json`) instead of human-readable ones.
     pub json_logs: bool,
+    /// The public port serves HTTPS too, with each node's own certificate.
+    pub public_tls: bool,
 }
 
 impl Default for ClusterOptions {
@@ -174,6 +180,7 @@ impl Default for ClusterOptions {
             write_timeout_ms: 8000,
             tls: true,
             json_logs: false,
+            public_tls: false,
         }
     }
 }
@@ -314,6 +321,7 @@ impl TestCluster {
             pki::issue_node(&dir, id, &["127.0.0.1".into(), "localhost".into()], 30)
                 .expect("issue node certificate");
         }
+        let public = self.options.public_tls.then(|| (cert.clone(), key.clone()));
         Some(statusmesh_server::config::TlsConfig {
             ca_cert: dir.join(pki::CA_CERT),
             cert,
@@ -321,8 +329,8 @@ impl TestCluster {
             admin_cert: None,
             admin_key: None,
             operator_ca: Some(dir.join(pki::CA_CERT)),
-            public_cert: None,
-            public_key: None,
+            public_cert: public.as_ref().map(|p| p.0.clone()),
+            public_key: public.map(|p| p.1),
         })
     }
 

@@ -280,3 +280,79 @@ async fn a_node_cut_off_from_the_cluster_keeps_serving_and_says_it_is_stale() {
         "and still shows the last known status"
     );
 }
+
+/// The security headers a browser needs on every response, and HSTS only over HTTPS.
+fn assert_secure(resp: &reqwest::Response, https: bool) {
+    let h = resp.headers();
+    let what = format!("{} {}", resp.status(), resp.url());
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'"), "{what}: {csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
+    assert!(
+        !csp.contains("script-src"),
+        "{what}: scripts are never allowed: {csp}"
+    );
+    assert_eq!(h["x-content-type-options"], "nosniff", "{what}");
+    assert_eq!(h["x-frame-options"], "DENY", "{what}");
+    assert_eq!(
+        h["referrer-policy"], "strict-origin-when-cross-origin",
+        "{what}"
+    );
+    assert_eq!(
+        h.get("strict-transport-security").is_some(),
+        https,
+        "{what}: HSTS exactly when the port serves HTTPS"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_public_response_carries_the_security_headers() {
+    for public_tls in [false, true] {
+        let mut cluster = TestCluster::start_options(
+            1,
+            ClusterOptions {
+                public_tls,
+                ..ClusterOptions::default()
+            },
+        );
+        cluster.wait_leader(LIMIT).await;
+        let ca = std::fs::read(cluster.ca_cert().unwrap()).unwrap();
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        let node = &cluster.nodes[0];
+        assert_eq!(node.public_url("/").starts_with("https://"), public_tls);
+        let mut etag = None;
+        for path in [
+            "/",
+            "/api/v2/summary.json",
+            "/history",
+            "/history.atom",
+            "/badge.svg",
+            "/api/cluster",
+            "/healthz",
+            "/no/such/page",
+        ] {
+            let resp = eventually(LIMIT, "an answer", || async {
+                client.get(node.public_url(path)).send().await.ok()
+            })
+            .await;
+            assert_secure(&resp, public_tls);
+            if path == "/" {
+                assert_eq!(resp.status(), StatusCode::OK);
+                etag = resp.headers().get(ETAG).cloned();
+            }
+        }
+        // A revalidation (304) carries them too.
+        let resp = client
+            .get(node.public_url("/"))
+            .header(IF_NONE_MATCH, etag.unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_MODIFIED);
+        assert_secure(&resp, public_tls);
+    }
+}

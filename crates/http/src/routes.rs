@@ -25,6 +25,40 @@ pub struct PublicOptions {
     pub stale_after: Duration,
     /// The longest a `?min_index=N` request waits for the replica to reach N.
     pub min_index_wait: Duration,
+    /// The port serves HTTPS: responses carry `Strict-Transport-Security`.
+    pub hsts: bool,
+}
+
+/// The page needs nothing but its own inline styles (a `<style>` element and `style`
+/// attributes: no scripts, no frames, no forms, no external resources), so everything else is
+/// refused, and no other site may frame it. Badges (SVG, `img-src 'self'`) may be embedded by
+/// other sites as images, which CSP does not restrict.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+pub const REFERRER_POLICY: &str = "strict-origin-when-cross-origin";
+/// Two years, subdomains included (the HSTS preload list's minimum is one year).
+pub const STRICT_TRANSPORT_SECURITY: &str = "max-age=63072000; includeSubDomains";
+
+/// The security headers every public response carries.
+fn secure(h: &mut HeaderMap, hsts: bool) {
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static(REFERRER_POLICY),
+    );
+    if hsts {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(STRICT_TRANSPORT_SECURITY),
+        );
+    }
 }
 
 #[derive(Clone)]
@@ -129,6 +163,7 @@ pub fn route_index(path: &str) -> usize {
 fn stamp(app: &App, mut resp: Response) -> Response {
     let (stale, contact) = is_stale(app);
     let h = resp.headers_mut();
+    secure(h, app.options.hsts);
     h.insert("x-statusmesh-node", app.node_header.clone());
     h.insert("x-statusmesh-region", app.region_header.clone());
     h.insert(
@@ -263,7 +298,7 @@ pub fn respond(repr: &Representation, headers: &HeaderMap) -> Response {
     };
     let mut resp = Response::new(body);
     let h = resp.headers_mut();
-    h.reserve(12);
+    h.reserve(17);
     h.insert(header::ETAG, repr.etag_header.clone());
     h.insert(
         header::CACHE_CONTROL,

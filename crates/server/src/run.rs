@@ -258,6 +258,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         statusmesh_http::PublicOptions {
             stale_after: config.stale_after(),
             min_index_wait: std::time::Duration::from_secs(5),
+            hsts: config.tls.as_ref().is_some_and(|t| t.public_cert.is_some()),
         },
     );
     // Prometheus metrics on the public port (numbers only; nothing secret).

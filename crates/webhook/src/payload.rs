@@ -156,7 +156,8 @@ fn slack_escape(s: &str) -> String {
 pub fn slack(state: &State, event: &Event) -> Value {
     let d = digest(state, event);
     json!({
-        "text": format!("{} ({})", d.title, event.kind.as_str()),
+        // The fallback text is mrkdwn too: unescaped, `<!channel>` in a title would ping.
+        "text": slack_escape(&format!("{} ({})", d.title, event.kind.as_str())),
         "blocks": [
             { "type": "header", "text": { "type": "plain_text", "text": truncate(&d.title, 150) } },
             { "type": "section", "text": { "type": "mrkdwn", "text": truncate(&slack_escape(&d.text), 3000) } },
@@ -204,4 +205,49 @@ pub fn discord(state: &State, event: &Event) -> Value {
             "footer": { "text": format!("statusmesh · {}", event.webhook_id) },
         }]
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use statusmesh_model::command::{Command, NewIncident};
+    use statusmesh_model::{Id, Impact, IncidentStatus, Proposal, Timestamp};
+
+    #[test]
+    fn slack_mrkdwn_fields_cannot_mention_anyone() {
+        let mut state = State::default();
+        let p = Proposal::internal(
+            "k1".into(),
+            "test",
+            1,
+            Command::CreateIncident {
+                id: Id::parse("id", "inc").unwrap(),
+                update_id: Id::parse("id", "u1").unwrap(),
+                spec: NewIncident {
+                    name: "<!channel> API & DB down".into(),
+                    status: IncidentStatus::Investigating,
+                    impact: Impact::Major,
+                    body: "<@U123> please look".into(),
+                    started_at: None,
+                    component_changes: vec![],
+                },
+            },
+        );
+        let p = Proposal {
+            at: Timestamp(1_800_000_000_000),
+            ..p
+        };
+        state.apply(1, &p).result.unwrap();
+        let event = state.outbox.events.values().next().unwrap();
+        let v = slack(&state, event);
+        let text = v["text"].as_str().unwrap();
+        assert!(
+            text.contains("&lt;!channel&gt; API &amp; DB down") && !text.contains('<'),
+            "{text}"
+        );
+        let section = v["blocks"][1]["text"]["text"].as_str().unwrap();
+        assert_eq!(section, "&lt;@U123&gt; please look");
+        // The header is plain_text, which Slack shows as written and never parses.
+        assert_eq!(v["blocks"][0]["text"]["type"], "plain_text");
+    }
 }

@@ -113,8 +113,19 @@ fn classify_v6(ip: Ipv6Addr, p: &TargetPolicy) -> (Option<String>, bool) {
     if ip.is_unspecified() {
         return never("the unspecified address".into());
     }
+    // Cloud metadata over IPv6 (AWS's IMDS), never allowed: it sits inside fc00::/7, which
+    // allow_private opens.
+    if s == [0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254] {
+        return never("a cloud metadata address".into());
+    }
     if let Some(v4) = ip.to_ipv4_mapped() {
         return never(format!("an IPv4-mapped IPv6 address (embeds {v4})"));
+    }
+    if s[..6] == [0, 0, 0, 0, 0xffff, 0] {
+        let v4 = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+        return never(format!(
+            "an IPv4-translated IPv6 address (::ffff:0:0/96, embeds {v4})"
+        ));
     }
     if s[..6] == [0, 0, 0, 0, 0, 0] {
         return never("an IPv4-compatible IPv6 address".into());
@@ -265,7 +276,8 @@ mod tests {
             ("0.0.0.0", "this network"),
             ("255.255.255.255", "reserved"),
             ("fe80::1", "link-local"),
-            ("fd00:ec2::254", "unique-local"),
+            ("fd00:ec2::254", "cloud metadata"),
+            ("fd12::1", "unique-local"),
             ("ff02::1", "multicast"),
             ("::ffff:127.0.0.1", "IPv4-mapped"),
             ("::ffff:8.8.8.8", "IPv4-mapped"),
@@ -295,6 +307,23 @@ mod tests {
         assert_eq!(refused("fd12::1", &p), None);
         assert!(refused("169.254.169.254", &p).is_some());
         assert!(refused("::ffff:127.0.0.1", &p).is_some());
+        // IPv6 metadata, inside the unique-local range that allow_private opens.
+        assert_eq!(
+            refused("fd00:ec2::254", &p).as_deref(),
+            Some("a cloud metadata address")
+        );
+        // IPv4-translated addresses embed an IPv4 address: never allowed, whichever it is.
+        for a in [
+            "::ffff:0:169.254.169.254",
+            "::ffff:0:10.0.0.1",
+            "::ffff:0:8.8.8.8",
+        ] {
+            let why = refused(a, &p).unwrap_or_else(|| panic!("{a} allowed"));
+            assert!(why.contains("IPv4-translated"), "{a}: {why}");
+        }
+        assert!(refused("::ffff:0:169.254.169.254", &p)
+            .unwrap()
+            .contains("169.254.169.254"));
     }
 
     #[tokio::test]

@@ -264,22 +264,28 @@ impl Config {
                     "is set together with [tls]: choose one",
                 ))
             }
-            (None, false) => {
-                return Err(invalid(
-                    "tls",
-                    "peer and admin traffic need certificates: add a [tls] table (ca_cert, cert, key; \
+            (None, false) => return Err(invalid(
+                "tls",
+                "peer and admin traffic need certificates: add a [tls] table (ca_cert, cert, key; \
                      `statusmesh certs` makes them), or set insecure_plaintext = true for a \
                      loopback-only dev cluster",
-                ))
-            }
-            (None, true) if !self.listen.admin.ip().is_loopback() => {
-                return Err(invalid(
-                    "insecure_plaintext",
-                    format!(
-                        "plaintext admin traffic is only allowed on a loopback address, and listen.admin is {}",
-                        self.listen.admin
-                    ),
-                ))
+            )),
+            (None, true) => {
+                // Without TLS the peer port cannot tell one node from another (the sender
+                // check needs certificates): every port must be unreachable from the network.
+                let listeners = [
+                    ("listen.peer", self.listen.peer),
+                    ("listen.admin", self.listen.admin),
+                    ("listen.public", self.listen.public),
+                ];
+                if let Some((key, addr)) = listeners.iter().find(|(_, a)| !a.ip().is_loopback()) {
+                    return Err(invalid(
+                        "insecure_plaintext",
+                        format!(
+                            "plaintext is only allowed when every port listens on a loopback address, and {key} is {addr}"
+                        ),
+                    ));
+                }
             }
             _ => {}
         }
@@ -493,6 +499,21 @@ token = "0123456789abcdef0123"
         .unwrap_err()
         .to_string();
         assert!(e.contains("loopback") && e.contains("0.0.0.0:7001"), "{e}");
+        // Every port, not only the admin one: a plaintext peer port on the network would take
+        // proposals from anyone.
+        for (var, key, addr) in [
+            ("STATUSMESH_LISTEN__PEER", "listen.peer", "0.0.0.0:9001"),
+            ("STATUSMESH_LISTEN__PUBLIC", "listen.public", "[::]:8081"),
+        ] {
+            let e = Config::from_toml("t", GOOD, env(&[(var, addr)]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("every port listens on a loopback address")
+                    && e.contains(&format!("{key} is {addr}")),
+                "{e}"
+            );
+        }
 
         let with_tls = format!(
             "{no_tls}\n[tls]\nca_cert = \"ca.pem\"\ncert = \"n.pem\"\nkey = \"n.key\"\npublic_cert = \"p.pem\"\n"
