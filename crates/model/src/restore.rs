@@ -10,7 +10,10 @@
 //!   out-of-order chunk changes nothing.
 //! - The chunk that completes the text replaces the state only if the whole text hashes to the
 //!   backup's digest and parses ([`Backup::verified_state`]) and the state is still empty;
-//!   otherwise it is refused and nothing changes (a new `RestoreBegin` starts over).
+//!   otherwise it is refused and nothing changes. A `RestoreBegin` for the same digest resumes
+//!   (it never discards what is in), so text that does not hash to its digest is only ever
+//!   replaced by beginning another backup's restore; `statusmesh restore` checks the file's
+//!   digest before it sends anything, and gives up after three refusals at one offset.
 //!
 //! [`Command::RestoreBegin`]: crate::command::Command::RestoreBegin
 //! [`Command::RestoreChunk`]: crate::command::Command::RestoreChunk

@@ -253,3 +253,36 @@ fn restore_in_chunks(state: &mut State, backup: &Backup, chunk: usize) -> Applie
         offset = end;
     }
 }
+
+#[test]
+fn a_restore_whose_text_does_not_match_its_digest_is_refused_at_the_last_chunk_and_changes_nothing()
+{
+    let mut backup: Backup = codec::decode(&read("v2", "backup.smbackup")).unwrap();
+    // The text no longer hashes to the digest: every chunk but the last is taken (nothing can
+    // be checked before the whole text is in), the last is refused and changes nothing.
+    backup.state = backup.state.replacen("Acme Cloud", "Acme Cloue", 1);
+    let mut state = State::default();
+    apply_ok(&mut state, 1, backup.begin_command());
+    let half = backup.state.len() / 2;
+    let first = Command::RestoreChunk {
+        digest: backup.digest.clone(),
+        offset: 0,
+        data: backup.state[..half].to_owned(),
+    };
+    apply_ok(&mut state, 2, first);
+    let before = state.clone();
+    let last = Command::RestoreChunk {
+        digest: backup.digest.clone(),
+        offset: half as u64,
+        data: backup.state[half..].to_owned(),
+    };
+    let p = Proposal::internal("golden-last".into(), "golden", 1, last);
+    let err = state.apply(3, &p).result.unwrap_err().to_string();
+    assert!(err.contains("digest mismatch"), "{err}");
+    assert_eq!(state, before);
+    assert_eq!(state.restoring.as_ref().unwrap().received.len(), half);
+    // Beginning another backup's restore replaces the unfinished one.
+    let other: Backup = codec::decode(&read("v1", "backup.smbackup")).unwrap();
+    let restored = restore_in_chunks(&mut state, &other, RESTORE_CHUNK_BYTES);
+    assert_eq!(restored, Applied::Restored(V1_DECODED_DIGEST.into()));
+}
