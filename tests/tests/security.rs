@@ -640,3 +640,33 @@ async fn oversized_and_malformed_input_is_refused_and_nothing_changes() {
     assert!(r.status().is_success());
     assert_eq!(digest(cluster.status(0).await.unwrap()), before);
 }
+
+/// The nodes' own idempotency keys (scheduler, membership audit, dispatcher, restore) cannot be
+/// claimed by a client: such a key is refused, naming it, and nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_cannot_use_the_nodes_own_idempotency_keys() {
+    let mut cluster = TestCluster::start(1);
+    cluster.wait_leader(LIMIT).await;
+    let mut c = cluster.admin(0).await.unwrap();
+    let before = cluster.status(0).await.unwrap().state_digest;
+    for key in [
+        "auto:abc123:in_progress",
+        "membership:7",
+        "attempts:1:2:3",
+        "restore-0123abcd-0-restore_begin",
+    ] {
+        let err = c
+            .create_component(write(component_request("claimed"), key))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{key}: {err:?}");
+        assert!(err.message().contains(key), "{key}: {}", err.message());
+        assert!(err.message().contains("own writes"), "{}", err.message());
+    }
+    assert_eq!(cluster.status(0).await.unwrap().state_digest, before);
+    // Keys that only look alike are a client's to use.
+    create_component(&mut c, "automatic").await;
+    c.create_component(write(component_request("restored"), "restored-1"))
+        .await
+        .unwrap();
+}

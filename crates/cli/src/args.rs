@@ -39,7 +39,8 @@ pub struct Cli {
     /// Reads: confirm with the leader's quorum first (default: this node's replica).
     #[arg(long, global = true)]
     pub linearizable: bool,
-    /// Idempotency key for a write (default: a fresh random key per invocation).
+    /// Idempotency key for a write (default: a fresh random key per invocation). Keys starting
+    /// `auto:`, `membership:`, `attempts:` or `restore-` are the nodes' own and are refused.
     #[arg(long, global = true)]
     pub idempotency_key: Option<String>,
     /// Request id sent with every call (default: a fresh `statusctl-…` id per invocation); the

@@ -32,6 +32,18 @@ pub struct Proposal {
     pub command: Command,
 }
 
+/// The idempotency-key prefixes of the writes the nodes make themselves: the maintenance
+/// scheduler (`auto:<id>:<status>`), membership audit records (`membership:<index>`), the
+/// dispatcher's attempt batches (`attempts:<node>:<term>:<n>`) and restores
+/// (`restore-<digest>-…`). A client key in this namespace could block or suppress one of them
+/// (a remembered key answers as a replay), so the admin port refuses it.
+pub const INTERNAL_KEY_PREFIXES: &[&str] = &["auto:", "membership:", "attempts:", "restore-"];
+
+/// True for a key in the nodes' own namespace ([`INTERNAL_KEY_PREFIXES`]).
+pub fn is_internal_key(key: &str) -> bool {
+    INTERNAL_KEY_PREFIXES.iter().any(|p| key.starts_with(p))
+}
+
 impl Proposal {
     /// A write the nodes make themselves (scheduler, dispatcher, restore, audit records): its
     /// key is derived from what it records, so the key is its own fingerprint; the leader

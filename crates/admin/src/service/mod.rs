@@ -115,6 +115,12 @@ impl AdminService {
             .to_str()
             .map_err(|_| Status::invalid_argument("idempotency-key must be printable ASCII"))?
             .to_owned();
+        if statusmesh_model::command::is_internal_key(&key) {
+            return Err(Status::invalid_argument(format!(
+                "idempotency-key {key:?} is in the namespace the nodes use for their own writes (keys starting {}); choose another",
+                statusmesh_model::command::INTERNAL_KEY_PREFIXES.join(", ")
+            )));
+        }
         let command = command.map_err(|e| command_status(&e))?;
         let mut hasher = Sha256::new();
         hasher.update(method.as_bytes());
