@@ -305,7 +305,9 @@ pub async fn run_demo(
         )?);
     }
 
-    let result = async {
+    // Ctrl-C or SIGTERM during start-up stops the children too (not only once it is up).
+    tokio::pin!(shutdown);
+    let start = async {
         let mut client = wait_for_leader(
             &mut nodes,
             &endpoints,
@@ -325,8 +327,11 @@ pub async fn run_demo(
             print_welcome(&configs, &endpoints, &nodes, &env_file);
         }
         anyhow::Ok(())
-    }
-    .await;
+    };
+    let result = tokio::select! {
+        started = start => started,
+        () = &mut shutdown => Err(anyhow::anyhow!("interrupted during start-up")),
+    };
     if let Err(e) = &result {
         eprintln!(
             "demo failed to start: {e:#} (see the logs in {})",
