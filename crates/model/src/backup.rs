@@ -70,6 +70,12 @@ impl Backup {
     /// The state, once the format is known and the text matches its digest (migrated from an
     /// older format if need be).
     pub fn verified_state(&self) -> Result<State, CommandError> {
+        self.verified().map(|(state, _)| state)
+    }
+
+    /// The verified state and the digest it has (the backup's own in the current format, the
+    /// migrated one otherwise), computed once: encoding a large state is the costly part.
+    pub fn verified(&self) -> Result<(State, String), CommandError> {
         let version = self.state_version()?;
         let written = sha256_hex(self.state.as_bytes());
         if written != self.digest {
@@ -86,16 +92,16 @@ impl Backup {
         })?;
         // In the current format the decoded state must encode back to the same bytes; a
         // difference is a round-trip bug, and restoring would give a different digest.
-        if version == STATE_V2 && state.digest() != self.digest {
+        let digest = state.digest();
+        if version == STATE_V2 && digest != self.digest {
             return Err(CommandError::invalid(
                 "backup",
                 format!(
-                    "the state does not encode back to its digest {} (got {})",
-                    self.digest,
-                    state.digest()
+                    "the state does not encode back to its digest {} (got {digest})",
+                    self.digest
                 ),
             ));
         }
-        Ok(state)
+        Ok((state, digest))
     }
 }

@@ -85,12 +85,12 @@ impl State {
     pub(crate) fn restore(&mut self, encoded: &str) -> Result<Applied, CommandError> {
         let backup: Backup = crate::codec::decode(encoded.as_bytes())
             .map_err(|e| CommandError::invalid("backup", e.to_string()))?;
-        let state = backup.verified_state()?;
+        let (state, digest) = backup.verified()?;
         if !self.is_empty() {
             return Err(CommandError::precondition(NOT_EMPTY));
         }
         *self = state;
-        Ok(Applied::Restored(self.digest()))
+        Ok(Applied::Restored(digest))
     }
 
     pub(crate) fn restore_begin(
@@ -183,10 +183,10 @@ impl State {
             digest: progress.digest,
             state: progress.received,
         };
-        match backup.verified_state() {
-            Ok(state) => {
+        match backup.verified() {
+            Ok((state, digest)) => {
                 *self = state;
-                Ok(Applied::Restored(self.digest()))
+                Ok(Applied::Restored(digest))
             }
             Err(e) => {
                 // Refused: put the progress back exactly as it was.

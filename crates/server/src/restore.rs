@@ -31,10 +31,9 @@ pub fn read_backup(path: &Path) -> anyhow::Result<(Backup, Vec<u8>, String)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let backup: Backup = codec::decode(&bytes)
         .with_context(|| format!("{} is not a statusmesh backup", path.display()))?;
-    let restored = backup
-        .verified_state()
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
-        .digest();
+    let (_, restored) = backup
+        .verified()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok((backup, bytes, restored))
 }
 
