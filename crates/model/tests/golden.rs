@@ -21,6 +21,9 @@ use common::scenario::{self, HOUR, T0};
 /// v1 → the v1 migration drops each attempt record's duplicate `event` key, so the digest is
 /// not the one the v1 writer computed (`manifest.json`).
 const V1_DECODED_DIGEST: &str = "0a113fafea9323372440da18f300f9f10c88cc1b711f21077050705734d5e776";
+/// A v2 snapshot taken part-way through a chunked restore.
+const V2_RESTORING_DIGEST: &str =
+    "540b269b182dcbf3b8a591dce9117d0962379a85c8d9a91ec3acb0fcd93ff8bf";
 const V2_DECODED_DIGEST: &str = "0a113fafea9323372440da18f300f9f10c88cc1b711f21077050705734d5e776";
 
 fn golden(version: &str) -> PathBuf {
@@ -72,6 +75,60 @@ fn write_golden_fixtures() {
         serde_json::to_string_pretty(&manifest).unwrap(),
     )
     .unwrap();
+}
+
+/// A state with a chunked restore under way (the first chunk of the v2 backup in): the only
+/// state field the scenario's final state leaves empty.
+fn restoring_state() -> State {
+    let backup: Backup = codec::decode(&read("v2", "backup.smbackup")).unwrap();
+    let mut state = State::default();
+    apply_ok(&mut state, 1, backup.begin_command());
+    apply_ok(
+        &mut state,
+        2,
+        backup
+            .chunk_command(0)
+            .map(|c| match c {
+                Command::RestoreChunk { digest, data, .. } => Command::RestoreChunk {
+                    digest,
+                    offset: 0,
+                    data: data[..data.len() / 2].to_owned(),
+                },
+                other => other,
+            })
+            .unwrap(),
+    );
+    state
+}
+
+/// Writes `tests/golden/v2/snapshot-restoring.bin` (refusing an existing file).
+#[test]
+#[ignore = "writes a fixture; run by hand"]
+fn write_golden_restoring_snapshot() {
+    let path = golden("v2").join("snapshot-restoring.bin");
+    assert!(
+        !path.exists(),
+        "{} exists: fixtures are never rewritten",
+        path.display()
+    );
+    std::fs::write(path, format::encode_state(&restoring_state()).unwrap()).unwrap();
+}
+
+#[test]
+fn v2_snapshot_of_a_restore_under_way_decodes_with_its_progress() {
+    let bytes = read("v2", "snapshot-restoring.bin");
+    let state = format::decode_state(&bytes).unwrap();
+    let p = state.restoring.as_ref().expect("the restore progress");
+    assert!(!p.received.is_empty());
+    assert_eq!(p.bytes as usize, read_backup_state_len());
+    assert_eq!(state.digest(), V2_RESTORING_DIGEST);
+    assert_eq!(state, restoring_state());
+    assert_eq!(format::encode_state(&state).unwrap(), bytes);
+}
+
+fn read_backup_state_len() -> usize {
+    let backup: Backup = codec::decode(&read("v2", "backup.smbackup")).unwrap();
+    backup.state.len()
 }
 
 /// What the scenario's state holds, checked on every decoded fixture (beyond its digest).
