@@ -168,6 +168,10 @@ pub struct ClusterOptions {
     pub json_logs: bool,
     /// The public port serves HTTPS too, with each node's own certificate.
     pub public_tls: bool,
+    /// The nodes' `[limits]` table.
+    pub limits: statusmesh_server::config::LimitsConfig,
+    /// Each node runs with this file descriptor limit (`prlimit --nofile`), if set.
+    pub nofile: Option<u64>,
 }
 
 impl Default for ClusterOptions {
@@ -181,6 +185,8 @@ impl Default for ClusterOptions {
             tls: true,
             json_logs: false,
             public_tls: false,
+            limits: Default::default(),
+            nofile: None,
         }
     }
 }
@@ -369,6 +375,7 @@ impl TestCluster {
                 .contains_key(&m.id)
                 .then(|| peer_source_ip(m.id)),
             insecure_plaintext: tls.is_none(),
+            limits: self.options.limits.clone(),
             tls,
         };
         let config_path = self.dir.path().join(format!("node{}.toml", m.id));
@@ -400,7 +407,17 @@ impl TestCluster {
             .append(true)
             .open(&node.log_path)
             .expect("log file");
-        let mut cmd = Command::new(binary("statusmesh"));
+        let mut cmd = match self.options.nofile {
+            // prlimit execs the node, so the child's pid is the node's.
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}"))
+                    .arg("--")
+                    .arg(binary("statusmesh"));
+                c
+            }
+            None => Command::new(binary("statusmesh")),
+        };
         // The node reads STATUSMESH_* variables as config overrides: keep the test's own out.
         for (k, _) in std::env::vars() {
             if k.starts_with("STATUSMESH_") {

@@ -69,29 +69,83 @@ const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 const FIRST_DELAY: Duration = Duration::from_millis(100);
 /// ...up to this.
 const MAX_DELAY: Duration = Duration::from_secs(5);
-/// Addresses tracked at once (the table is pruned of expired windows past this).
+/// Sources tracked at once. Past it, new sources share one overflow entry (so a flood from
+/// many addresses is slowed down together) until a sweep frees room.
 const MAX_TRACKED: usize = 10_000;
+/// The table is swept of expired windows at most this often, so a failure costs O(1)
+/// amortised however full it is.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
-/// Counts failed authentications per peer address.
+/// Where failures are counted: one IPv4 address, or one IPv6 /64 (what a single host or
+/// customer usually holds), or the shared overflow entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Source {
+    V4([u8; 4]),
+    V6Prefix([u8; 8]),
+    Overflow,
+}
+
+impl Source {
+    fn of(ip: IpAddr) -> Source {
+        match ip {
+            IpAddr::V4(v4) => Source::V4(v4.octets()),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Source::V4(v4.octets()),
+                None => {
+                    let mut prefix = [0u8; 8];
+                    prefix.copy_from_slice(&v6.octets()[..8]);
+                    Source::V6Prefix(prefix)
+                }
+            },
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Failures {
+    by_source: HashMap<Source, (u32, Instant)>,
+    last_sweep: Option<Instant>,
+    sweeps: u64,
+}
+
+/// Counts failed authentications per source, in a table of bounded size.
 #[derive(Debug, Default)]
 struct FailureLimiter {
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    failures: Mutex<Failures>,
 }
 
 impl FailureLimiter {
     /// Records a failure from `ip`; returns how long to wait before answering.
     fn fail(&self, ip: IpAddr) -> Duration {
         let now = Instant::now();
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_TRACKED {
-            map.retain(|_, (_, start)| now.duration_since(*start) < FAILURE_WINDOW);
+        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let mut source = Source::of(ip);
+        if f.by_source.len() >= MAX_TRACKED && !f.by_source.contains_key(&source) {
+            if f.last_sweep
+                .is_none_or(|t| now.duration_since(t) >= SWEEP_EVERY)
+            {
+                f.by_source
+                    .retain(|_, (_, start)| now.duration_since(*start) < FAILURE_WINDOW);
+                f.last_sweep = Some(now);
+                f.sweeps += 1;
+            }
+            if f.by_source.len() >= MAX_TRACKED {
+                source = Source::Overflow;
+            }
         }
-        let entry = map.entry(ip).or_insert((0, now));
+        let entry = f.by_source.entry(source).or_insert((0, now));
         if now.duration_since(entry.1) >= FAILURE_WINDOW {
             *entry = (0, now);
         }
         entry.0 += 1;
         delay_after(entry.0)
+    }
+
+    /// Sources tracked, and sweeps made since start.
+    #[cfg(test)]
+    fn tracked(&self) -> (usize, u64) {
+        let f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        (f.by_source.len(), f.sweeps)
     }
 }
 
@@ -141,14 +195,18 @@ impl Authenticator {
         }
     }
 
-    /// Authenticates the call and checks that its role is at least `need`.
+    /// Authenticates the call and checks that its role is at least `need`. `member_node` is
+    /// the node the caller's certificate proves it is, if that certificate was issued by the
+    /// cluster CA and names a current member: only such a node may vouch for a forwarded
+    /// certificate identity.
     pub async fn authorize<T>(
         &self,
         req: &Request<T>,
         tokens: &Tokens,
         need: Role,
+        member_node: Option<u64>,
     ) -> Result<Caller, Status> {
-        let caller = match self.identify(req, tokens) {
+        let caller = match self.identify(req, tokens, member_node) {
             Ok(c) => c,
             Err(status) => {
                 if let Some(ip) = req.remote_addr().map(|a| a.ip()) {
@@ -170,7 +228,12 @@ impl Authenticator {
         Ok(caller)
     }
 
-    fn identify<T>(&self, req: &Request<T>, tokens: &Tokens) -> Result<Caller, Status> {
+    fn identify<T>(
+        &self,
+        req: &Request<T>,
+        tokens: &Tokens,
+        member_node: Option<u64>,
+    ) -> Result<Caller, Status> {
         if let Some(presented) = bearer(req)? {
             // Compare against every configuration token so timing does not reveal which (if
             // any) matched.
@@ -203,6 +266,11 @@ impl Authenticator {
         };
         // A node forwarding a certificate-authenticated operator's call to the leader.
         if statusmesh_tls::node_id(&leaf).is_ok() {
+            if member_node.is_none() {
+                return Err(Status::permission_denied(
+                    "a node certificate is trusted only when the cluster CA issued it and it names a current member",
+                ));
+            }
             let vouched = req
                 .metadata()
                 .get(ON_BEHALF_OF_HEADER)
@@ -272,39 +340,55 @@ mod tests {
                 &req(Some("Bearer s3cret-token-value")),
                 &tokens,
                 Role::Admin,
+                None,
             )
             .await
             .unwrap();
         assert_eq!((c.name.as_str(), c.role), ("bootstrap", Role::Admin));
         let c = auth
-            .authorize(&req(Some(&format!("Bearer {ro}"))), &tokens, Role::ReadOnly)
+            .authorize(
+                &req(Some(&format!("Bearer {ro}"))),
+                &tokens,
+                Role::ReadOnly,
+                None,
+            )
             .await
             .unwrap();
         assert_eq!(c.name, "viewer");
         let e = auth
-            .authorize(&req(Some(&format!("Bearer {ro}"))), &tokens, Role::Operator)
+            .authorize(
+                &req(Some(&format!("Bearer {ro}"))),
+                &tokens,
+                Role::Operator,
+                None,
+            )
             .await
             .unwrap_err();
         assert_eq!(e.code(), tonic::Code::PermissionDenied);
         assert!(e.message().contains("read-only") && !e.message().contains(ro));
         let e = auth
-            .authorize(&req(Some("Bearer nope")), &tokens, Role::ReadOnly)
+            .authorize(&req(Some("Bearer nope")), &tokens, Role::ReadOnly, None)
             .await
             .unwrap_err();
         assert_eq!(e.code(), tonic::Code::Unauthenticated);
         assert!(!e.message().contains("nope"));
         tokens.by_name.get_mut("viewer").unwrap().revoked_at = Some(Timestamp(1));
         let e = auth
-            .authorize(&req(Some(&format!("Bearer {ro}"))), &tokens, Role::ReadOnly)
+            .authorize(
+                &req(Some(&format!("Bearer {ro}"))),
+                &tokens,
+                Role::ReadOnly,
+                None,
+            )
             .await
             .unwrap_err();
         assert_eq!(e.code(), tonic::Code::Unauthenticated);
         assert!(auth
-            .authorize(&req(None), &tokens, Role::ReadOnly)
+            .authorize(&req(None), &tokens, Role::ReadOnly, None)
             .await
             .is_err());
         assert!(auth
-            .authorize(&req(Some("Basic abc")), &tokens, Role::ReadOnly)
+            .authorize(&req(Some("Basic abc")), &tokens, Role::ReadOnly, None)
             .await
             .is_err());
     }
@@ -322,5 +406,42 @@ mod tests {
         assert_eq!(waits[6], Duration::from_millis(200));
         // Another address is not affected.
         assert_eq!(l.fail("192.0.2.2".parse().unwrap()), Duration::ZERO);
+    }
+
+    #[test]
+    fn an_ipv6_host_is_one_source_per_64_and_mapped_ipv4_is_its_ipv4() {
+        let l = FailureLimiter::default();
+        for i in 0..6u16 {
+            // Six addresses of one /64: the sixth failure is slowed down.
+            let ip = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, i));
+            let wait = l.fail(ip);
+            assert_eq!(wait.is_zero(), i < 5, "{i}");
+        }
+        let other = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 2, 0, 0, 0, 1));
+        assert_eq!(l.fail(other), Duration::ZERO);
+        assert_eq!(
+            Source::of("::ffff:192.0.2.9".parse().unwrap()),
+            Source::of("192.0.2.9".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn a_flood_from_many_sources_stays_bounded_and_shares_the_overflow_entry() {
+        let l = FailureLimiter::default();
+        let started = Instant::now();
+        let mut slowed = 0;
+        for i in 0..(MAX_TRACKED as u32 + 50_000) {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            if !l.fail(ip).is_zero() {
+                slowed += 1;
+            }
+        }
+        let (tracked, sweeps) = l.tracked();
+        assert!(tracked <= MAX_TRACKED + 1, "{tracked}");
+        // Past the table's size the flood shares one entry, which is slowed down.
+        assert!(slowed > 49_000, "{slowed}");
+        // 50,000 failures past a full table: one sweep per second at most, not one each.
+        let allowed = 1 + started.elapsed().as_secs();
+        assert!(sweeps <= allowed, "{sweeps} sweeps, {allowed} allowed");
     }
 }

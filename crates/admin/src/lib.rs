@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod errors;
 pub mod request;
+pub mod rpcs;
 pub mod service;
 
 pub use auth::{Authenticator, Token};

@@ -6,6 +6,7 @@
 //! before proposing; `statusmesh_model::State::apply` never reads them from the environment.
 //! Every peer request names its sender and target, and a node refuses one meant for another id.
 
+pub mod clock;
 pub mod error;
 pub mod metrics;
 pub mod network;

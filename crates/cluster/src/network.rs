@@ -36,6 +36,7 @@ pub(crate) enum PeerMethod {
     InstallSnapshot,
     Propose,
     ReadIndex,
+    Clock,
 }
 
 /// Why a peer call failed before producing an answer.
@@ -153,6 +154,7 @@ impl PeerNetwork {
             PeerMethod::InstallSnapshot => client.install_snapshot(req).await,
             PeerMethod::Propose => client.propose(req).await,
             PeerMethod::ReadIndex => client.read_index(req).await,
+            PeerMethod::Clock => client.clock(req).await,
         };
         match reply {
             Ok(r) => codec::decode(&r.into_inner().payload).map_err(|e| failed(e.to_string())),

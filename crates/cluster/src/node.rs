@@ -35,6 +35,9 @@ pub struct NodeConfig {
     pub peer_source_ip: Option<std::net::IpAddr>,
     /// Mutual TLS for peer traffic; `None` only in explicit insecure dev mode.
     pub tls: Option<Arc<statusmesh_tls::ReloadingTls>>,
+    /// How far ahead of the state's time a stamp may run without the voters confirming this
+    /// node's clock ([`crate::clock`]).
+    pub max_clock_jump: Duration,
 }
 
 /// The leader's source of ids and secrets.
@@ -57,7 +60,22 @@ pub fn now() -> Timestamp {
     let ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
-    Timestamp(ms)
+    Timestamp(ms.saturating_add(clock_fault_offset_ms()))
+}
+
+/// Environment variable that shifts this process's wall clock by that many milliseconds
+/// (positive: ahead), for fault drills and tests of [`crate::clock`]. Unset in production.
+pub const CLOCK_OFFSET_ENV: &str = "STATUSMESH_FAULT_CLOCK_OFFSET_MS";
+
+/// The offset of [`CLOCK_OFFSET_ENV`], read once.
+pub fn clock_fault_offset_ms() -> i64 {
+    static OFFSET: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *OFFSET.get_or_init(|| {
+        std::env::var(CLOCK_OFFSET_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    })
 }
 
 /// When this node last heard from a leader that it accepted (milliseconds since start, +1;
@@ -131,6 +149,10 @@ pub struct ClusterNode {
     pub metrics: Arc<crate::metrics::NodeMetrics>,
     /// Membership changes run one at a time.
     membership_lock: tokio::sync::Mutex<()>,
+    /// Bounds the times this node stamps as leader.
+    pub clock: crate::clock::StampClock,
+    /// One quorum clock check at a time (the others wait and re-check).
+    clock_check: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for ClusterNode {
@@ -172,6 +194,8 @@ impl ClusterNode {
             contact: LeaderContact::new(),
             metrics: Arc::new(crate::metrics::NodeMetrics::default()),
             membership_lock: tokio::sync::Mutex::new(()),
+            clock: crate::clock::StampClock::new(config.max_clock_jump),
+            clock_check: tokio::sync::Mutex::new(()),
         });
         // Ends when Raft shuts down (its metrics channel closes).
         let (metrics, raft_metrics) = (node.metrics.clone(), node.raft.metrics());
@@ -286,7 +310,7 @@ impl ClusterNode {
     /// the leader's own workers (maintenance scheduler, webhook dispatcher).
     pub async fn propose_as_leader(&self, mut proposal: Proposal) -> Result<Outcome, ProposeError> {
         proposal.command.stamp(&mut Rng);
-        proposal.at = now();
+        proposal.at = self.stamp_time().await;
         check_entry_size(&proposal)?;
         let attempt = self.profile.timings().propose_attempt;
         match tokio::time::timeout(attempt, self.raft.client_write(proposal)).await {
@@ -303,6 +327,50 @@ impl ClusterNode {
             Ok(Err(RaftError::APIError(e))) => Err(ProposeError::Invalid(e.to_string())),
             Ok(Err(RaftError::Fatal(e))) => Err(ProposeError::Fatal(e.to_string())),
         }
+    }
+
+    /// The time to stamp on a proposal: this node's wall clock, bounded by [`crate::clock`].
+    async fn stamp_time(&self) -> Timestamp {
+        use crate::clock::Check;
+        let state_clock = || self.replica.read().state.clock;
+        if let Check::Within(t) = self.clock.check(now(), state_clock()) {
+            self.clock.observe(t);
+            return t;
+        }
+        let _one_at_a_time = self.clock_check.lock().await;
+        // Another proposal may have settled the question while this one waited.
+        let (wall, bound) = match self.clock.check(now(), state_clock()) {
+            Check::Within(t) => {
+                self.clock.observe(t);
+                return t;
+            }
+            Check::Beyond { wall, bound } => (wall, bound),
+        };
+        let (others, voters) = self.voter_clocks().await;
+        self.clock.settle(wall, bound, &others, voters)
+    }
+
+    /// The other voters' wall clocks (those that answer within a heartbeat-scale deadline),
+    /// and the number of voters.
+    async fn voter_clocks(&self) -> (Vec<Timestamp>, usize) {
+        let peers: Vec<(NodeId, String)> = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            let membership = m.membership_config.membership();
+            membership
+                .voter_ids()
+                .filter(|id| *id != self.id)
+                .filter_map(|id| membership.get_node(&id).map(|n| (id, n.peer_addr.clone())))
+                .collect()
+        };
+        let voters = peers.len() + 1;
+        let timeout = self.profile.timings().propose_attempt / 4;
+        let asks = peers.iter().map(|(id, addr)| {
+            self.network
+                .call::<(), Timestamp>(PeerMethod::Clock, *id, addr, &(), timeout)
+        });
+        let answers = futures::future::join_all(asks).await;
+        (answers.into_iter().filter_map(Result::ok).collect(), voters)
     }
 
     async fn forward(&self, leader: NodeId, proposal: &Proposal) -> Result<Outcome, ProposeError> {
@@ -560,6 +628,18 @@ impl ClusterNode {
     pub fn is_member(&self) -> bool {
         let data = self.replica.read();
         data.membership.membership().get_node(&self.id).is_some()
+    }
+
+    /// Whether `id` is in the membership this node knows (voters and learners); `None` while
+    /// this node knows no membership yet (a node waiting to be added trusts the cluster CA
+    /// alone until the leader's first entries arrive).
+    pub fn knows_member(&self, id: NodeId) -> Option<bool> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let membership = m.membership_config.membership();
+        // No membership at all yet: nothing to check against.
+        membership.nodes().next()?;
+        Some(membership.get_node(&id).is_some())
     }
 
     pub fn is_leader(&self) -> bool {

@@ -32,7 +32,9 @@ impl PeerService {
             .max_encoding_message_size(MAX_PEER_MESSAGE)
     }
 
-    /// With peer TLS on, the sender must be the node its verified certificate names.
+    /// With peer TLS on, the sender must be the node its verified certificate names, and a
+    /// member of the cluster as this node knows it: a removed node's certificate is refused
+    /// from the moment its removal reaches this node's log.
     fn check_sender(&self, req: &Request<PeerRequest>) -> Result<(), Status> {
         if self.node.tls.is_none() {
             return Ok(());
@@ -45,7 +47,18 @@ impl PeerService {
             .first()
             .ok_or_else(|| Status::unauthenticated("peer presented no certificate"))?;
         match statusmesh_tls::node_id(leaf) {
-            Ok(id) if id == claimed => Ok(()),
+            Ok(id) if id == claimed => match self.node.knows_member(id) {
+                Some(false) => {
+                    tracing::warn!(
+                        node = id,
+                        "refused a peer request: the node is not a member of this cluster"
+                    );
+                    Err(Status::permission_denied(format!(
+                        "node {id} is not a member of this cluster (removed, or never added)"
+                    )))
+                }
+                Some(true) | None => Ok(()),
+            },
             Ok(id) => {
                 tracing::warn!(
                     claimed,
@@ -145,6 +158,12 @@ impl Peer for PeerService {
             }
         }
         reply(&res)
+    }
+
+    /// This node's wall clock, for a leader checking its own ([`crate::clock`]).
+    async fn clock(&self, req: Request<PeerRequest>) -> Result<Response<PeerReply>, Status> {
+        let (_, ()): (_, ()) = self.open(req)?;
+        reply(&crate::node::now())
     }
 
     async fn read_index(&self, req: Request<PeerRequest>) -> Result<Response<PeerReply>, Status> {

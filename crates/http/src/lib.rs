@@ -8,6 +8,7 @@
 //! bodies; every response says which node served it and how fresh its replica is.
 
 pub mod badge;
+pub mod diagnostics;
 pub mod feeds;
 pub mod html;
 pub mod routes;
@@ -15,5 +16,6 @@ pub mod statuspage;
 pub mod uptime;
 pub mod view;
 
+pub use diagnostics::Diagnostics;
 pub use routes::{route_index, router, PublicOptions, ROUTE_LABELS};
 pub use view::{spawn_renderer, View};

@@ -15,6 +15,7 @@ use serde_json::json;
 use statusmesh_cluster::ClusterNode;
 use tokio::sync::watch;
 
+use crate::diagnostics::Diagnostics;
 use crate::html::{stale_notice, STALE_MARKER};
 use crate::view::{Representation, View};
 
@@ -67,6 +68,7 @@ struct App(Arc<AppInner>);
 struct AppInner {
     node: Arc<ClusterNode>,
     view: watch::Receiver<Arc<View>>,
+    diagnostics: Arc<Diagnostics>,
     options: PublicOptions,
     /// Header values that never change, built once.
     node_header: HeaderValue,
@@ -86,6 +88,7 @@ pub const CACHE_CONTROL: &str =
 pub fn router(
     node: Arc<ClusterNode>,
     view: watch::Receiver<Arc<View>>,
+    diagnostics: Arc<Diagnostics>,
     options: PublicOptions,
 ) -> Router {
     let node_header =
@@ -95,6 +98,7 @@ pub fn router(
     let app = App(Arc::new(AppInner {
         node,
         view,
+        diagnostics,
         options,
         node_header,
         region_header,
@@ -413,21 +417,16 @@ fn readiness(app: &App) -> impl IntoResponse {
 }
 
 async fn cluster(State(app): State<App>) -> Response {
-    let resp = cluster_view(&app).into_response();
+    let figures = app.diagnostics.figures().await;
+    let resp = cluster_view(&app, &figures).into_response();
     stamp(&app, resp)
 }
 
-fn cluster_view(app: &App) -> Json<serde_json::Value> {
+/// The digest and outbox counts come from [`Diagnostics`] (computed at most once a second,
+/// off the replica lock): `state_digest_index` says which index they describe.
+fn cluster_view(app: &App, figures: &crate::diagnostics::Figures) -> Json<serde_json::Value> {
     let s = app.node.status();
-    // A diagnostic endpoint: the digest is computed here, not on every render.
-    let (digest, digest_index, outbox) = {
-        let data = app.node.replica().read();
-        (
-            data.state.digest(),
-            data.last_applied.map_or(0, |l| l.index),
-            data.state.outbox.stats(&data.state.subscribers),
-        )
-    };
+    let (digest, digest_index, outbox) = (&figures.digest, figures.index, figures.outbox);
     Json(json!({
         "node_id": s.id,
         "region": s.region,

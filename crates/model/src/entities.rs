@@ -190,6 +190,12 @@ impl PayloadFormat {
         }
     }
 
+    /// Whether a subscriber URL of this format is itself a credential (whoever knows a Slack
+    /// or Discord incoming-webhook URL can post to the channel).
+    pub fn url_is_credential(self) -> bool {
+        matches!(self, PayloadFormat::Slack | PayloadFormat::Discord)
+    }
+
     pub fn parse(field: &str, s: &str) -> Result<Self, crate::CommandError> {
         match s {
             "" | "statuspage" => Ok(PayloadFormat::Statuspage),
@@ -276,6 +282,16 @@ impl Subscriber {
         }
     }
 
+    /// The subscriber as shown to a caller: secrets masked, and the URL too when it is a
+    /// credential ([`PayloadFormat::url_is_credential`]) and the caller may not see those.
+    pub fn shown(&self, reveal_urls: bool) -> Subscriber {
+        let mut s = self.redacted();
+        if !reveal_urls && s.format.url_is_credential() {
+            s.url = redact_url(&s.url);
+        }
+        s
+    }
+
     pub fn is_active(&self) -> bool {
         self.state == SubscriberState::Active
     }
@@ -294,6 +310,22 @@ impl Subscriber {
 }
 
 /// `whsec_abcd…` -> `whsec_****`: enough to tell that a secret exists, nothing to sign with.
+/// A URL as shown to callers who may not see credentials: scheme, host and port, then `…`
+/// (`https://hooks.slack.com/…`). Whatever cannot be parsed as `scheme://authority` becomes
+/// `…` alone.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "…".into();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    // Credentials in the authority (`user:pass@host`) go too.
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host.is_empty() {
+        return "…".into();
+    }
+    format!("{scheme}://{host}/…")
+}
+
 pub fn redact_secret(secret: &str) -> String {
     match secret.split_once('_') {
         Some((prefix, _)) => format!("{prefix}_****"),

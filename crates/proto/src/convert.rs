@@ -402,9 +402,10 @@ pub fn maintenance(m: &Maintenance) -> pb::Maintenance {
     }
 }
 
-/// The subscriber with its secret masked; the full secret is only shown once, at creation.
-pub fn subscriber_redacted(s: &Subscriber) -> pb::Subscriber {
-    subscriber_with_secret(&s.redacted())
+/// The subscriber with its secret masked (the full secret is only shown once, at creation),
+/// and a chat webhook URL masked unless `reveal_urls` (the admin role).
+pub fn subscriber_redacted(s: &Subscriber, reveal_urls: bool) -> pb::Subscriber {
+    subscriber_with_secret(&s.shown(reveal_urls))
 }
 
 /// The subscriber including its secret: only for the reply to the write that created it.
@@ -427,8 +428,8 @@ pub fn subscriber_with_secret(s: &Subscriber) -> pb::Subscriber {
 }
 
 /// One subscriber, secret masked, with its count of pending deliveries.
-pub fn subscriber_listed(state: &State, s: &Subscriber) -> pb::Subscriber {
-    let mut out = subscriber_redacted(s);
+pub fn subscriber_listed(state: &State, s: &Subscriber, reveal_urls: bool) -> pb::Subscriber {
+    let mut out = subscriber_redacted(s, reveal_urls);
     out.pending_deliveries = state
         .outbox
         .deliveries
@@ -441,13 +442,13 @@ pub fn subscriber_listed(state: &State, s: &Subscriber) -> pb::Subscriber {
 
 /// Every subscriber, secrets masked, with pending counts taken in one pass over the outbox
 /// (not one pass per subscriber).
-pub fn subscribers_listed(state: &State) -> Vec<pb::Subscriber> {
+pub fn subscribers_listed(state: &State, reveal_urls: bool) -> Vec<pb::Subscriber> {
     let pending = state.outbox.pending_per_subscriber();
     state
         .subscribers
         .values()
         .map(|s| {
-            let mut out = subscriber_redacted(s);
+            let mut out = subscriber_redacted(s, reveal_urls);
             out.pending_deliveries = pending.get(&s.id).copied().unwrap_or(0);
             out
         })

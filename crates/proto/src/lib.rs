@@ -36,6 +36,19 @@ pub async fn connect_admin(
     connect_timeout: std::time::Duration,
     timeout: std::time::Duration,
 ) -> Result<admin::admin_client::AdminClient<tonic::transport::Channel>, String> {
+    connect_admin_channel(endpoint, ca_pem_file, connect_timeout, timeout)
+        .await
+        .map(admin::admin_client::AdminClient::new)
+}
+
+/// The channel [`connect_admin`] wraps (for callers that speak to the port below the
+/// generated client, such as a table test calling every RPC by name).
+pub async fn connect_admin_channel(
+    endpoint: &str,
+    ca_pem_file: Option<&std::path::Path>,
+    connect_timeout: std::time::Duration,
+    timeout: std::time::Duration,
+) -> Result<tonic::transport::Channel, String> {
     use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
     let mut ep = Endpoint::from_shared(endpoint.to_owned())
         .map_err(|e| format!("invalid endpoint {endpoint:?}: {e}"))?
@@ -47,11 +60,9 @@ pub async fn connect_admin(
             .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
             .map_err(|e| format!("invalid TLS settings: {e}"))?;
     }
-    let channel = ep
-        .connect()
+    ep.connect()
         .await
-        .map_err(|e| format!("cannot connect to {endpoint}: {e}"))?;
-    Ok(admin::admin_client::AdminClient::new(channel))
+        .map_err(|e| format!("cannot connect to {endpoint}: {e}"))
 }
 
 #[allow(clippy::all, missing_debug_implementations, unreachable_pub)]

@@ -235,6 +235,7 @@ pub fn demo_configs(opts: &DemoOptions, token: &str) -> Vec<Config> {
                 }
             }),
             insecure_plaintext: !opts.tls,
+            limits: Default::default(),
             // The demo's receivers run on this machine.
             webhooks: WebhooksConfig {
                 allow_loopback: true,

@@ -7,8 +7,10 @@
 pub mod config;
 pub mod demo;
 mod drill;
+pub mod fds;
 pub mod metrics;
 pub mod observe;
+pub mod public_port;
 pub mod recover;
 pub mod restore;
 pub mod run;

@@ -1,8 +1,9 @@
 //! Prometheus text exposition (version 0.0.4) for `/metrics` on the public port: Raft role,
 //! term and indexes, elections and leader changes, replication lag per follower, proposal
 //! latency, snapshot durations, webhook outbox and dispatcher figures with delivery latency,
-//! request counts and latencies of all three ports, store size. Rendered on demand from the
-//! node's own view; cheap (no lock held across anything slow, nothing serialised but numbers).
+//! request counts and latencies of all three ports, connections held and shed per port, store
+//! size. Rendered on demand from the node's own view; cheap: the outbox counts (a walk over
+//! every delivery) come from `statusmesh_http::Diagnostics`, computed at most once a second.
 
 use std::sync::atomic::Ordering;
 
@@ -12,9 +13,17 @@ use statusmesh_proto::request_id::grpc_code_name;
 use statusmesh_webhook::DispatchStats;
 
 use crate::observe::PortMetrics;
+use statusmesh_model::outbox::OutboxStats;
+use statusmesh_tls::Admission;
 
 /// The whole exposition.
-pub fn render(node: &ClusterNode, dispatch: &DispatchStats, ports: &PortMetrics) -> String {
+pub fn render(
+    node: &ClusterNode,
+    dispatch: &DispatchStats,
+    ports: &PortMetrics,
+    admissions: &[Admission],
+    outbox: &OutboxStats,
+) -> String {
     let mut o = Exposition::new();
     let s = node.status();
     let node_label = s.id.to_string();
@@ -132,10 +141,6 @@ pub fn render(node: &ClusterNode, dispatch: &DispatchStats, ports: &PortMetrics)
         &snapshots.installed_seconds.snapshot(),
     );
 
-    let outbox = {
-        let data = node.replica().read();
-        data.state.outbox.stats(&data.state.subscribers)
-    };
     o.gauge(
         "statusmesh_webhook_pending_deliveries",
         "Deliveries waiting to be sent or retried (replicated).",
@@ -215,10 +220,53 @@ pub fn render(node: &ClusterNode, dispatch: &DispatchStats, ports: &PortMetrics)
         &ports.peer.snapshot(),
         grpc_code,
     );
+    connections(&mut o, admissions);
+    o.counter(
+        "statusmesh_clock_clamped_total",
+        "Writes this node stamped with the voters' time because its own clock ran ahead of it.",
+        node.clock.clamped() as f64,
+    );
+    o.gauge(
+        "statusmesh_clock_largest_clamp_seconds",
+        "How far ahead of the voters' time this node's clock was at its largest clamp.",
+        node.clock.largest_clamp_ms() as f64 / 1000.0,
+    );
     o.gauge(
         "statusmesh_store_disk_bytes",
         "Bytes RocksDB uses on disk for this node's log and snapshots.",
         s.disk_bytes as f64,
     );
     o.finish()
+}
+
+/// Each port's connections: held now, the cap, and those shed at the cap.
+fn connections(o: &mut Exposition, admissions: &[Admission]) {
+    let families = [
+        (
+            "statusmesh_port_connections",
+            "gauge",
+            "Connections each port holds now.",
+        ),
+        (
+            "statusmesh_port_connection_limit",
+            "gauge",
+            "The most connections each port holds at once (see [limits]).",
+        ),
+        (
+            "statusmesh_port_connections_shed_total",
+            "counter",
+            "Connections closed on arrival because their port was at its limit.",
+        ),
+    ];
+    for (i, (name, kind, help)) in families.into_iter().enumerate() {
+        o.family(name, kind, help);
+        for a in admissions {
+            let v = match i {
+                0 => a.open() as f64,
+                1 => a.max() as f64,
+                _ => a.shed() as f64,
+            };
+            o.sample(name, &[("port", a.port())], v);
+        }
+    }
 }

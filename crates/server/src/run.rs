@@ -11,7 +11,8 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
+
+use statusmesh_tls::{Admission, TcpIncoming};
 
 use crate::config::Config;
 use crate::observe::{GrpcObserveLayer, GrpcPort, PortMetrics};
@@ -49,12 +50,13 @@ fn grpc_server(
 
 type GrpcTask = tokio::task::JoinHandle<Result<(), tonic::transport::Error>>;
 
-/// Serves `router` on `listener`, over TLS when `tls` gives configurations.
+/// Serves `router` on `listener`, over TLS when `tls` gives configurations, holding at most
+/// the connections `admission` allows.
 fn serve_grpc(
     router: tonic::transport::server::Router<Observed>,
     listener: TcpListener,
     tls: Option<impl Fn() -> Arc<rustls::ServerConfig> + Send + Sync + 'static>,
-    port: &'static str,
+    admission: Admission,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<GrpcTask> {
     let stopped = {
@@ -65,11 +67,11 @@ fn serve_grpc(
     };
     Ok(match tls {
         Some(config) => {
-            let incoming = statusmesh_tls::accept_tls(listener, config, port, stop)?;
+            let incoming = statusmesh_tls::accept_tls(listener, config, admission, stop)?;
             tokio::spawn(router.serve_with_incoming_shutdown(incoming, stopped))
         }
         None => tokio::spawn(
-            router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped),
+            router.serve_with_incoming_shutdown(TcpIncoming::new(listener, admission), stopped),
         ),
     })
 }
@@ -80,22 +82,6 @@ fn tls_fn<T: Clone>(
     pick: impl Fn(&statusmesh_tls::NodeTls) -> T + Send + Sync + 'static,
 ) -> impl Fn() -> T + Send + Sync + 'static {
     move || pick(&tls.current())
-}
-
-/// The public port over HTTPS: axum's listener over completed TLS handshakes.
-struct HttpsListener(statusmesh_tls::TlsIncoming);
-
-impl axum::serve::Listener for HttpsListener {
-    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        self.0.next_connection().await
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.0.local_addr())
-    }
 }
 
 fn node_info(config: &Config) -> NodeInfo {
@@ -152,6 +138,31 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         }
     };
 
+    // Connections the node opens itself: webhook deliveries, and a few per peer.
+    let outbound = config.webhooks.max_in_flight + 4 * config.initial_members.len().max(3);
+    let fds = crate::fds::plan(crate::fds::raise_nofile_limit(), &config.limits, outbound)?;
+    if fds.public < config.limits.public_connections {
+        tracing::warn!(
+            limit = fds.limit,
+            reserved = fds.reserved,
+            public = fds.public,
+            "the file descriptor limit caps the public port below limits.public_connections"
+        );
+    }
+    let admissions = [
+        Admission::new("public", fds.public),
+        Admission::new("admin", fds.admin),
+        Admission::new("peer", fds.peer),
+    ];
+
+    let offset = statusmesh_cluster::node::clock_fault_offset_ms();
+    if offset != 0 {
+        tracing::warn!(
+            offset_ms = offset,
+            "{} is set: this node's wall clock is shifted (fault drill)",
+            statusmesh_cluster::node::CLOCK_OFFSET_ENV
+        );
+    }
     let (log, sm) = statusmesh_store::open(&config.data_dir.join("raft"), config.node_id)?;
     let info = node_info(&config);
     let node = ClusterNode::start(
@@ -162,6 +173,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             snapshot_every: config.snapshot_every,
             peer_source_ip: config.peer_source_ip,
             tls: tls.clone(),
+            max_clock_jump: config.limits.max_clock_jump(),
         },
         log,
         sm,
@@ -170,9 +182,6 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
     .map_err(anyhow::Error::msg)?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
 
     let ports = Arc::new(PortMetrics::default());
     let peer = serve_grpc(
@@ -183,7 +192,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         .add_service(PeerService::server(node.clone())),
         peer_listener,
         tls.clone().map(|t| tls_fn(t, |c| c.peer_server.clone())),
-        "peer",
+        admissions[2].clone(),
         stop_rx.clone(),
     )?;
     let auth = Authenticator::new(
@@ -243,18 +252,19 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         .add_service(admin_service),
         admin_listener,
         tls.clone().map(|t| tls_fn(t, |c| c.admin_server.clone())),
-        "admin",
+        admissions[1].clone(),
         stop_rx.clone(),
     )?;
-    let public_stop = stopped(stop_rx.clone());
     let view = statusmesh_http::spawn_renderer(
         node.replica().clone(),
         config.region.clone(),
         stop_rx.clone(),
     );
+    let diagnostics = statusmesh_http::Diagnostics::new(node.replica().clone());
     let public_router = statusmesh_http::router(
         node.clone(),
         view,
+        diagnostics.clone(),
         statusmesh_http::PublicOptions {
             stale_after: config.stale_after(),
             min_index_wait: std::time::Duration::from_secs(5),
@@ -264,11 +274,21 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
     // Prometheus metrics on the public port (numbers only; nothing secret).
     let public_router = {
         let (node, dispatch, figures) = (node.clone(), dispatcher.stats(), ports.clone());
+        let admissions = admissions.clone();
         public_router.route(
             "/metrics",
             axum::routing::get(move || {
-                let body = crate::metrics::render(&node, &dispatch, &figures);
+                let (node, dispatch, figures, admissions, diagnostics) = (
+                    node.clone(),
+                    dispatch.clone(),
+                    figures.clone(),
+                    admissions.clone(),
+                    diagnostics.clone(),
+                );
                 async move {
+                    let outbox = diagnostics.figures().await.outbox;
+                    let body =
+                        crate::metrics::render(&node, &dispatch, &figures, &admissions, &outbox);
                     (
                         [(
                             axum::http::header::CONTENT_TYPE,
@@ -281,11 +301,14 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         )
     };
     // Every public request counted by route, from outside the router (see `observe`).
-    let public_service =
-        axum::ServiceExt::<axum::extract::Request>::into_make_service(tower_layer::Layer::layer(
-            &crate::observe::HttpObserveLayer::new(&ports),
-            public_router,
-        ));
+    let public_service = tower_layer::Layer::layer(
+        &crate::observe::HttpObserveLayer::new(&ports),
+        public_router,
+    );
+    let http_limits = crate::public_port::HttpLimits {
+        header_read_timeout: config.limits.header_read_timeout(),
+        write_stall_timeout: config.limits.write_stall_timeout(),
+    };
     let public_tls = tls
         .as_ref()
         .filter(|t| t.current().public_server.is_some())
@@ -301,20 +324,24 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
                         .clone()
                         .unwrap_or_else(|| c.admin_server.clone())
                 }),
-                "public",
+                admissions[0].clone(),
                 stop_rx.clone(),
             )?;
-            tokio::spawn(async move {
-                axum::serve(HttpsListener(incoming), public_service)
-                    .with_graceful_shutdown(public_stop)
-                    .await
-            })
+            tokio::spawn(crate::public_port::serve(
+                incoming,
+                public_service,
+                admissions[0].clone(),
+                http_limits,
+                stop_rx.clone(),
+            ))
         }
-        None => tokio::spawn(async move {
-            axum::serve(public_listener, public_service)
-                .with_graceful_shutdown(public_stop)
-                .await
-        }),
+        None => tokio::spawn(crate::public_port::serve(
+            TcpIncoming::new(public_listener, admissions[0].clone()),
+            public_service,
+            admissions[0].clone(),
+            http_limits,
+            stop_rx.clone(),
+        )),
     };
     let tls_watch = tls
         .clone()
@@ -390,8 +417,8 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             Err(e) => tracing::warn!(server = name, error = %e, "server task failed"),
         }
     }
-    if let Ok(Err(e)) = public.await {
-        tracing::warn!(error = %e, "public server ended with an error");
+    if let Err(e) = public.await {
+        tracing::warn!(error = %e, "public server task failed");
     }
     if let Some(w) = tls_watch {
         let _ = w.await;

@@ -39,6 +39,9 @@ pub enum OpenError {
     Identity { path: String, reason: String },
 }
 
+/// The most table files RocksDB keeps open at once.
+pub const MAX_OPEN_FILES: i32 = 256;
+
 #[derive(Debug)]
 pub(crate) struct Db {
     pub(crate) db: DB,
@@ -52,6 +55,9 @@ impl Db {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
+        // Bounded so the node can budget its file descriptors (`statusmesh_server::fds`);
+        // RocksDB closes the least recently used table files past it.
+        opts.set_max_open_files(MAX_OPEN_FILES);
         let mut logs = Options::default();
         logs.set_compression_type(DBCompressionType::Lz4);
         let cfs = vec![

@@ -21,7 +21,7 @@ mod types;
 use std::path::Path;
 
 pub use codec::{CodecError, FORMAT_V1};
-pub use db::OpenError;
+pub use db::{OpenError, MAX_OPEN_FILES};
 pub use log_store::LogStore;
 pub use state_machine::{Replica, ReplicaData, SnapshotMetrics, StateMachineStore};
 pub use types::*;

@@ -45,6 +45,13 @@ pub struct Replica {
     applied: watch::Sender<u64>,
 }
 
+/// An empty replica (index 0, the empty state), as a node has before it applies anything.
+impl Default for Replica {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Replica {
     fn new() -> Self {
         Replica {

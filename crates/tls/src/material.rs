@@ -109,6 +109,9 @@ impl TlsFiles {
 /// The rustls configurations of one node, built from one reading of its files.
 #[derive(Debug)]
 pub struct NodeTls {
+    /// Verifies a client certificate against the cluster CA alone (the admin port's client
+    /// verifier also trusts the operator CA): see [`NodeTls::cluster_node`].
+    pub cluster_verifier: Arc<dyn rustls::server::danger::ClientCertVerifier>,
     pub peer_server: Arc<ServerConfig>,
     pub peer_client: Arc<ClientConfig>,
     pub admin_server: Arc<ServerConfig>,
@@ -189,7 +192,7 @@ impl NodeTls {
             ServerConfig::builder_with_provider(provider.clone())
                 .with_protocol_versions(versions)
                 .map_err(tls_error("peer server"))?
-                .with_client_cert_verifier(client_verifier),
+                .with_client_cert_verifier(client_verifier.clone()),
             certs.clone(),
             key.clone_key(),
             &files.key,
@@ -276,12 +279,15 @@ impl NodeTls {
                     certs,
                     load_key(&k)?,
                     &k,
-                    &[b"h2", b"http/1.1"],
+                    // The public port speaks HTTP/1.1 only (its server enforces header-read
+                    // and write-stall timeouts per HTTP/1.1 connection).
+                    &[b"http/1.1"],
                 )?)
             }
             None => None,
         };
         Ok(NodeTls {
+            cluster_verifier: client_verifier,
             peer_server,
             peer_client: Arc::new(peer_client),
             admin_server,
@@ -290,6 +296,19 @@ impl NodeTls {
             node_serial,
             expires_at,
         })
+    }
+}
+
+impl NodeTls {
+    /// The node a presented chain (leaf first) proves to be: a node certificate issued by the
+    /// cluster CA. A `node-N.statusmesh` certificate from any other CA (the operator CA, say)
+    /// proves nothing.
+    pub fn cluster_node(&self, chain: &[CertificateDer<'static>]) -> Option<u64> {
+        let (leaf, intermediates) = chain.split_first()?;
+        self.cluster_verifier
+            .verify_client_cert(leaf, intermediates, rustls::pki_types::UnixTime::now())
+            .ok()?;
+        identity::node_id(leaf).ok()
     }
 }
 

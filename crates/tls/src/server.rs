@@ -2,7 +2,9 @@
 //!
 //! [`TlsIncoming`] runs the accept loop in its own task: each handshake runs in a task of its
 //! own with a deadline, at most [`MAX_HANDSHAKES`] at once, and only finished handshakes reach
-//! the server. It is a `Stream` for tonic's `serve_with_incoming` and an axum `Listener`.
+//! the server. Every connection is admitted by the port's [`Admission`] before its handshake
+//! starts, and holds its permit while it lives. It is a `Stream` for tonic's
+//! `serve_with_incoming`, and [`TlsIncoming::next_connection`] feeds the public HTTP server.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -16,6 +18,8 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
+use crate::admission::{Admission, Admitted, ACCEPT_BACKOFF};
+
 /// Handshakes in progress at once; further connections wait to be accepted.
 pub const MAX_HANDSHAKES: usize = 256;
 /// A client that has not finished its handshake by then is dropped.
@@ -24,19 +28,20 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A stream of connections whose TLS handshake has completed.
 #[derive(Debug)]
 pub struct TlsIncoming {
-    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    rx: mpsc::Receiver<(Admitted<TlsStream<TcpStream>>, SocketAddr)>,
     local: SocketAddr,
 }
 
 /// Starts accepting on `listener`; `config` is asked for the configuration of each new
-/// connection (so reloaded certificates apply to the next handshake). `port` names the port
-/// in logs. Stops when `stop` turns true.
+/// connection (so reloaded certificates apply to the next handshake); `admission` caps the
+/// connections held at once and names the port in logs. Stops when `stop` turns true.
 pub fn accept_tls(
     listener: TcpListener,
     config: impl Fn() -> Arc<ServerConfig> + Send + Sync + 'static,
-    port: &'static str,
+    admission: Admission,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<TlsIncoming> {
+    let port = admission.port();
     let local = listener.local_addr()?;
     let (tx, rx) = mpsc::channel(64);
     let permits = Arc::new(Semaphore::new(MAX_HANDSHAKES));
@@ -51,11 +56,15 @@ pub fn accept_tls(
                     Err(e) => {
                         // EMFILE and friends: back off instead of spinning.
                         tracing::warn!(port, error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
                         continue;
                     }
                 },
                 _ = stopped(&mut stop) => return,
+            };
+            let Some(admitted) = admission.admit() else {
+                // Over the cap: dropping it closes the socket now.
+                continue;
             };
             let _ = tcp.set_nodelay(true);
             let acceptor = TlsAcceptor::from(config());
@@ -64,7 +73,7 @@ pub fn accept_tls(
                 let _permit = permit;
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(tls)) => {
-                        let _ = tx.send((tls, addr)).await;
+                        let _ = tx.send((Admitted::new(tls, admitted), addr)).await;
                     }
                     Ok(Err(e)) => {
                         tracing::warn!(port, peer = %addr, error = %e, "TLS handshake refused");
@@ -90,7 +99,7 @@ impl TlsIncoming {
 }
 
 impl futures_core::Stream for TlsIncoming {
-    type Item = std::io::Result<TlsStream<TcpStream>>;
+    type Item = std::io::Result<Admitted<TlsStream<TcpStream>>>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.rx
@@ -102,7 +111,7 @@ impl futures_core::Stream for TlsIncoming {
 impl TlsIncoming {
     /// The next connection and its peer address (for an axum `Listener`); never returns once
     /// the accept loop has stopped.
-    pub async fn next_connection(&mut self) -> (TlsStream<TcpStream>, SocketAddr) {
+    pub async fn next_connection(&mut self) -> (Admitted<TlsStream<TcpStream>>, SocketAddr) {
         match self.rx.recv().await {
             Some(c) => c,
             None => std::future::pending().await,

@@ -10,6 +10,9 @@
 //!   its request starts until the `RecordAttempts` carrying its report has been applied.
 //! - Within one subscriber, due deliveries are started in commit order, at most
 //!   `per_endpoint` at a time; at most `max_in_flight` requests run on the node.
+//! - Fairness: the ready queue holds at most `per_endpoint` jobs per subscriber (counting its
+//!   requests running), so one subscriber's backlog (a replay, a slow endpoint) never fills
+//!   the queue's cap and every other subscriber's due deliveries are reached in the same scan.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -274,13 +277,16 @@ impl Dispatcher {
     }
 
     /// Rebuilds the ready queue from the outbox: due deliveries not already in flight, in
-    /// commit order, at most a few rounds of `max_in_flight`. Notes when the next one falls due.
+    /// commit order, at most a few rounds of `max_in_flight` in all and what `per_endpoint`
+    /// leaves room for per subscriber. Notes when the next one falls due.
     fn scan(&self, w: &mut Work) {
         let now = now();
         let cap = self.cfg.max_in_flight * 4;
         w.ready.clear();
         w.next_due = None;
         w.capped = false;
+        // Jobs queued per subscriber in this scan, on top of its requests running.
+        let mut queued: HashMap<&Id, usize> = HashMap::new();
         let data = self.node.replica().read();
         let state = &data.state;
         for (seq, sub_id, d) in state.outbox.pending() {
@@ -299,6 +305,13 @@ impl Dispatcher {
             if w.in_flight.contains(&key) {
                 continue;
             }
+            // A subscriber with its share queued or running waits for the next scan (its
+            // running requests' records trigger one), keeping its commit order.
+            let held = queued.entry(sub_id).or_default();
+            if *held + w.sending.get(sub_id).copied().unwrap_or(0) >= self.cfg.per_endpoint {
+                continue;
+            }
+            *held += 1;
             let (Some(sub), Some(event)) =
                 (state.subscribers.get(sub_id), state.outbox.events.get(&seq))
             else {
@@ -452,7 +465,14 @@ impl Dispatcher {
                 } else {
                     Response::Error
                 };
-                (response, None, Some(error_chain(&e)), String::new())
+                // The URL stays out of the attempt log: a chat webhook's URL is its credential,
+                // and the log is shown to read-only callers.
+                (
+                    response,
+                    None,
+                    Some(error_chain(&e.without_url())),
+                    String::new(),
+                )
             }
         }
     }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use statusmesh_cluster::ClusterNode;
-use statusmesh_model::{Command, MembershipChange, Proposal, Role};
+use statusmesh_model::{Command, MembershipChange, Proposal};
 use statusmesh_proto::admin as pb;
 use statusmesh_proto::admin::admin_client::AdminClient;
 use statusmesh_proto::request_id::REQUEST_ID_HEADER;
@@ -42,10 +42,11 @@ impl AdminService {
         connected.map_err(|e| Status::unavailable(format!("cannot reach {addr}: {e}")))
     }
 
-    /// Runs a membership change here if this node leads (and records it in the audit log), or
-    /// on the leader's admin port.
+    /// Runs a membership change for `caller` (already authorized for it) here if this node
+    /// leads (and records it in the audit log), or on the leader's admin port.
     pub(super) async fn on_leader<T: Clone + Send + 'static>(
         &self,
+        caller: Caller,
         req: Request<T>,
         (change, node): (MembershipChange, u64),
         local: impl AsyncFnOnce(&ClusterNode, T) -> Reply<pb::MembershipReply>,
@@ -54,7 +55,6 @@ impl AdminService {
             Request<T>,
         ) -> Reply<pb::MembershipReply>,
     ) -> Reply<pb::MembershipReply> {
-        let caller = self.authorize(&req, Role::Admin).await?;
         let status = self.node.status();
         match status.leader {
             Some(l) if l == self.node.id => {

@@ -76,26 +76,36 @@ impl AdminService {
         self
     }
 
-    /// Authenticates the call (token or client certificate) and checks its role.
-    async fn authorize<T>(&self, req: &Request<T>, need: Role) -> Result<Caller, Status> {
+    /// Authenticates the call (token or client certificate) and checks the role `rpc` needs
+    /// ([`crate::rpcs`]); the first thing every RPC does.
+    async fn authorize<T>(&self, req: &Request<T>, rpc: &str) -> Result<Caller, Status> {
+        let need = crate::rpcs::role(rpc)
+            .ok_or_else(|| Status::internal(format!("no role is defined for {rpc}")))?;
         request::check(req)?;
         // Cloned out of the replica: the lock is not held across the failure slow-down.
         let tokens = self.node.replica().read().state.tokens.clone();
-        self.auth.authorize(req, &tokens, need).await
+        let member_node = self.member_node(req);
+        self.auth.authorize(req, &tokens, need, member_node).await
     }
 
-    /// Runs a write: authenticate, build the proposal, commit it, and answer from the replica.
+    /// The member node a caller's certificate proves it is: issued by the cluster CA (not
+    /// merely any CA the admin port trusts) and naming a node in the current membership.
+    fn member_node<T>(&self, req: &Request<T>) -> Option<u64> {
+        let chain = req.peer_certs()?;
+        let id = self.tls.as_ref()?.current().cluster_node(&chain)?;
+        self.node.knows_member(id).unwrap_or(false).then_some(id)
+    }
+
+    /// Runs a write: authenticate and authorize, then convert the request with `command`,
+    /// commit it, and answer from the replica.
     async fn write<T: Message>(
         &self,
         method: &str,
         req: &Request<T>,
-        command: Result<Command, CommandError>,
+        command: impl FnOnce(&T) -> Result<Command, CommandError>,
     ) -> Reply<pb::WriteReply> {
-        let need = match &command {
-            Ok(Command::CreateToken { .. } | Command::RevokeToken { .. }) => Role::Admin,
-            _ => Role::Operator,
-        };
-        let caller = self.authorize(req, need).await?;
+        let caller = self.authorize(req, method).await?;
+        let command = command(req.get_ref());
         self.write_as(caller, method, req, command).await
     }
 
@@ -107,6 +117,7 @@ impl AdminService {
         req: &Request<T>,
         command: Result<Command, CommandError>,
     ) -> Reply<pb::WriteReply> {
+        let reveal_urls = caller.role >= Role::Admin;
         let actor = caller.name;
         let key = req
             .metadata()
@@ -152,7 +163,7 @@ impl AdminService {
                 outcome.index
             )));
         }
-        let entity = reply::entity(&self.node.replica().read().state, applied);
+        let entity = reply::entity(&self.node.replica().read().state, applied, reveal_urls);
         Ok(Response::new(pb::WriteReply {
             index: outcome.index,
             replayed: outcome.replayed,
@@ -160,22 +171,36 @@ impl AdminService {
         }))
     }
 
-    /// Authenticates a read and applies the requested consistency before reading.
+    /// Authenticates a read, then applies the consistency the request asks for (`consistency`
+    /// reads it) before reading.
     async fn read<T, R>(
         &self,
+        method: &str,
         req: &Request<T>,
-        consistency: i32,
-        f: impl FnOnce(&State) -> Result<R, Status>,
+        consistency: impl FnOnce(&T) -> i32,
+        f: impl FnOnce(&T, &State) -> Result<R, Status>,
     ) -> Reply<R> {
-        self.authorize(req, Role::ReadOnly).await?;
-        if consistency == Consistency::Linearizable as i32 {
+        self.read_as(method, req, consistency, |_, r, s| f(r, s))
+            .await
+    }
+
+    /// [`Self::read`] for answers that depend on who asks (what the caller may see).
+    async fn read_as<T, R>(
+        &self,
+        method: &str,
+        req: &Request<T>,
+        consistency: impl FnOnce(&T) -> i32,
+        f: impl FnOnce(&Caller, &T, &State) -> Result<R, Status>,
+    ) -> Reply<R> {
+        let caller = self.authorize(req, method).await?;
+        if consistency(req.get_ref()) == Consistency::Linearizable as i32 {
             self.node
                 .linearizable_barrier(self.write_timeout)
                 .await
                 .map_err(|e| propose_status(&e))?;
         }
         let data = self.node.replica().read();
-        f(&data.state).map(Response::new)
+        f(&caller, req.get_ref(), &data.state).map(Response::new)
     }
 }
 
@@ -190,67 +215,79 @@ fn not_found(kind: &str, id: &Id) -> Status {
 #[tonic::async_trait]
 impl Admin for AdminService {
     async fn get_page(&self, req: Request<pb::ReadRequest>) -> Reply<pb::Page> {
-        let c = req.get_ref().consistency;
-        self.read(&req, c, |s| Ok(convert::page(s))).await
+        self.read(
+            "GetPage",
+            &req,
+            |r| r.consistency,
+            |_, s| Ok(convert::page(s)),
+        )
+        .await
     }
 
     async fn set_page(&self, req: Request<pb::SetPageRequest>) -> Reply<pb::WriteReply> {
-        let cmd = convert::set_page(req.get_ref());
-        self.write("SetPage", &req, cmd).await
+        self.write("SetPage", &req, convert::set_page).await
     }
 
     async fn create_component(
         &self,
         req: Request<pb::CreateComponentRequest>,
     ) -> Reply<pb::WriteReply> {
-        let cmd = convert::create_component(req.get_ref());
-        self.write("CreateComponent", &req, cmd).await
+        self.write("CreateComponent", &req, convert::create_component)
+            .await
     }
 
     async fn update_component(
         &self,
         req: Request<pb::UpdateComponentRequest>,
     ) -> Reply<pb::WriteReply> {
-        let cmd = convert::update_component(req.get_ref());
-        self.write("UpdateComponent", &req, cmd).await
+        self.write("UpdateComponent", &req, convert::update_component)
+            .await
     }
 
     async fn set_component_status(
         &self,
         req: Request<pb::SetComponentStatusRequest>,
     ) -> Reply<pb::WriteReply> {
-        let cmd = convert::set_component_status(req.get_ref());
-        self.write("SetComponentStatus", &req, cmd).await
+        self.write("SetComponentStatus", &req, convert::set_component_status)
+            .await
     }
 
     async fn delete_component(&self, req: Request<pb::IdRequest>) -> Reply<pb::WriteReply> {
-        let cmd = convert::delete_component(req.get_ref());
-        self.write("DeleteComponent", &req, cmd).await
+        self.write("DeleteComponent", &req, convert::delete_component)
+            .await
     }
 
     async fn get_component(&self, req: Request<pb::GetRequest>) -> Reply<pb::Component> {
-        let id = parse_id(&req.get_ref().id)?;
-        let c = req.get_ref().consistency;
-        self.read(&req, c, |s| {
-            s.components
-                .get(&id)
-                .map(|x| convert::component(s, x))
-                .ok_or_else(|| not_found("component", &id))
-        })
+        self.read(
+            "GetComponent",
+            &req,
+            |r| r.consistency,
+            |r, s| {
+                let id = parse_id(&r.id)?;
+                s.components
+                    .get(&id)
+                    .map(|x| convert::component(s, x))
+                    .ok_or_else(|| not_found("component", &id))
+            },
+        )
         .await
     }
 
     async fn list_components(&self, req: Request<pb::ReadRequest>) -> Reply<pb::ComponentList> {
-        let c = req.get_ref().consistency;
-        self.read(&req, c, |s| {
-            Ok(pb::ComponentList {
-                components: s
-                    .components_in_order()
-                    .into_iter()
-                    .map(|x| convert::component(s, x))
-                    .collect(),
-            })
-        })
+        self.read(
+            "ListComponents",
+            &req,
+            |r| r.consistency,
+            |_, s| {
+                Ok(pb::ComponentList {
+                    components: s
+                        .components_in_order()
+                        .into_iter()
+                        .map(|x| convert::component(s, x))
+                        .collect(),
+                })
+            },
+        )
         .await
     }
 
@@ -258,43 +295,47 @@ impl Admin for AdminService {
         &self,
         req: Request<pb::CreateIncidentRequest>,
     ) -> Reply<pb::WriteReply> {
-        let cmd = convert::create_incident(req.get_ref());
-        self.write("CreateIncident", &req, cmd).await
+        self.write("CreateIncident", &req, convert::create_incident)
+            .await
     }
 
     async fn update_incident(
         &self,
         req: Request<pb::UpdateIncidentRequest>,
     ) -> Reply<pb::WriteReply> {
-        let cmd = convert::update_incident(req.get_ref());
-        self.write("UpdateIncident", &req, cmd).await
+        self.write("UpdateIncident", &req, convert::update_incident)
+            .await
     }
 
     async fn resolve_incident(
         &self,
         req: Request<pb::ResolveIncidentRequest>,
     ) -> Reply<pb::WriteReply> {
-        let cmd = convert::resolve_incident(req.get_ref());
-        self.write("ResolveIncident", &req, cmd).await
+        self.write("ResolveIncident", &req, convert::resolve_incident)
+            .await
     }
 
     async fn publish_postmortem(
         &self,
         req: Request<pb::PostmortemRequest>,
     ) -> Reply<pb::WriteReply> {
-        let cmd = convert::publish_postmortem(req.get_ref());
-        self.write("PublishPostmortem", &req, cmd).await
+        self.write("PublishPostmortem", &req, convert::publish_postmortem)
+            .await
     }
 
     async fn get_incident(&self, req: Request<pb::GetRequest>) -> Reply<pb::Incident> {
-        let id = parse_id(&req.get_ref().id)?;
-        let c = req.get_ref().consistency;
-        self.read(&req, c, |s| {
-            s.incidents
-                .get(&id)
-                .map(convert::incident)
-                .ok_or_else(|| not_found("incident", &id))
-        })
+        self.read(
+            "GetIncident",
+            &req,
+            |r| r.consistency,
+            |r, s| {
+                let id = parse_id(&r.id)?;
+                s.incidents
+                    .get(&id)
+                    .map(convert::incident)
+                    .ok_or_else(|| not_found("incident", &id))
+            },
+        )
         .await
     }
 
@@ -302,19 +343,23 @@ impl Admin for AdminService {
         &self,
         req: Request<pb::ListIncidentsRequest>,
     ) -> Reply<pb::IncidentList> {
-        let r = *req.get_ref();
-        let limit = if r.limit == 0 { 50 } else { r.limit.min(1000) } as usize;
-        self.read(&req, r.consistency, |s| {
-            let mut all: Vec<_> = s
-                .incidents
-                .values()
-                .filter(|i| !r.unresolved_only || i.status.is_open())
-                .collect();
-            all.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
-            Ok(pb::IncidentList {
-                incidents: all.into_iter().take(limit).map(convert::incident).collect(),
-            })
-        })
+        self.read(
+            "ListIncidents",
+            &req,
+            |r| r.consistency,
+            |r, s| {
+                let limit = if r.limit == 0 { 50 } else { r.limit.min(1000) } as usize;
+                let mut all: Vec<_> = s
+                    .incidents
+                    .values()
+                    .filter(|i| !r.unresolved_only || i.status.is_open())
+                    .collect();
+                all.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+                Ok(pb::IncidentList {
+                    incidents: all.into_iter().take(limit).map(convert::incident).collect(),
+                })
+            },
+        )
         .await
     }
 
@@ -322,47 +367,55 @@ impl Admin for AdminService {
         &self,
         req: Request<pb::ScheduleMaintenanceRequest>,
     ) -> Reply<pb::WriteReply> {
-        let cmd = convert::schedule_maintenance(req.get_ref());
-        self.write("ScheduleMaintenance", &req, cmd).await
+        self.write("ScheduleMaintenance", &req, convert::schedule_maintenance)
+            .await
     }
 
     async fn update_maintenance(
         &self,
         req: Request<pb::UpdateMaintenanceRequest>,
     ) -> Reply<pb::WriteReply> {
-        let cmd = convert::update_maintenance(req.get_ref());
-        self.write("UpdateMaintenance", &req, cmd).await
+        self.write("UpdateMaintenance", &req, convert::update_maintenance)
+            .await
     }
 
     async fn cancel_maintenance(
         &self,
         req: Request<pb::CancelMaintenanceRequest>,
     ) -> Reply<pb::WriteReply> {
-        let cmd = convert::cancel_maintenance(req.get_ref());
-        self.write("CancelMaintenance", &req, cmd).await
+        self.write("CancelMaintenance", &req, convert::cancel_maintenance)
+            .await
     }
 
     async fn get_maintenance(&self, req: Request<pb::GetRequest>) -> Reply<pb::Maintenance> {
-        let id = parse_id(&req.get_ref().id)?;
-        let c = req.get_ref().consistency;
-        self.read(&req, c, |s| {
-            s.maintenances
-                .get(&id)
-                .map(convert::maintenance)
-                .ok_or_else(|| not_found("maintenance", &id))
-        })
+        self.read(
+            "GetMaintenance",
+            &req,
+            |r| r.consistency,
+            |r, s| {
+                let id = parse_id(&r.id)?;
+                s.maintenances
+                    .get(&id)
+                    .map(convert::maintenance)
+                    .ok_or_else(|| not_found("maintenance", &id))
+            },
+        )
         .await
     }
 
     async fn list_maintenances(&self, req: Request<pb::ReadRequest>) -> Reply<pb::MaintenanceList> {
-        let c = req.get_ref().consistency;
-        self.read(&req, c, |s| {
-            let mut all: Vec<_> = s.maintenances.values().collect();
-            all.sort_by(|a, b| (a.scheduled_for, &a.id).cmp(&(b.scheduled_for, &b.id)));
-            Ok(pb::MaintenanceList {
-                maintenances: all.into_iter().map(convert::maintenance).collect(),
-            })
-        })
+        self.read(
+            "ListMaintenances",
+            &req,
+            |r| r.consistency,
+            |_, s| {
+                let mut all: Vec<_> = s.maintenances.values().collect();
+                all.sort_by(|a, b| (a.scheduled_for, &a.id).cmp(&(b.scheduled_for, &b.id)));
+                Ok(pb::MaintenanceList {
+                    maintenances: all.into_iter().map(convert::maintenance).collect(),
+                })
+            },
+        )
         .await
     }
 
@@ -371,7 +424,7 @@ impl Admin for AdminService {
         req: Request<pb::AddSubscriberRequest>,
     ) -> Reply<pb::WriteReply> {
         // Authorized before the (slow) target vetting, once.
-        let caller = self.authorize(&req, Role::Operator).await?;
+        let caller = self.authorize(&req, "AddSubscriber").await?;
         statusmesh_model::limits::http_url("url", &req.get_ref().url)
             .map_err(|e| command_status(&e))?;
         // DNS is not deterministic, so the target is vetted here, before proposing; the
@@ -387,141 +440,175 @@ impl Admin for AdminService {
         &self,
         req: Request<pb::SetSubscriberStateRequest>,
     ) -> Reply<pb::WriteReply> {
-        let cmd = convert::set_subscriber_state(req.get_ref());
-        self.write("SetSubscriberState", &req, cmd).await
+        self.write("SetSubscriberState", &req, convert::set_subscriber_state)
+            .await
     }
 
     async fn rotate_subscriber_secret(
         &self,
         req: Request<pb::RotateSecretRequest>,
     ) -> Reply<pb::WriteReply> {
-        let cmd = convert::rotate_subscriber_secret(req.get_ref());
-        self.write("RotateSubscriberSecret", &req, cmd).await
+        self.write(
+            "RotateSubscriberSecret",
+            &req,
+            convert::rotate_subscriber_secret,
+        )
+        .await
     }
 
     async fn test_subscriber(&self, req: Request<pb::IdRequest>) -> Reply<pb::WriteReply> {
-        let cmd = convert::test_subscriber(req.get_ref());
-        self.write("TestSubscriber", &req, cmd).await
+        self.write("TestSubscriber", &req, convert::test_subscriber)
+            .await
     }
 
     async fn replay_event(&self, req: Request<pb::ReplayEventRequest>) -> Reply<pb::WriteReply> {
-        let cmd = convert::replay_event(req.get_ref());
-        self.write("ReplayEvent", &req, cmd).await
+        self.write("ReplayEvent", &req, convert::replay_event).await
     }
 
     async fn list_deliveries(
         &self,
         req: Request<pb::ListDeliveriesRequest>,
     ) -> Reply<pb::DeliveryList> {
-        let id = parse_id(&req.get_ref().id)?;
-        let limit = match req.get_ref().limit {
-            0 => 50,
-            n => n as usize,
-        };
-        self.read(&req, Consistency::Local as i32, |s| {
-            if !s.subscribers.contains_key(&id) {
-                return Err(not_found("subscriber", &id));
-            }
-            Ok(convert::deliveries(s, &id, limit))
-        })
+        self.read(
+            "ListDeliveries",
+            &req,
+            |_| Consistency::Local as i32,
+            |r, s| {
+                let id = parse_id(&r.id)?;
+                let limit = match r.limit {
+                    0 => 50,
+                    n => n as usize,
+                };
+                if !s.subscribers.contains_key(&id) {
+                    return Err(not_found("subscriber", &id));
+                }
+                Ok(convert::deliveries(s, &id, limit))
+            },
+        )
         .await
     }
 
     async fn list_events(&self, req: Request<pb::ListEventsRequest>) -> Reply<pb::EventList> {
-        let limit = match req.get_ref().limit {
-            0 => 50,
-            n => n as usize,
-        };
-        let kind = req.get_ref().kind.clone();
-        self.read(&req, Consistency::Local as i32, |s| {
-            Ok(pb::EventList {
-                events: s
-                    .outbox
-                    .events
-                    .values()
-                    .rev()
-                    .filter(|e| kind.as_deref().is_none_or(|k| e.kind.as_str() == k))
-                    .take(limit)
-                    .map(|e| convert::event(s, e))
-                    .collect(),
-            })
-        })
+        self.read(
+            "ListEvents",
+            &req,
+            |_| Consistency::Local as i32,
+            |r, s| {
+                let limit = match r.limit {
+                    0 => 50,
+                    n => n as usize,
+                };
+                let kind = &r.kind;
+                Ok(pb::EventList {
+                    events: s
+                        .outbox
+                        .events
+                        .values()
+                        .rev()
+                        .filter(|e| kind.as_deref().is_none_or(|k| e.kind.as_str() == k))
+                        .take(limit)
+                        .map(|e| convert::event(s, e))
+                        .collect(),
+                })
+            },
+        )
         .await
     }
 
     async fn outbox_status(&self, req: Request<pb::ReadRequest>) -> Reply<pb::OutboxStatusReply> {
-        let c = req.get_ref().consistency;
         let d = self.dispatch.clone();
-        self.read(&req, c, move |s| {
-            let st = s.outbox.stats(&s.subscribers);
-            Ok(pb::OutboxStatusReply {
-                events: st.events,
-                pending: st.pending,
-                failed: st.failed,
-                delivered_total: st.delivered_total,
-                attempts_total: st.attempts_total,
-                quarantined_subscribers: st.quarantined_subscribers,
-                dispatching: d.dispatching.load(std::sync::atomic::Ordering::Relaxed),
-                in_flight: d.in_flight.load(std::sync::atomic::Ordering::Relaxed),
-                sent_total: d.sent_total.load(std::sync::atomic::Ordering::Relaxed),
-            })
-        })
+        self.read(
+            "OutboxStatus",
+            &req,
+            |r| r.consistency,
+            move |_, s| {
+                let st = s.outbox.stats(&s.subscribers);
+                Ok(pb::OutboxStatusReply {
+                    events: st.events,
+                    pending: st.pending,
+                    failed: st.failed,
+                    delivered_total: st.delivered_total,
+                    attempts_total: st.attempts_total,
+                    quarantined_subscribers: st.quarantined_subscribers,
+                    dispatching: d.dispatching.load(std::sync::atomic::Ordering::Relaxed),
+                    in_flight: d.in_flight.load(std::sync::atomic::Ordering::Relaxed),
+                    sent_total: d.sent_total.load(std::sync::atomic::Ordering::Relaxed),
+                })
+            },
+        )
         .await
     }
 
     async fn remove_subscriber(&self, req: Request<pb::IdRequest>) -> Reply<pb::WriteReply> {
-        let cmd = convert::remove_subscriber(req.get_ref());
-        self.write("RemoveSubscriber", &req, cmd).await
+        self.write("RemoveSubscriber", &req, convert::remove_subscriber)
+            .await
     }
 
     async fn get_subscriber(&self, req: Request<pb::GetRequest>) -> Reply<pb::Subscriber> {
-        let id = parse_id(&req.get_ref().id)?;
-        let c = req.get_ref().consistency;
-        self.read(&req, c, |s| {
-            s.subscribers
-                .get(&id)
-                .map(|x| convert::subscriber_listed(s, x))
-                .ok_or_else(|| not_found("subscriber", &id))
-        })
+        self.read_as(
+            "GetSubscriber",
+            &req,
+            |r| r.consistency,
+            |caller, r, s| {
+                let id = parse_id(&r.id)?;
+                s.subscribers
+                    .get(&id)
+                    .map(|x| convert::subscriber_listed(s, x, caller.role >= Role::Admin))
+                    .ok_or_else(|| not_found("subscriber", &id))
+            },
+        )
         .await
     }
 
     async fn list_subscribers(&self, req: Request<pb::ReadRequest>) -> Reply<pb::SubscriberList> {
-        let c = req.get_ref().consistency;
-        self.read(&req, c, |s| {
-            Ok(pb::SubscriberList {
-                subscribers: convert::subscribers_listed(s),
-            })
-        })
+        self.read_as(
+            "ListSubscribers",
+            &req,
+            |r| r.consistency,
+            |caller, _, s| {
+                Ok(pb::SubscriberList {
+                    subscribers: convert::subscribers_listed(s, caller.role >= Role::Admin),
+                })
+            },
+        )
         .await
     }
 
     async fn create_token(&self, req: Request<pb::CreateTokenRequest>) -> Reply<pb::WriteReply> {
-        let cmd = convert::create_token(req.get_ref());
-        self.write("CreateToken", &req, cmd).await
+        self.write("CreateToken", &req, convert::create_token).await
     }
 
     async fn revoke_token(&self, req: Request<pb::RevokeTokenRequest>) -> Reply<pb::WriteReply> {
-        let cmd = Ok(Command::RevokeToken {
-            name: req.get_ref().name.clone(),
-        });
-        self.write("RevokeToken", &req, cmd).await
-    }
-
-    async fn list_tokens(&self, req: Request<pb::ReadRequest>) -> Reply<pb::TokenList> {
-        let c = req.get_ref().consistency;
-        self.read(&req, c, |s| {
-            Ok(pb::TokenList {
-                tokens: s.tokens.by_name.values().map(convert::token).collect(),
+        self.write("RevokeToken", &req, |r| {
+            Ok(Command::RevokeToken {
+                name: r.name.clone(),
             })
         })
         .await
     }
 
+    async fn list_tokens(&self, req: Request<pb::ReadRequest>) -> Reply<pb::TokenList> {
+        self.read(
+            "ListTokens",
+            &req,
+            |r| r.consistency,
+            |_, s| {
+                Ok(pb::TokenList {
+                    tokens: s.tokens.by_name.values().map(convert::token).collect(),
+                })
+            },
+        )
+        .await
+    }
+
     async fn list_audit(&self, req: Request<pb::ListAuditRequest>) -> Reply<pb::AuditList> {
-        let query = audit::Query::of(req.get_ref())?;
-        let c = req.get_ref().consistency;
-        self.read(&req, c, |s| Ok(query.run(s))).await
+        self.read_as(
+            "ListAudit",
+            &req,
+            |r| r.consistency,
+            |caller, r, s| Ok(audit::Query::of(r)?.run(s, caller.role >= Role::Admin)),
+        )
+        .await
     }
 
     type BackupStream = std::pin::Pin<
@@ -529,7 +616,7 @@ impl Admin for AdminService {
     >;
 
     async fn backup(&self, req: Request<pb::ReadRequest>) -> Reply<Self::BackupStream> {
-        self.authorize(&req, Role::Admin).await?;
+        self.authorize(&req, "Backup").await?;
         if req.get_ref().consistency == Consistency::Linearizable as i32 {
             self.node
                 .linearizable_barrier(self.write_timeout)
@@ -541,7 +628,7 @@ impl Admin for AdminService {
     }
 
     async fn who_am_i(&self, req: Request<pb::ReadRequest>) -> Reply<pb::Identity> {
-        let caller = self.authorize(&req, Role::ReadOnly).await?;
+        let caller = self.authorize(&req, "WhoAmI").await?;
         Ok(Response::new(pb::Identity {
             name: caller.name,
             role: caller.role.to_string(),
@@ -553,7 +640,7 @@ impl Admin for AdminService {
         &self,
         req: Request<pb::ClusterStatusRequest>,
     ) -> Reply<pb::ClusterStatusReply> {
-        self.authorize(&req, Role::ReadOnly).await?;
+        self.authorize(&req, "ClusterStatus").await?;
         let s = self.node.status();
         // The digest serialises the whole state: computed here, where it is asked for.
         let state_digest = self.node.replica().read().state.digest();
@@ -574,6 +661,7 @@ impl Admin for AdminService {
     }
 
     async fn add_node(&self, req: Request<pb::AddNodeRequest>) -> Reply<pb::MembershipReply> {
+        let caller = self.authorize(&req, "AddNode").await?;
         let node_id = req.get_ref().id;
         let r = req.get_ref();
         if r.id == 0
@@ -593,6 +681,7 @@ impl Admin for AdminService {
             }
         }
         self.on_leader(
+            caller,
             req,
             (MembershipChange::AddNode, node_id),
             async |node, r| {
@@ -614,8 +703,10 @@ impl Admin for AdminService {
     }
 
     async fn promote_node(&self, req: Request<pb::NodeIdRequest>) -> Reply<pb::MembershipReply> {
+        let caller = self.authorize(&req, "PromoteNode").await?;
         let node_id = req.get_ref().id;
         self.on_leader(
+            caller,
             req,
             (MembershipChange::PromoteNode, node_id),
             async |node, r| {
@@ -631,8 +722,10 @@ impl Admin for AdminService {
     }
 
     async fn remove_node(&self, req: Request<pb::NodeIdRequest>) -> Reply<pb::MembershipReply> {
+        let caller = self.authorize(&req, "RemoveNode").await?;
         let node_id = req.get_ref().id;
         self.on_leader(
+            caller,
             req,
             (MembershipChange::RemoveNode, node_id),
             async |node, r| {

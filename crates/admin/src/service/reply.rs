@@ -7,8 +7,9 @@ use statusmesh_proto::admin::{self as pb, write_reply::Entity};
 use statusmesh_proto::convert;
 
 /// The entity a write's reply carries. The reply to the creating write (or its replay) is the
-/// one place a subscriber's secret shows.
-pub(super) fn entity(s: &State, applied: Applied) -> Option<Entity> {
+/// one place a subscriber's secret shows; a chat webhook URL shows to the admin role only
+/// (`reveal_urls`), or in the reply to the write that supplied it.
+pub(super) fn entity(s: &State, applied: Applied, reveal_urls: bool) -> Option<Entity> {
     match applied {
         Applied::Page => Some(Entity::Page(convert::page(s))),
         Applied::Component(id) => s
@@ -23,14 +24,19 @@ pub(super) fn entity(s: &State, applied: Applied) -> Option<Entity> {
             .maintenances
             .get(&id)
             .map(|m| Entity::Maintenance(convert::maintenance(m))),
-        Applied::Subscriber(id) | Applied::SubscriberSecret(id) => s
+        Applied::Subscriber(id) => s
             .subscribers
             .get(&id)
             .map(|x| Entity::Subscriber(convert::subscriber_with_secret(x))),
+        Applied::SubscriberSecret(id) => s.subscribers.get(&id).map(|x| {
+            let mut shown = x.shown(reveal_urls);
+            shown.secret = x.secret.clone();
+            Entity::Subscriber(convert::subscriber_with_secret(&shown))
+        }),
         Applied::SubscriberUpdated(id) => s
             .subscribers
             .get(&id)
-            .map(|x| Entity::Subscriber(convert::subscriber_listed(s, x))),
+            .map(|x| Entity::Subscriber(convert::subscriber_listed(s, x, reveal_urls))),
         Applied::ComponentDeleted(id) | Applied::SubscriberRemoved(id) => {
             Some(Entity::DeletedId(id.to_string()))
         }

@@ -19,6 +19,8 @@ const ENV_NOT_KEYS: &[&str] = &[
     "CLIENT_KEY",
     "REQUEST_ID",
     "ADMIN_TOKEN",
+    // statusmesh_cluster::node::CLOCK_OFFSET_ENV, a fault-drill knob read by the clock.
+    "FAULT_CLOCK_OFFSET_MS",
 ];
 
 pub(super) fn apply_env(

@@ -15,9 +15,11 @@ use serde::{Deserialize, Serialize};
 use statusmesh_cluster::TimingProfile;
 
 mod env;
+mod limits;
 mod tls;
 mod webhooks;
 
+pub use limits::LimitsConfig;
 pub use tls::TlsConfig;
 pub use webhooks::WebhooksConfig;
 
@@ -102,6 +104,9 @@ pub struct Config {
     pub tokens: Vec<TokenConfig>,
     #[serde(default)]
     pub webhooks: WebhooksConfig,
+    /// Connection caps and timeouts of the ports.
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// Source IP for connections to peers (multi-homed hosts). Default: chosen by the OS.
     #[serde(default)]
     pub peer_source_ip: Option<std::net::IpAddr>,
@@ -257,6 +262,7 @@ impl Config {
             ));
         }
         self.webhooks.validate()?;
+        self.limits.validate()?;
         match (&self.tls, self.insecure_plaintext) {
             (Some(_), true) => {
                 return Err(invalid(
