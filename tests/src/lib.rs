@@ -172,6 +172,8 @@ pub struct ClusterOptions {
     pub limits: statusmesh_server::config::LimitsConfig,
     /// Each node runs with this file descriptor limit (`prlimit --nofile`), if set.
     pub nofile: Option<u64>,
+    /// Extra environment variables for one node: `(node id, name, value)`.
+    pub node_env: Vec<(u64, String, String)>,
 }
 
 impl Default for ClusterOptions {
@@ -187,6 +189,7 @@ impl Default for ClusterOptions {
             public_tls: false,
             limits: Default::default(),
             nofile: None,
+            node_env: Vec::new(),
         }
     }
 }
@@ -426,6 +429,11 @@ impl TestCluster {
         }
         if self.options.json_logs {
             cmd.args(["--log-format", "json"]);
+        }
+        for (id, name, value) in &self.options.node_env {
+            if *id == node.id {
+                cmd.env(name, value);
+            }
         }
         let child = cmd
             .arg("serve")

@@ -319,3 +319,121 @@ async fn a_slow_subscribers_backlog_does_not_delay_the_others() {
         "{took:?}: the others waited behind the slow subscriber's backlog"
     );
 }
+
+/// The value of an unlabelled sample in a node's `/metrics`.
+async fn sample(node: &TestNode, name: &str) -> f64 {
+    let text = reqwest::get(node.public_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("{name} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Stops leaders (each restarted once the others have elected a new one) until the node at
+/// index `want` leads (`leads`) or does not (`!leads`); returns the leader's index.
+async fn lead_by(cluster: &mut TestCluster, want: usize, leads: bool) -> usize {
+    for _ in 0..20 {
+        let leader = cluster.wait_leader(LIMIT).await;
+        if (leader == want) == leads {
+            return leader;
+        }
+        cluster.stop(leader);
+        let next = cluster.wait_leader(LIMIT).await;
+        cluster.spawn(leader);
+        if (next == want) == leads {
+            // The restarted node rejoins as a follower of the new term.
+            let settled = cluster.wait_leader(LIMIT).await;
+            if (settled == want) == leads {
+                return settled;
+            }
+        }
+    }
+    panic!(
+        "node index {want} did not {} in 20 elections",
+        if leads { "lead" } else { "step aside" }
+    );
+}
+
+/// Item 9: a leader whose wall clock runs two days fast used to stamp its writes two days
+/// ahead, so the state's time jumped for good (idempotency keys forgotten, events pruned).
+/// Now its stamps are clamped to the time a majority of the voters report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_with_a_fast_clock_cannot_move_the_states_time() {
+    use statusmesh_proto::admin as pb;
+    const TWO_DAYS_MS: i64 = 2 * 24 * 3_600 * 1_000;
+    let mut cluster = TestCluster::start_options(
+        3,
+        ClusterOptions {
+            node_env: vec![(
+                1,
+                statusmesh_cluster::node::CLOCK_OFFSET_ENV.into(),
+                TWO_DAYS_MS.to_string(),
+            )],
+            ..ClusterOptions::default()
+        },
+    );
+    let fast = cluster.index_of(1);
+    // A write committed while a node with a correct clock leads.
+    let honest = lead_by(&mut cluster, fast, false).await;
+    let mut c = cluster.admin(honest).await.unwrap();
+    let first_key = key("before");
+    let request = || component_request("written before the fast leader");
+    c.create_component(write(request(), &first_key))
+        .await
+        .unwrap();
+
+    // Then the fast node leads, and a write goes through it.
+    lead_by(&mut cluster, fast, true).await;
+    let mut f = cluster.admin(fast).await.unwrap();
+    let reply = f
+        .create_component(write(
+            component_request("stamped by the fast leader"),
+            &key("fast"),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(pb::write_reply::Entity::Component(component)) = reply.entity else {
+        panic!("expected a component");
+    };
+    let stamped =
+        statusmesh_model::Timestamp::parse_rfc3339("created_at", &component.created_at).unwrap();
+    let real = statusmesh_model::Timestamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64,
+    );
+    let ahead_ms = stamped.0 - real.0;
+    assert!(
+        ahead_ms < 30 * 1_000,
+        "the write was stamped {ahead_ms} ms ahead of real time"
+    );
+    // The first write's key is still remembered: its retry is a replay, not a second write.
+    let again = f
+        .create_component(write(request(), &first_key))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.replayed, "the retry applied twice: {again:?}");
+    let clamped = sample(&cluster.nodes[fast], "statusmesh_clock_clamped_total").await;
+    assert!(clamped >= 1.0, "clamps counted: {clamped}");
+    let largest = sample(
+        &cluster.nodes[fast],
+        "statusmesh_clock_largest_clamp_seconds",
+    )
+    .await;
+    assert!(largest > 47.0 * 3600.0, "{largest}");
+    assert!(cluster.nodes[fast]
+        .log()
+        .contains("this node's clock runs ahead"));
+    println!("fast leader's write stamped {ahead_ms} ms from real time; largest clamp {largest} s");
+}

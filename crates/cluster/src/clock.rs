@@ -5,14 +5,15 @@
 //! it: idempotency keys expire by it, events are pruned by it, maintenances start by it. A
 //! leader whose clock runs two days fast would, unchecked, jump it two days ahead for good.
 //!
-//! Rule: a stamp may run at most `max_jump` ahead of the *reference* — the last time this
-//! node stamped or applied, plus the real time since then measured by the monotonic clock.
-//! Within that bound the wall clock is used as it is. Beyond it (the cluster was idle, the
-//! node restarted, or its clock is wrong) the leader asks the voters for their wall clocks and
-//! may stamp at most the time a majority of the voters (itself included) have reached: a wall
-//! clock that the quorum confirms is used; a clock only this node believes is clamped to the
-//! quorum's time, logged and counted (`statusmesh_clock_clamped_total`). A single-node cluster
-//! has no one to ask and uses its own clock.
+//! Rule: the *base* is the last time this node stamped (or the state's clock, if later) plus
+//! the real time since, measured by the monotonic clock. A wall clock up to `max_jump` ahead
+//! of the base is stamped as it is. Beyond that (the cluster was idle, the node restarted, or
+//! its clock is wrong) the leader asks the voters for their wall clocks: a wall clock that a
+//! majority of the voters (itself included) agree with is used; otherwise the stamp is the
+//! latest time such a majority has reached, never less than the base — logged and counted
+//! (`statusmesh_clock_clamped_total`). A clamped stamp becomes the next base, so a fast clock
+//! gains nothing write after write. A single-node cluster has no one to ask and uses its own
+//! clock.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -41,8 +42,8 @@ pub struct StampClock {
 pub enum Check {
     /// The wall clock is within the bound: stamp it.
     Within(Timestamp),
-    /// The wall clock is beyond `bound`: ask the quorum before stamping.
-    Beyond { wall: Timestamp, bound: Timestamp },
+    /// The wall clock is more than the jump beyond `base`: ask the quorum before stamping.
+    Beyond { wall: Timestamp, base: Timestamp },
 }
 
 impl StampClock {
@@ -80,24 +81,21 @@ impl StampClock {
                 _ => (state_clock, Instant::now()),
             }
         };
-        let bound = Timestamp(
-            t.0.saturating_add(elapsed_ms(since))
-                .saturating_add(self.max_jump_ms),
-        );
-        if wall <= bound {
+        let base = Timestamp(t.0.saturating_add(elapsed_ms(since)));
+        if wall.0 <= base.0.saturating_add(self.max_jump_ms) {
             Check::Within(wall)
         } else {
-            Check::Beyond { wall, bound }
+            Check::Beyond { wall, base }
         }
     }
 
     /// The stamp for a wall clock beyond its bound, given the voters' clocks as this node
     /// received them (its own excluded) and how many voters there are: at most the time a
-    /// majority have reached, and never below the bound.
+    /// majority have reached, and never below the base.
     pub fn settle(
         &self,
         wall: Timestamp,
-        bound: Timestamp,
+        base: Timestamp,
         others: &[Timestamp],
         voters: usize,
     ) -> Timestamp {
@@ -106,12 +104,12 @@ impl StampClock {
         times.sort_unstable_by(|a, b| b.cmp(a));
         let majority = voters / 2 + 1;
         // The latest time at least `majority` voters have reached; missing answers count as
-        // not having reached anything beyond the bound.
-        let quorum_time = times.get(majority - 1).copied().unwrap_or(bound);
+        // not having reached anything beyond the base.
+        let quorum_time = times.get(majority - 1).copied().unwrap_or(base);
         let stamp = if quorum_time.0.saturating_add(AGREEMENT_MS) >= wall.0 {
             wall
         } else {
-            wall.min(quorum_time.max(bound))
+            wall.min(quorum_time.max(base))
         };
         if stamp < wall {
             let ahead = u64::try_from(wall.0 - stamp.0).unwrap_or(0);
@@ -168,15 +166,17 @@ mod tests {
         let c = StampClock::new(DEFAULT_MAX_JUMP);
         let state = Timestamp(1_000 * MIN);
         let wall = Timestamp(1_000 * MIN + 2 * 24 * 60 * MIN);
-        let Check::Beyond { bound, .. } = c.check(wall, state) else {
-            panic!("two days ahead is beyond the bound");
+        let Check::Beyond { base, .. } = c.check(wall, state) else {
+            panic!("two days ahead is beyond the base");
         };
         // The two other voters are an hour past the state's time (the cluster was idle).
         let others = [Timestamp(1_060 * MIN), Timestamp(1_060 * MIN + 5)];
-        assert_eq!(
-            c.settle(wall, bound, &others, 3),
-            Timestamp(1_060 * MIN + 5)
-        );
+        assert_eq!(c.settle(wall, base, &others, 3), Timestamp(1_060 * MIN + 5));
+        // The next write starts from the clamped time: no gain of a jump per write.
+        let Check::Beyond { base, .. } = c.check(wall, state) else {
+            panic!("still beyond");
+        };
+        assert!(base.0 - (1_060 * MIN + 5) < 1_000, "{base:?}");
         assert_eq!(c.clamped(), 1);
         assert!(c.largest_clamp_ms() > 46 * 60 * 60_000);
     }
@@ -186,18 +186,18 @@ mod tests {
         let c = StampClock::new(DEFAULT_MAX_JUMP);
         let state = Timestamp(1_000 * MIN);
         let wall = Timestamp(1_180 * MIN);
-        let Check::Beyond { bound, .. } = c.check(wall, state) else {
-            panic!("three hours after the last write is beyond the bound");
+        let Check::Beyond { base, .. } = c.check(wall, state) else {
+            panic!("three hours after the last write is beyond the base");
         };
         // One voter agrees within a round trip, one lags far behind: a majority agrees.
         let others = [Timestamp(1_180 * MIN - 20), Timestamp(900 * MIN)];
-        assert_eq!(c.settle(wall, bound, &others, 3), wall);
-        // With nobody answering, nothing beyond the bound.
+        assert_eq!(c.settle(wall, base, &others, 3), wall);
+        // With nobody answering, nothing beyond the base.
         let c = StampClock::new(DEFAULT_MAX_JUMP);
-        assert_eq!(c.settle(wall, bound, &[], 3), bound);
+        assert_eq!(c.settle(wall, base, &[], 3), base);
         // Alone, the node's own clock is the majority.
         let c = StampClock::new(DEFAULT_MAX_JUMP);
-        assert_eq!(c.settle(wall, bound, &[], 1), wall);
+        assert_eq!(c.settle(wall, base, &[], 1), wall);
         assert_eq!(c.clamped(), 0);
     }
 }

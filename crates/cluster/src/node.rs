@@ -151,6 +151,9 @@ pub struct ClusterNode {
     membership_lock: tokio::sync::Mutex<()>,
     /// Bounds the times this node stamps as leader.
     pub clock: crate::clock::StampClock,
+    /// Random per process: part of the idempotency keys of the node's own writes that are
+    /// built from terms or indexes (see `statusmesh_model::command::INTERNAL_KEY_PREFIXES`).
+    pub incarnation: String,
     /// One quorum clock check at a time (the others wait and re-check).
     clock_check: tokio::sync::Mutex<()>,
 }
@@ -195,6 +198,7 @@ impl ClusterNode {
             metrics: Arc::new(crate::metrics::NodeMetrics::default()),
             membership_lock: tokio::sync::Mutex::new(()),
             clock: crate::clock::StampClock::new(config.max_clock_jump),
+            incarnation: format!("{:016x}", rand::random::<u64>()),
             clock_check: tokio::sync::Mutex::new(()),
         });
         // Ends when Raft shuts down (its metrics channel closes).
@@ -310,7 +314,7 @@ impl ClusterNode {
     /// the leader's own workers (maintenance scheduler, webhook dispatcher).
     pub async fn propose_as_leader(&self, mut proposal: Proposal) -> Result<Outcome, ProposeError> {
         proposal.command.stamp(&mut Rng);
-        proposal.at = self.stamp_time().await;
+        proposal.at = self.cluster_now().await;
         check_entry_size(&proposal)?;
         let attempt = self.profile.timings().propose_attempt;
         match tokio::time::timeout(attempt, self.raft.client_write(proposal)).await {
@@ -329,8 +333,9 @@ impl ClusterNode {
         }
     }
 
-    /// The time to stamp on a proposal: this node's wall clock, bounded by [`crate::clock`].
-    async fn stamp_time(&self) -> Timestamp {
+    /// The time this node may act on as leader (stamp on a proposal, start a maintenance by):
+    /// its wall clock, bounded by [`crate::clock`].
+    pub async fn cluster_now(&self) -> Timestamp {
         use crate::clock::Check;
         let state_clock = || self.replica.read().state.clock;
         if let Check::Within(t) = self.clock.check(now(), state_clock()) {
@@ -339,15 +344,15 @@ impl ClusterNode {
         }
         let _one_at_a_time = self.clock_check.lock().await;
         // Another proposal may have settled the question while this one waited.
-        let (wall, bound) = match self.clock.check(now(), state_clock()) {
+        let (wall, base) = match self.clock.check(now(), state_clock()) {
             Check::Within(t) => {
                 self.clock.observe(t);
                 return t;
             }
-            Check::Beyond { wall, bound } => (wall, bound),
+            Check::Beyond { wall, base } => (wall, base),
         };
         let (others, voters) = self.voter_clocks().await;
-        self.clock.settle(wall, bound, &others, voters)
+        self.clock.settle(wall, base, &others, voters)
     }
 
     /// The other voters' wall clocks (those that answer within a heartbeat-scale deadline),

@@ -11,7 +11,7 @@ use statusmesh_model::command::Command;
 use statusmesh_model::{Id, Proposal};
 use tokio::sync::watch;
 
-use crate::node::{now, ClusterNode};
+use crate::node::ClusterNode;
 
 pub const SCHEDULER_TICK: Duration = Duration::from_secs(1);
 
@@ -33,11 +33,10 @@ pub async fn run_maintenance_scheduler(
         if !node.is_leader() {
             continue;
         }
-        let due = node
-            .replica()
-            .read()
-            .state
-            .due_maintenance_transitions(now());
+        // The cluster's time, not this node's wall clock alone: a leader whose clock runs
+        // ahead must not start maintenances early (see `crate::clock`).
+        let at = node.cluster_now().await;
+        let due = node.replica().read().state.due_maintenance_transitions(at);
         for (id, to) in due {
             let key = format!("auto:{id}:{to}");
             let command = Command::AutoTransitionMaintenance {

@@ -33,10 +33,17 @@ pub struct Proposal {
 }
 
 /// The idempotency-key prefixes of the writes the nodes make themselves: the maintenance
-/// scheduler (`auto:<id>:<status>`), membership audit records (`membership:<index>`), the
-/// dispatcher's attempt batches (`attempts:<node>:<term>:<n>`) and restores
-/// (`restore-<digest>-…`). A client key in this namespace could block or suppress one of them
-/// (a remembered key answers as a replay), so the admin port refuses it.
+/// scheduler (`auto:<id>:<status>`), membership audit records
+/// (`membership:<incarnation>:<index>`), the dispatcher's attempt batches
+/// (`attempts:<node>:<incarnation>:<term>:<n>`) and restores (`restore-<digest>-…`). A client
+/// key in this namespace could block or suppress one of them (a remembered key answers as a
+/// replay), so the admin port refuses it.
+///
+/// Keys built from a term or a log index carry the node process's random incarnation
+/// (`ClusterNode::incarnation`): after `recover --force-new-cluster` terms and indexes start
+/// again while the restored state still remembers the old cluster's keys, and without it a
+/// new batch could be answered as a replay of an old one (and its attempts never recorded).
+/// Only the process that made such a write ever retries it, so the incarnation loses nothing.
 pub const INTERNAL_KEY_PREFIXES: &[&str] = &["auto:", "membership:", "attempts:", "restore-"];
 
 /// True for a key in the nodes' own namespace ([`INTERNAL_KEY_PREFIXES`]).

@@ -490,7 +490,7 @@ impl Dispatcher {
         let stats = self.stats.clone();
         tokio::spawn(async move {
             let (keys, reports): (Vec<Key>, Vec<AttemptReport>) = batch.into_iter().unzip();
-            let key = format!("attempts:{}:{term}:{n}", node.id);
+            let key = format!("attempts:{}:{}:{term}:{n}", node.id, node.incarnation);
             let count = reports.len();
             let proposal = Proposal::internal(
                 key,

@@ -115,7 +115,7 @@ impl AdminService {
             node,
             membership_index,
         };
-        let key = format!("membership:{membership_index}");
+        let key = format!("membership:{}:{membership_index}", self.node.incarnation);
         let proposal = Proposal {
             request_id,
             ..Proposal::internal(key, &caller.name, self.node.id, command)
