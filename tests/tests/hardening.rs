@@ -437,3 +437,133 @@ async fn a_leader_with_a_fast_clock_cannot_move_the_states_time() {
         .contains("this node's clock runs ahead"));
     println!("fast leader's write stamped {ahead_ms} ms from real time; largest clamp {largest} s");
 }
+
+/// Median of durations (sorts in place).
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Item 2: `/api/cluster` used to hash the whole state and `/metrics` walk every delivery,
+/// per request and under the replica's read lock, so parallel public requests on a large state
+/// held apply (and with it writes) back. Now both serve figures computed at most once a second
+/// off the lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_diagnostics_on_a_large_state_do_not_slow_writes() {
+    use statusmesh_proto::admin as pb;
+    const SUBSCRIBERS: usize = 1_000;
+    const CHANGED: usize = 99;
+    const CLIENTS: usize = 32;
+    const LOAD: Duration = Duration::from_secs(10);
+    let recv = Receiver::start().await;
+    let mut cluster = TestCluster::start_options(
+        3,
+        ClusterOptions {
+            // Every delivery stays pending (its first attempt is an hour away), so the outbox
+            // is large and the dispatcher idle.
+            webhooks: statusmesh_server::config::WebhooksConfig {
+                retry_schedule_s: vec![3_600],
+                ..test_webhooks()
+            },
+            ..ClusterOptions::default()
+        },
+    );
+    let leader = cluster.wait_leader(LIMIT).await;
+    let mut c = cluster.admin(leader).await.unwrap();
+    for i in 0..SUBSCRIBERS {
+        add_subscriber(&mut c, recv.url(&format!("/s/{i}")), vec![], "statuspage").await;
+    }
+    let mut changes = Vec::new();
+    for i in 0..CHANGED {
+        let id = create_component(&mut c, &format!("c{i}")).await;
+        changes.push(pb::ComponentChange {
+            component_id: id,
+            status: "major_outage".into(),
+        });
+    }
+    // One incident event and one per component, for every subscriber: 100,000 deliveries.
+    c.create_incident(write(
+        pb::CreateIncidentRequest {
+            name: "Everything".into(),
+            status: Some("investigating".into()),
+            body: "All at once.".into(),
+            component_changes: changes,
+            ..Default::default()
+        },
+        &key("inc"),
+    ))
+    .await
+    .unwrap();
+    let status = c
+        .outbox_status(read(pb::ReadRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        status.pending >= (SUBSCRIBERS * (CHANGED + 1)) as u64,
+        "{status:?}"
+    );
+    let term = cluster.status(leader).await.unwrap().term;
+
+    async fn timed_writes(
+        c: &mut statusmesh_proto::admin::admin_client::AdminClient<tonic::transport::Channel>,
+        n: usize,
+        until: Option<Instant>,
+    ) -> Vec<Duration> {
+        let mut took = Vec::new();
+        while took.len() < n || until.is_some_and(|u| Instant::now() < u) {
+            let started = Instant::now();
+            create_component(c, &format!("timed {}", key("w"))).await;
+            took.push(started.elapsed());
+            if took.len() >= 10_000 {
+                break;
+            }
+        }
+        took
+    }
+    let idle = median(&mut timed_writes(&mut c, 30, None).await);
+
+    // 32 clients on every node's /api/cluster and /metrics for 10 s, writes meanwhile.
+    let urls: Vec<String> = cluster
+        .nodes
+        .iter()
+        .flat_map(|n| [n.public_url("/api/cluster"), n.public_url("/metrics")])
+        .collect();
+    let until = Instant::now() + LOAD;
+    let mut clients = Vec::new();
+    for i in 0..CLIENTS {
+        let url = urls[i % urls.len()].clone();
+        clients.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut served = 0u64;
+            while Instant::now() < until {
+                if let Ok(r) = http.get(&url).send().await {
+                    if r.bytes().await.is_ok() {
+                        served += 1;
+                    }
+                }
+            }
+            served
+        }));
+    }
+    let loaded = median(&mut timed_writes(&mut c, 30, Some(until)).await);
+    let mut served = 0;
+    for t in clients {
+        served += t.await.unwrap();
+    }
+    for i in 0..cluster.nodes.len() {
+        assert_eq!(
+            cluster.status(i).await.unwrap().term,
+            term,
+            "no election under the load (node index {i})"
+        );
+    }
+    println!(
+        "{} deliveries; {served} diagnostic requests in {LOAD:?}; write median idle {idle:?}, under load {loaded:?}",
+        status.pending
+    );
+    assert!(
+        loaded <= idle * 2 + Duration::from_millis(5),
+        "writes slowed from {idle:?} to {loaded:?} under {CLIENTS} diagnostic clients"
+    );
+}

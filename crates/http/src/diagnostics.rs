@@ -3,10 +3,12 @@
 //!
 //! Invariant: a public request never walks or hashes the state. It reads the last published
 //! [`Figures`] and, when they are behind the applied index, asks for a refresh; at most one
-//! refresh runs at a time, at most one per [`REFRESH_EVERY`], on a blocking thread. The
-//! replica's read lock is held only to clone the state (no encoding, no hashing under it), so
-//! however many clients ask, apply and heartbeats wait for at most one clone per interval.
-//! Figures name the index they were computed at, so a reader can tell how old they are.
+//! refresh runs at a time, at most one per [`REFRESH_EVERY`], on a blocking thread. A refresh
+//! counts the outbox under the replica's read lock (a walk, no allocation); at most once per
+//! [`DIGEST_EVERY`] it also clones the state there and hashes the clone off the lock (the
+//! digest encodes the whole state, by far the dearest figure). However many clients ask,
+//! apply and heartbeats wait for at most one count per second and one clone per interval.
+//! Figures name the indexes they were computed at, so a reader can tell how old they are.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,13 +20,18 @@ use tokio::sync::watch;
 
 /// The most often the figures are recomputed, however often they are asked for.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(1);
+/// The most often the state digest is recomputed.
+pub const DIGEST_EVERY: Duration = Duration::from_secs(10);
 
 /// The whole-state figures at one applied index.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Figures {
+    /// The index the outbox counts are for.
     pub index: u64,
-    pub digest: String,
     pub outbox: OutboxStats,
+    /// The index the digest is for (at most [`DIGEST_EVERY`] older than `index`).
+    pub digest_index: u64,
+    pub digest: String,
 }
 
 /// The cache shared by the public routes and `/metrics`.
@@ -34,6 +41,8 @@ pub struct Diagnostics {
     published: watch::Sender<Option<Arc<Figures>>>,
     refreshing: AtomicBool,
     last_started: Mutex<Option<Instant>>,
+    /// When the published digest was computed.
+    digest_at: Mutex<Option<Instant>>,
 }
 
 impl Diagnostics {
@@ -43,6 +52,7 @@ impl Diagnostics {
             published: watch::Sender::new(None),
             refreshing: AtomicBool::new(false),
             last_started: Mutex::new(None),
+            digest_at: Mutex::new(None),
         })
     }
 
@@ -90,14 +100,41 @@ impl Diagnostics {
     }
 
     fn compute(&self) -> Figures {
-        let (index, state) = {
+        let previous = self.published.borrow().clone();
+        let digest_due = {
+            let at = self
+                .digest_at
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            previous.is_none() || at.is_none_or(|t| t.elapsed() >= DIGEST_EVERY)
+        };
+        let (index, outbox, clone) = {
             let data = self.replica.read();
-            (data.last_applied.map_or(0, |l| l.index), data.state.clone())
+            let index = data.last_applied.map_or(0, |l| l.index);
+            let outbox = data.state.outbox.stats(&data.state.subscribers);
+            let stale = previous.as_ref().is_none_or(|p| p.digest_index < index);
+            (
+                index,
+                outbox,
+                (digest_due && stale).then(|| data.state.clone()),
+            )
+        };
+        let (digest_index, digest) = match (clone, previous) {
+            (Some(state), _) => {
+                *self
+                    .digest_at
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+                (index, state.digest())
+            }
+            (None, Some(p)) => (p.digest_index, p.digest.clone()),
+            (None, None) => (0, String::new()),
         };
         Figures {
             index,
-            digest: state.digest(),
-            outbox: state.outbox.stats(&state.subscribers),
+            outbox,
+            digest_index,
+            digest,
         }
     }
 }

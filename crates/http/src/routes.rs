@@ -422,11 +422,11 @@ async fn cluster(State(app): State<App>) -> Response {
     stamp(&app, resp)
 }
 
-/// The digest and outbox counts come from [`Diagnostics`] (computed at most once a second,
-/// off the replica lock): `state_digest_index` says which index they describe.
+/// The digest and outbox counts come from [`Diagnostics`] (counts at most once a second, the
+/// digest at most every ten): `state_digest_index` says which index the digest describes.
 fn cluster_view(app: &App, figures: &crate::diagnostics::Figures) -> Json<serde_json::Value> {
     let s = app.node.status();
-    let (digest, digest_index, outbox) = (&figures.digest, figures.index, figures.outbox);
+    let (digest, digest_index, outbox) = (&figures.digest, figures.digest_index, figures.outbox);
     Json(json!({
         "node_id": s.id,
         "region": s.region,
