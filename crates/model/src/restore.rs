@@ -82,6 +82,28 @@ impl Backup {
 
 impl State {
     /// `Command::Restore`: the whole backup in one entry (logs written by earlier builds).
+    /// What a restore command answers when the state already is the backup it restores (the
+    /// command, or the last chunk of it, applied once already): `Restored` of the backup's
+    /// digest. `None` otherwise (an empty state, a restore under way, another state).
+    pub(crate) fn restore_replay(&self, command: &Command) -> Option<Applied> {
+        if self.is_empty() || self.restoring.is_some() {
+            return None;
+        }
+        match command {
+            Command::Restore { backup } => {
+                let (state, digest) = crate::codec::decode::<Backup>(backup.as_bytes())
+                    .ok()?
+                    .verified()
+                    .ok()?;
+                (*self == state).then_some(Applied::Restored(digest))
+            }
+            Command::RestoreBegin { digest, .. } | Command::RestoreChunk { digest, .. } => {
+                (self.digest() == *digest).then(|| Applied::Restored(digest.clone()))
+            }
+            _ => None,
+        }
+    }
+
     pub(crate) fn restore(&mut self, encoded: &str) -> Result<Applied, CommandError> {
         let backup: Backup = crate::codec::decode(encoded.as_bytes())
             .map_err(|e| CommandError::invalid("backup", e.to_string()))?;

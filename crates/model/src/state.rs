@@ -124,6 +124,15 @@ impl State {
         // A restore replaces the whole state, bookkeeping included, so the restored digest is
         // the backup's: nothing (idempotency, audit, clock) is added on top.
         if proposal.command.is_restore() {
+            // A retried restore whose first attempt applied (its reply was lost) finds the
+            // backup's state in place: it answers as a replay instead of being refused.
+            if let Some(applied) = self.restore_replay(&proposal.command) {
+                return Outcome {
+                    index,
+                    replayed: true,
+                    result: Ok(applied),
+                };
+            }
             return Outcome {
                 index,
                 replayed: false,

@@ -343,3 +343,51 @@ fn a_restore_whose_text_does_not_match_its_digest_is_refused_at_the_last_chunk_a
     let restored = restore_in_chunks(&mut state, &other, RESTORE_CHUNK_BYTES);
     assert_eq!(restored, Applied::Restored(V1_DECODED_DIGEST.into()));
 }
+
+/// Item 14 of the hardening issue: a restore retried after its reply was lost (it applied)
+/// used to be refused as "not empty"; it answers as a replay of the same restore, and only
+/// while the state still is that backup.
+#[test]
+fn a_retried_restore_that_already_applied_answers_as_a_replay() {
+    let text = String::from_utf8(read("v2", "backup.smbackup")).unwrap();
+    let backup: Backup = codec::decode(text.as_bytes()).unwrap();
+    let p = Proposal::internal(
+        "restore-retried".into(),
+        "operator",
+        1,
+        Command::Restore { backup: text },
+    );
+    let mut state = State::default();
+    let first = state.apply(1, &p);
+    assert!(!first.replayed);
+    let restored = first.result.unwrap();
+    assert!(matches!(restored, Applied::Restored(_)), "{restored:?}");
+    let digest = state.digest();
+    let again = state.apply(2, &p);
+    assert!(again.replayed, "{again:?}");
+    assert_eq!(again.result.unwrap(), restored);
+    assert_eq!(state.digest(), digest, "the replay changed nothing");
+
+    // The chunked path: the last chunk retried after the restore completed.
+    let mut chunked = State::default();
+    let done = restore_in_chunks(&mut chunked, &backup, 64 * 1024);
+    let retried = Proposal::internal(
+        "chunk-retried".into(),
+        "operator",
+        1,
+        Command::RestoreChunk {
+            digest: backup.digest.clone(),
+            offset: 0,
+            data: backup.state[..16].to_owned(),
+        },
+    );
+    let again = chunked.apply(100, &retried);
+    assert!(again.replayed, "{again:?}");
+    assert_eq!(again.result.unwrap(), done);
+
+    // Once the state is no longer the backup (anything else written since), refused as before.
+    state.clock = statusmesh_model::Timestamp(state.clock.0 + 1);
+    let later = state.apply(3, &p);
+    assert!(!later.replayed);
+    assert!(later.result.is_err(), "{later:?}");
+}
