@@ -776,3 +776,46 @@ async fn every_rpc_checks_its_role_before_looking_at_the_request() {
         );
     }
 }
+
+/// A backup exports every secret: taking one leaves an audit record naming who took it and
+/// the state it holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_is_audited() {
+    use futures::StreamExt as _;
+    let mut cluster = TestCluster::start(1);
+    cluster.wait_leader(LIMIT).await;
+    let mut c = cluster.admin(0).await.unwrap();
+    create_component(&mut c, "api").await;
+    let mut stream = c
+        .backup(read(pb::ReadRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream.next().await.unwrap().unwrap();
+    while stream.next().await.is_some() {}
+    let digest = first.digest.clone();
+    let record = eventually(LIMIT, "the backup's audit record", || {
+        let mut c = c.clone();
+        async move {
+            let list = c
+                .list_audit(read(pb::ListAuditRequest {
+                    action: Some("backup".into()),
+                    ..Default::default()
+                }))
+                .await
+                .ok()?
+                .into_inner();
+            list.records.into_iter().next()
+        }
+    })
+    .await;
+    assert_eq!(record.actor, "test");
+    assert_eq!(
+        record.target.as_deref(),
+        Some(format!("state {digest}").as_str())
+    );
+    assert!(
+        record.detail.contains(&first.applied_index.to_string()),
+        "{record:?}"
+    );
+}

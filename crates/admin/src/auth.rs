@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use statusmesh_model::access::{Role, Tokens};
+use statusmesh_model::Timestamp;
 use subtle::ConstantTimeEq;
 use tonic::{Request, Status};
 
@@ -101,8 +102,26 @@ impl Source {
     }
 }
 
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::V4(o) => write!(f, "{}", std::net::Ipv4Addr::from(*o)),
+            Source::V6Prefix(p) => {
+                let mut full = [0u8; 16];
+                full[..8].copy_from_slice(p);
+                write!(f, "{}/64", std::net::Ipv6Addr::from(full))
+            }
+            Source::Overflow => f.write_str("other"),
+        }
+    }
+}
+
+/// Failures not yet summarised in the audit log: count, and when the first was seen.
+const MAX_UNREPORTED: usize = 1_000;
+
 #[derive(Debug, Default)]
 struct Failures {
+    unreported: HashMap<Source, (u32, Timestamp)>,
     by_source: HashMap<Source, (u32, Instant)>,
     last_sweep: Option<Instant>,
     sweeps: u64,
@@ -133,12 +152,48 @@ impl FailureLimiter {
                 source = Source::Overflow;
             }
         }
+        let reported =
+            if f.unreported.len() >= MAX_UNREPORTED && !f.unreported.contains_key(&source) {
+                Source::Overflow
+            } else {
+                source
+            };
+        f.unreported
+            .entry(reported)
+            .or_insert((0, statusmesh_cluster::now()))
+            .0 += 1;
         let entry = f.by_source.entry(source).or_insert((0, now));
         if now.duration_since(entry.1) >= FAILURE_WINDOW {
             *entry = (0, now);
         }
         entry.0 += 1;
         delay_after(entry.0)
+    }
+
+    /// The failures counted since the last call, per source (`other` for what is past
+    /// `max` sources, merged), most failures first.
+    fn take_report(&self, max: usize) -> Vec<(String, u32, Timestamp)> {
+        let drained: Vec<(Source, (u32, Timestamp))> = {
+            let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+            f.unreported.drain().collect()
+        };
+        let mut named: Vec<(Source, (u32, Timestamp))> = drained;
+        named.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.1 .1.cmp(&b.1 .1)));
+        let mut out = Vec::new();
+        let mut other: Option<(u32, Timestamp)> = None;
+        for (source, (count, since)) in named {
+            if source == Source::Overflow || out.len() >= max {
+                let o = other.get_or_insert((0, since));
+                o.0 += count;
+                o.1 = o.1.min(since);
+            } else {
+                out.push((source.to_string(), count, since));
+            }
+        }
+        if let Some((count, since)) = other {
+            out.push((Source::Overflow.to_string(), count, since));
+        }
+        out
     }
 
     /// Sources tracked, and sweeps made since start.
@@ -188,6 +243,11 @@ fn parse_role(s: &str) -> Option<Role> {
 }
 
 impl Authenticator {
+    /// The failed authentications since the last call, per source, for the audit log.
+    pub fn take_failure_report(&self, max: usize) -> Vec<(String, u32, Timestamp)> {
+        self.limiter.take_report(max)
+    }
+
     pub fn new(config_tokens: Vec<Token>) -> Self {
         Authenticator {
             config_tokens,
@@ -423,6 +483,24 @@ mod tests {
             Source::of("::ffff:192.0.2.9".parse().unwrap()),
             Source::of("192.0.2.9".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn failures_are_reported_once_per_source_with_the_rest_as_other() {
+        let l = FailureLimiter::default();
+        for _ in 0..3 {
+            l.fail("192.0.2.1".parse().unwrap());
+        }
+        l.fail("2001:db8:0:1::5".parse().unwrap());
+        l.fail("198.51.100.9".parse().unwrap());
+        let report = l.take_report(2);
+        let named: Vec<(&str, u32)> = report.iter().map(|(s, n, _)| (s.as_str(), *n)).collect();
+        assert_eq!(named[0], ("192.0.2.1", 3));
+        assert_eq!(named.len(), 3, "{named:?}");
+        assert_eq!(named[2], ("other", 1));
+        assert!(named[1].0 == "2001:db8:0:1::/64" || named[1].0 == "198.51.100.9");
+        // Reported once: the next report is empty until new failures arrive.
+        assert!(l.take_report(2).is_empty());
     }
 
     #[test]

@@ -238,3 +238,31 @@ impl AuditLog {
         }
     }
 }
+
+/// Validates a [`crate::command::Access`] record (only the audit record is written, by
+/// `State::apply`).
+pub(crate) fn check_access(
+    access: &crate::command::Access,
+) -> Result<crate::command::Applied, crate::CommandError> {
+    use crate::command::Access;
+    match access {
+        Access::Backup { digest, .. } => {
+            if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(crate::CommandError::invalid(
+                    "digest",
+                    format!("{digest:?} is not a SHA-256 in hex"),
+                ));
+            }
+        }
+        Access::FailedAuthentications { source, count, .. } => {
+            crate::limits::text("source", source, 64)?;
+            if *count == 0 {
+                return Err(crate::CommandError::invalid(
+                    "count",
+                    "a failed-authentication record counts at least one failure",
+                ));
+            }
+        }
+    }
+    Ok(crate::command::Applied::AccessRecorded)
+}

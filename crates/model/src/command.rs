@@ -35,7 +35,8 @@ pub struct Proposal {
 /// The idempotency-key prefixes of the writes the nodes make themselves: the maintenance
 /// scheduler (`auto:<id>:<status>`), membership audit records
 /// (`membership:<incarnation>:<index>`), the dispatcher's attempt batches
-/// (`attempts:<node>:<incarnation>:<term>:<n>`) and restores (`restore-<digest>-…`). A client
+/// (`attempts:<node>:<incarnation>:<term>:<n>`), access records (`access:<incarnation>:<n>`)
+/// and restores (`restore-<digest>-…`). A client
 /// key in this namespace could block or suppress one of them (a remembered key answers as a
 /// replay), so the admin port refuses it.
 ///
@@ -44,7 +45,8 @@ pub struct Proposal {
 /// again while the restored state still remembers the old cluster's keys, and without it a
 /// new batch could be answered as a replay of an old one (and its attempts never recorded).
 /// Only the process that made such a write ever retries it, so the incarnation loses nothing.
-pub const INTERNAL_KEY_PREFIXES: &[&str] = &["auto:", "membership:", "attempts:", "restore-"];
+pub const INTERNAL_KEY_PREFIXES: &[&str] =
+    &["auto:", "membership:", "attempts:", "restore-", "access:"];
 
 /// True for a key in the nodes' own namespace ([`INTERNAL_KEY_PREFIXES`]).
 pub fn is_internal_key(key: &str) -> bool {
@@ -313,6 +315,12 @@ pub enum Command {
         /// The log index of the membership entry.
         membership_index: u64,
     },
+    /// Records, for the audit log, an access that changed nothing but matters to security: a
+    /// backup taken (it exports every secret) or a burst of failed authentications. Changes
+    /// nothing else.
+    RecordAccess {
+        access: Access,
+    },
 }
 
 /// The membership changes operators make.
@@ -376,7 +384,8 @@ impl Command {
             | Command::Restore { .. }
             | Command::RestoreBegin { .. }
             | Command::RestoreChunk { .. }
-            | Command::RecordMembershipChange { .. } => {}
+            | Command::RecordMembershipChange { .. }
+            | Command::RecordAccess { .. } => {}
         }
     }
 
@@ -411,7 +420,8 @@ impl Command {
             | Command::Restore { .. }
             | Command::RestoreBegin { .. }
             | Command::RestoreChunk { .. }
-            | Command::RecordMembershipChange { .. } => false,
+            | Command::RecordMembershipChange { .. }
+            | Command::RecordAccess { .. } => false,
         }
     }
 
@@ -442,6 +452,7 @@ impl Command {
                 | Command::RestoreBegin { .. }
                 | Command::RestoreChunk { .. }
                 | Command::RecordMembershipChange { .. }
+                | Command::RecordAccess { .. }
         )
     }
 
@@ -476,6 +487,10 @@ impl Command {
             Command::ReplayEvent { event, .. } => Some(event.clone()),
             Command::CreateToken { name, .. } | Command::RevokeToken { name } => Some(name.clone()),
             Command::RecordMembershipChange { node, .. } => Some(format!("node {node}")),
+            Command::RecordAccess { access } => match access {
+                Access::Backup { digest, .. } => Some(format!("state {digest}")),
+                Access::FailedAuthentications { source, .. } => Some(source.clone()),
+            },
             Command::RestoreBegin { digest, .. } | Command::RestoreChunk { digest, .. } => {
                 Some(digest.clone())
             }
@@ -516,6 +531,10 @@ impl Command {
                 MembershipChange::PromoteNode => "promote_node",
                 MembershipChange::RemoveNode => "remove_node",
             },
+            Command::RecordAccess { access } => match access {
+                Access::Backup { .. } => "backup",
+                Access::FailedAuthentications { .. } => "failed_authentications",
+            },
         }
     }
 }
@@ -551,6 +570,8 @@ pub enum Applied {
     RestoreReceived(u64),
     /// A membership change was recorded (the membership entry's index).
     MembershipRecorded(u64),
+    /// A `RecordAccess` was recorded.
+    AccessRecorded,
 }
 
 /// The answer to a proposal, identical on every node.
@@ -561,4 +582,19 @@ pub struct Outcome {
     /// True when the key had been seen before and this is the remembered answer.
     pub replayed: bool,
     pub result: Result<Applied, CommandError>,
+}
+
+/// What a [`Command::RecordAccess`] records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    /// A backup of the state at `applied_index` (its digest) was taken through a node.
+    Backup { digest: String, applied_index: u64 },
+    /// `count` failed authentications from `source` (an address, an IPv6 /64, or `other`)
+    /// on the node the record names, in the minute starting at `since`.
+    FailedAuthentications {
+        source: String,
+        count: u32,
+        since: Timestamp,
+    },
 }

@@ -276,6 +276,7 @@ impl State {
             Command::RecordMembershipChange {
                 membership_index, ..
             } => Ok(Applied::MembershipRecorded(*membership_index)),
+            Command::RecordAccess { access } => crate::access::check_access(access),
         }
     }
 

@@ -209,12 +209,13 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
     let targets = webhooks.targets;
     let dispatcher =
         statusmesh_webhook::Dispatcher::new(node.clone(), webhooks).map_err(anyhow::Error::msg)?;
-    let admin_service = AdminServer::new(
-        AdminService::new(node.clone(), auth, config.write_timeout())
-            .with_webhooks(targets, dispatcher.stats())
-            .with_tls(tls.clone()),
-    )
-    .max_decoding_message_size(MAX_ADMIN_MESSAGE);
+    let admin = AdminService::new(node.clone(), auth, config.write_timeout())
+        .with_webhooks(targets, dispatcher.stats())
+        .with_tls(tls.clone());
+    // Failed authentications, summarised into the audit log once a minute.
+    let failure_reports =
+        tokio::spawn(admin.clone().report_failed_authentications(stop_rx.clone()));
+    let admin_service = AdminServer::new(admin).max_decoding_message_size(MAX_ADMIN_MESSAGE);
     // Standard gRPC tools work without the .proto files: the health checking protocol (SERVING
     // for the admin service once this node holds a replica) and server reflection.
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -427,6 +428,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
     let _ = scheduler.await;
     let _ = watchdog.await;
     let _ = health.await;
+    let _ = failure_reports.await;
     // The dispatcher records the attempts it already made before raft stops.
     let _ = dispatch.await;
     node.shutdown().await;

@@ -252,3 +252,97 @@ async fn a_node_upgraded_in_place_over_a_v1_snapshot_starts_with_the_migrated_st
     let (_log, sm) = statusmesh_store::open(dir.path(), 1).unwrap();
     assert_eq!(sm.replica().read().state.digest(), SCENARIO_DIGEST);
 }
+
+/// The entries added with format v2 of the log's commands: the access records
+/// (`RecordAccess`), one of each kind, with fixed values.
+fn access_entries() -> Vec<Entry> {
+    use statusmesh_model::command::Access;
+    let accesses = [
+        Access::Backup {
+            digest: SCENARIO_DIGEST.into(),
+            applied_index: 41,
+        },
+        Access::FailedAuthentications {
+            source: "2001:db8:1::/64".into(),
+            count: 17,
+            since: statusmesh_model::Timestamp(1_764_000_000_000),
+        },
+    ];
+    accesses
+        .into_iter()
+        .enumerate()
+        .map(|(i, access)| {
+            let mut p = statusmesh_model::Proposal::internal(
+                format!("access:0123456789abcdef:{i}"),
+                if i == 0 { "oncall" } else { "authentication" },
+                2,
+                Command::RecordAccess { access },
+            );
+            p.at = statusmesh_model::Timestamp(1_764_000_060_000 + i as i64);
+            Entry {
+                log_id: log_id(i as u64 + 1),
+                payload: EntryPayload::Normal(p),
+            }
+        })
+        .collect()
+}
+
+/// Writes `tests/golden/v2/entries/` (the access records), refusing an existing directory.
+#[test]
+#[ignore = "writes fixtures; run by hand when a format version is added"]
+fn write_golden_access_entries() {
+    let dir = golden("v2").join("entries");
+    assert!(
+        !dir.exists(),
+        "{} exists: fixtures are never rewritten",
+        dir.display()
+    );
+    std::fs::create_dir_all(&dir).unwrap();
+    for e in access_entries() {
+        let file = format!("{:03}-{}.bin", e.log_id.index, entry_name(&e));
+        std::fs::write(dir.join(file), codec::encode(&e).unwrap()).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn v2_access_entries_decode_byte_for_byte_and_add_only_audit_records() {
+    let entries = read_entries("v2");
+    for (name, bytes, entry) in &entries {
+        assert_eq!(
+            &codec::encode(entry).unwrap(),
+            bytes,
+            "{name} encodes differently now"
+        );
+    }
+    let kinds: BTreeSet<String> = entries.iter().map(|(_, _, e)| entry_name(e)).collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from(["backup".to_owned(), "failed_authentications".to_owned()])
+    );
+    let dir = TempDir::new().unwrap();
+    let (_log, mut sm) = statusmesh_store::open(dir.path(), 1).unwrap();
+    let out = sm
+        .apply(entries.into_iter().map(|(_, _, e)| e).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    for o in &out {
+        assert_eq!(
+            o.outcome.as_ref().unwrap().result,
+            Ok(Applied::AccessRecorded)
+        );
+    }
+    let state = sm.replica().read().state.clone();
+    let records: Vec<_> = state.audit.records.iter().collect();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0].action, "backup");
+    assert_eq!(records[0].actor, "oncall");
+    assert_eq!(
+        records[0].target.as_deref(),
+        Some(format!("state {SCENARIO_DIGEST}").as_str())
+    );
+    assert_eq!(records[1].action, "failed_authentications");
+    assert_eq!(records[1].target.as_deref(), Some("2001:db8:1::/64"));
+    assert!(records[1].detail.contains("17"), "{}", records[1].detail);
+    // Nothing but the audit (and the bookkeeping every write has) changed.
+    assert!(state.components.is_empty() && state.outbox.events.is_empty());
+}

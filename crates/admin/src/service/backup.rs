@@ -9,8 +9,15 @@ use tonic::Status;
 /// Backups are streamed in chunks of this size.
 const BACKUP_CHUNK: usize = 256 * 1024;
 
+/// A backup's stream, and what identifies it (its digest and applied index, for the audit).
+pub(super) struct Streamed {
+    pub chunks: Vec<Result<pb::BackupChunk, Status>>,
+    pub digest: String,
+    pub applied_index: u64,
+}
+
 /// The stream's chunks for this node's replica as it is now.
-pub(super) fn chunks(node: &ClusterNode) -> Result<Vec<Result<pb::BackupChunk, Status>>, Status> {
+pub(super) fn chunks(node: &ClusterNode) -> Result<Streamed, Status> {
     // One consistent cut: the state as of one applied index, taken under the read lock.
     let backup = {
         let data = node.replica().read();
@@ -47,5 +54,9 @@ pub(super) fn chunks(node: &ClusterNode) -> Result<Vec<Result<pb::BackupChunk, S
         index = backup.applied_index,
         "backup streamed"
     );
-    Ok(chunks)
+    Ok(Streamed {
+        chunks,
+        digest: backup.digest,
+        applied_index: backup.applied_index,
+    })
 }

@@ -42,8 +42,11 @@ pub struct AdminService {
     dispatch: Arc<DispatchStats>,
     /// TLS for forwarding to the leader's admin port (`None`: plaintext dev mode).
     tls: Option<Arc<statusmesh_tls::ReloadingTls>>,
+    /// Numbers this process's access records (`access:<incarnation>:<n>` keys).
+    access_seq: Arc<std::sync::atomic::AtomicU64>,
 }
 
+mod access;
 mod audit;
 mod backup;
 mod forward;
@@ -60,6 +63,7 @@ impl AdminService {
             targets: TargetPolicy::default(),
             dispatch: Arc::new(DispatchStats::default()),
             tls: None,
+            access_seq: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         }
     }
 
@@ -616,15 +620,27 @@ impl Admin for AdminService {
     >;
 
     async fn backup(&self, req: Request<pb::ReadRequest>) -> Reply<Self::BackupStream> {
-        self.authorize(&req, "Backup").await?;
+        let caller = self.authorize(&req, "Backup").await?;
         if req.get_ref().consistency == Consistency::Linearizable as i32 {
             self.node
                 .linearizable_barrier(self.write_timeout)
                 .await
                 .map_err(|e| propose_status(&e))?;
         }
-        let chunks = backup::chunks(&self.node)?;
-        Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
+        let streamed = backup::chunks(&self.node)?;
+        // Audited (a backup exports every secret), without holding the backup up: a backup
+        // is also how a cluster that lost its quorum is saved, when nothing can commit.
+        self.record_access(
+            &caller,
+            request_id(&req),
+            statusmesh_model::command::Access::Backup {
+                digest: streamed.digest,
+                applied_index: streamed.applied_index,
+            },
+        );
+        Ok(Response::new(Box::pin(futures::stream::iter(
+            streamed.chunks,
+        ))))
     }
 
     async fn who_am_i(&self, req: Request<pb::ReadRequest>) -> Reply<pb::Identity> {

@@ -45,7 +45,8 @@ pub(super) fn entity(s: &State, applied: Applied, reveal_urls: bool) -> Option<E
         Applied::AttemptsRecorded(_)
         | Applied::Restored(_)
         | Applied::RestoreReceived(_)
-        | Applied::MembershipRecorded(_) => None,
+        | Applied::MembershipRecorded(_)
+        | Applied::AccessRecorded => None,
         Applied::Token(name) | Applied::TokenRevoked(name) => s
             .tokens
             .by_name

@@ -8,7 +8,7 @@ use statusmesh_model::outbox::{AttemptOutcome, DeliveryState};
 use statusmesh_model::*;
 
 /// The number of `Command` variants; `kind` gives each one a number below it.
-pub const KINDS: usize = 26;
+pub const KINDS: usize = 27;
 
 /// A number per `Command` variant. No wildcard: a new variant does not compile until it is
 /// numbered here (and `KINDS` raised), and then the coverage check fails until the generator
@@ -41,6 +41,7 @@ pub fn kind(c: &Command) -> usize {
         Command::RestoreBegin { .. } => 23,
         Command::RestoreChunk { .. } => 24,
         Command::RecordMembershipChange { .. } => 25,
+        Command::RecordAccess { .. } => 26,
     }
 }
 

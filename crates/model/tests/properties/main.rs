@@ -158,7 +158,7 @@ fn run_cases(runner: &mut TestRunner) -> Coverage {
 #[test]
 fn every_reachable_state_round_trips_and_replicas_agree() {
     let config = Config {
-        cases: 256,
+        cases: 512,
         ..Config::default()
     };
     let rng = proptest::test_runner::TestRng::deterministic_rng(config.rng_algorithm);

@@ -328,12 +328,42 @@ fn access_commands() -> impl Strategy<Value = Command> {
     ]
 }
 
+/// The audit-only access records (backups, failed authentications).
+fn access_records() -> impl Strategy<Value = Command> {
+    prop_oneof![
+        ("[0-9a-f]{64}", 1u64..10_000).prop_map(|(digest, applied_index)| {
+            Command::RecordAccess {
+                access: Access::Backup {
+                    digest,
+                    applied_index,
+                },
+            }
+        }),
+        (
+            prop_oneof![
+                Just("192.0.2.7".to_owned()),
+                Just("2001:db8:1::/64".to_owned())
+            ],
+            1u32..500,
+            0i64..1_000_000
+        )
+            .prop_map(|(source, count, since)| Command::RecordAccess {
+                access: Access::FailedAuthentications {
+                    source,
+                    count,
+                    since: Timestamp(since),
+                },
+            }),
+    ]
+}
+
 fn a_step() -> impl Strategy<Value = Step> {
     prop_oneof![
         8 => page_commands().prop_map(Step::Do),
         3 => maintenance_commands().prop_map(Step::Do),
         4 => subscriber_commands().prop_map(Step::Do),
         2 => access_commands().prop_map(Step::Do),
+        1 => access_records().prop_map(Step::Do),
         5 => prop::collection::vec((any::<usize>(), 0u8..4, prop::bool::weighted(0.1)), 1..4)
             .prop_map(Step::Attempts),
         1 => (any::<usize>(), prop::option::of(an_id())).prop_map(|(n, s)| Step::Replay(n, s)),
