@@ -33,9 +33,9 @@ async fn closed_within(conn: &mut TcpStream, within: Duration) -> bool {
     }
 }
 
-/// The value of the sample `name{port="<port>"}` in a node's `/metrics`, if the node
+/// The value of one series (`name` or `name{labels}`) in a node's `/metrics`, if the node
 /// answers within 2 s.
-async fn port_sample(node: &TestNode, name: &str, port: &str) -> Option<f64> {
+async fn metric(node: &TestNode, series: &str) -> Option<f64> {
     let get = async {
         reqwest::get(node.public_url("/metrics"))
             .await
@@ -47,12 +47,17 @@ async fn port_sample(node: &TestNode, name: &str, port: &str) -> Option<f64> {
     let text = tokio::time::timeout(Duration::from_secs(2), get)
         .await
         .ok()??;
-    let prefix = format!("{name}{{port=\"{port}\"}} ");
+    let prefix = format!("{series} ");
     let value = text
         .lines()
         .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no {prefix} in /metrics"));
+        .unwrap_or_else(|| panic!("no {series} in /metrics"));
     Some(value.trim().parse().unwrap())
+}
+
+/// [`metric`] of the series `name{port="<port>"}`.
+async fn port_sample(node: &TestNode, name: &str, port: &str) -> Option<f64> {
+    metric(node, &format!("{name}{{port=\"{port}\"}}")).await
 }
 
 /// Item 1 of the hardening issue: with a low file limit, more half-sent connections than the
@@ -320,21 +325,11 @@ async fn a_slow_subscribers_backlog_does_not_delay_the_others() {
     );
 }
 
-/// The value of an unlabelled sample in a node's `/metrics`.
+/// The value of an unlabelled series in a node's `/metrics`.
 async fn sample(node: &TestNode, name: &str) -> f64 {
-    let text = reqwest::get(node.public_url("/metrics"))
+    metric(node, name)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let prefix = format!("{name} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no {name} in /metrics"))
-        .trim()
-        .parse()
-        .unwrap()
+        .unwrap_or_else(|| panic!("node did not answer /metrics"))
 }
 
 /// Stops leaders (each restarted once the others have elected a new one) until the node at

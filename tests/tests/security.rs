@@ -819,3 +819,52 @@ async fn a_backup_is_audited() {
         "{record:?}"
     );
 }
+
+/// Item 5: a node certificate used to count as a node's identity whoever it named. Now, on the
+/// peer port, a genuine cluster-CA certificate of a node that is not a member is refused; on
+/// the admin port, such a certificate cannot vouch for a forwarded identity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_current_members_speak_as_nodes() {
+    let mut cluster = TestCluster::start(3);
+    cluster.wait_leader(LIMIT).await;
+    let dir = cluster.tls_dir();
+    let ca = dir.join(pki::CA_CERT);
+    // Node 5: a certificate from the cluster CA, but never added to the cluster.
+    let (n5_cert, n5_key) = pki::issue_node(&dir, 5, &["127.0.0.1".into()], 1).unwrap();
+    let outsider = client_config(&ca, Some((&n5_cert, &n5_key)));
+
+    let peer = cluster.nodes[0].config.listen.peer.to_string();
+    let e = peer_vote(&peer, outsider.clone(), 5).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert!(e.message().contains("not a member"), "{e:?}");
+    // A member's certificate still gets as far as the payload.
+    let (n2_cert, n2_key) = pki::node_files(&dir, 2);
+    let e = peer_vote(&peer, client_config(&ca, Some((&n2_cert, &n2_key))), 2)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+
+    // The admin port: the outsider claims to forward an admin's call.
+    let connector =
+        statusmesh_tls::TlsConnector::new(move || outsider.clone(), "localhost", None).unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(format!(
+        "http://{}",
+        cluster.nodes[0].config.listen.admin
+    ))
+    .unwrap()
+    .timeout(Duration::from_secs(5))
+    .connect_with_connector(connector)
+    .await
+    .unwrap();
+    let mut req = tonic::Request::new(pb::ReadRequest::default());
+    req.metadata_mut().insert(
+        statusmesh_admin::auth::ON_BEHALF_OF_HEADER,
+        "cert:mallory/admin".parse().unwrap(),
+    );
+    let e = pb::admin_client::AdminClient::new(channel)
+        .list_tokens(req)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert!(e.message().contains("current member"), "{e:?}");
+}
