@@ -71,3 +71,31 @@ pub async fn wait_digest(cluster: &TestCluster, i: usize, digest: &str, limit: D
     })
     .await;
 }
+
+/// Waits for the audit record of the backup `digest` on node `i` and returns it.
+pub async fn backup_audit_record(
+    cluster: &TestCluster,
+    i: usize,
+    digest: &str,
+) -> statusmesh_proto::admin::AuditRecord {
+    use statusmesh_proto::admin as pb;
+    let audit = cluster.admin(i).await.unwrap();
+    let target = format!("state {digest}");
+    eventually(Duration::from_secs(30), "the backup's audit record", || {
+        let (mut audit, target) = (audit.clone(), target.clone());
+        async move {
+            let list = audit
+                .list_audit(crate::read(pb::ListAuditRequest {
+                    action: Some("backup".into()),
+                    ..Default::default()
+                }))
+                .await
+                .ok()?
+                .into_inner();
+            list.records
+                .into_iter()
+                .find(|r| r.target.as_deref() == Some(target.as_str()))
+        }
+    })
+    .await
+}

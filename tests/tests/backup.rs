@@ -48,26 +48,7 @@ async fn a_backup_restored_into_a_new_cluster_has_the_same_digest() {
     let file = dir.path().join("status.backup");
     let digest = statusctl_backup(&source, 1, &file);
     // Taking it is audited (the state moves on by that record), naming the state it holds.
-    let audit = source.admin(1).await.unwrap();
-    eventually(LIMIT, "the backup's audit record", || {
-        let mut audit = audit.clone();
-        let target = format!("state {digest}");
-        async move {
-            let list = audit
-                .list_audit(read(pb::ListAuditRequest {
-                    action: Some("backup".into()),
-                    ..Default::default()
-                }))
-                .await
-                .ok()?
-                .into_inner();
-            list.records
-                .iter()
-                .any(|r| r.target.as_deref() == Some(target.as_str()))
-                .then_some(())
-        }
-    })
-    .await;
+    backup_audit_record(&source, 1, &digest).await;
     // A second backup to the same file is refused and the first is kept.
     let again = Command::new(binary("statusctl"))
         .env("STATUSMESH_ENDPOINT", source.nodes[1].admin_endpoint())

@@ -3,7 +3,7 @@
 //! Invariant: every RPC authenticates its caller and checks [`role`] of its own name before it
 //! looks at the request (no id is parsed, no query built, no command converted first), so a
 //! caller without the role learns nothing from the request's validation and a malformed
-//! request never changes which role is required. The table test in `tests/security.rs`
+//! request never changes which role is required. The table test in `tests/roles.rs`
 //! calls every RPC with every role, and [`tests`] below checks the table against the service
 //! definition.
 
