@@ -322,6 +322,7 @@ async fn client(
         Duration::from_secs(10),
     )
     .await
+    .map_err(|e| e.to_string())
 }
 
 async fn add(endpoint: &AdminEndpoint, name: &str, idem: &str) -> Result<(), String> {

@@ -221,7 +221,7 @@ pub async fn admin_client(
         Duration::from_secs(20),
     )
     .await
-    .map_err(anyhow::Error::msg)
+    .map_err(anyhow::Error::from)
 }
 
 /// Webhook settings for tests: loopback receivers allowed, short request timeout.
@@ -565,12 +565,27 @@ impl TestCluster {
     }
 }
 
+/// Node log lines a failed test prints, per node.
+const LOG_TAIL_LINES: usize = 40;
+
 impl Drop for TestCluster {
     fn drop(&mut self) {
         for n in &mut self.nodes {
             if let Some(mut c) = n.child.take() {
                 let _ = c.kill();
                 let _ = c.wait();
+            }
+        }
+        // A failed test shows what the nodes said: their logs go with the temp dir.
+        if std::thread::panicking() {
+            for n in &self.nodes {
+                let text = std::fs::read_to_string(&n.log_path).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+                eprintln!("---- node {} log (last {} lines) ----", n.id, tail.len());
+                for l in tail {
+                    eprintln!("{l}");
+                }
             }
         }
     }

@@ -11,7 +11,6 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 use statusmesh_model::access::{Role, Tokens};
 use statusmesh_model::Timestamp;
 use subtle::ConstantTimeEq;
@@ -219,10 +218,7 @@ pub struct Authenticator {
     limiter: FailureLimiter,
 }
 
-/// The SHA-256 (lowercase hex) a named token is stored as.
-pub fn token_hash(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
-}
+pub use statusmesh_model::access::token_hash;
 
 fn bearer<T>(req: &Request<T>) -> Result<Option<&str>, Status> {
     let Some(header) = req.metadata().get("authorization") else {

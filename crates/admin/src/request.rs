@@ -10,7 +10,7 @@ pub struct RequestId(pub String);
 /// Set instead when the client's `x-request-id` was malformed: the call is refused with this
 /// message before anything else happens.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BadRequestId(pub String);
+pub struct BadRequestId(pub statusmesh_proto::request_id::RequestIdError);
 
 /// The call's id, or empty when the service runs without the layer (unit tests).
 pub(crate) fn request_id<T>(req: &Request<T>) -> String {
@@ -23,7 +23,7 @@ pub(crate) fn request_id<T>(req: &Request<T>) -> String {
 /// Refuses a call whose client-chosen id was malformed.
 pub(crate) fn check<T>(req: &Request<T>) -> Result<(), tonic::Status> {
     match req.extensions().get::<BadRequestId>() {
-        Some(BadRequestId(problem)) => Err(tonic::Status::invalid_argument(problem.clone())),
+        Some(BadRequestId(problem)) => Err(tonic::Status::invalid_argument(problem.to_string())),
         None => Ok(()),
     }
 }

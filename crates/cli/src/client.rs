@@ -4,17 +4,22 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
 use statusmesh_proto::admin::admin_client::AdminClient;
-use statusmesh_proto::authed;
 use statusmesh_proto::request_id::{self, grpc_code_name as code_name, REQUEST_ID_HEADER};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use statusmesh_proto::{authed, AdminTls, IDEMPOTENCY_HEADER};
+use tonic::transport::Channel;
 use tonic::{Code, Response, Status};
+
+/// How long connecting to one endpoint may take before the next is tried.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// The largest reply accepted (a backup chunk, a long audit page).
+const MAX_REPLY_BYTES: usize = 64 * 1024 * 1024;
 
 pub struct Client {
     endpoints: Vec<String>,
     /// `None` when a client certificate authenticates instead.
     token: Option<String>,
-    ca_pem: Option<Vec<u8>>,
-    identity: Option<tonic::transport::Identity>,
+    /// The CA (`--ca-cert`), the system roots and the client certificate (`--cert`).
+    tls: AdminTls,
     timeout: Duration,
     /// Used by every write of this invocation, on every endpoint tried.
     pub idempotency_key: String,
@@ -80,8 +85,11 @@ impl Client {
         Ok(Client {
             endpoints,
             token,
-            ca_pem,
-            identity,
+            tls: AdminTls {
+                ca_pem,
+                system_roots: true,
+                identity,
+            },
             timeout: Duration::from_secs(timeout.max(1)),
             idempotency_key,
             request_id,
@@ -89,25 +97,14 @@ impl Client {
     }
 
     async fn connect(&self, endpoint: &str) -> anyhow::Result<AdminClient<Channel>> {
-        let mut ep = Endpoint::from_shared(endpoint.to_owned())
-            .with_context(|| format!("invalid endpoint {endpoint:?}"))?
-            .connect_timeout(Duration::from_secs(3))
-            .timeout(self.timeout);
-        if endpoint.starts_with("https://") {
-            let mut tls = ClientTlsConfig::new().with_enabled_roots();
-            if let Some(pem) = &self.ca_pem {
-                tls = tls.ca_certificate(Certificate::from_pem(pem));
-            }
-            if let Some(id) = &self.identity {
-                tls = tls.identity(id.clone());
-            }
-            ep = ep.tls_config(tls).context("invalid TLS settings")?;
-        }
-        let channel = ep
-            .connect()
-            .await
-            .with_context(|| format!("cannot connect to {endpoint}"))?;
-        Ok(AdminClient::new(channel).max_decoding_message_size(64 * 1024 * 1024))
+        let channel = statusmesh_proto::connect_admin_with(
+            endpoint,
+            &self.tls,
+            CONNECT_TIMEOUT,
+            self.timeout,
+        )
+        .await?;
+        Ok(AdminClient::new(channel).max_decoding_message_size(MAX_REPLY_BYTES))
     }
 
     /// Calls `f` on the first endpoint that answers; an unreachable endpoint, or one that
@@ -132,14 +129,14 @@ impl Client {
                 }
             };
             let mut req = match &self.token {
-                Some(token) => authed(message.clone(), token, key).map_err(anyhow::Error::msg)?,
+                Some(token) => authed(message.clone(), token, key)?,
                 None => {
                     let mut r = tonic::Request::new(message.clone());
                     if let Some(k) = key {
                         let v = k.parse().map_err(|_| {
                             anyhow!("idempotency key {k:?} is not a valid header value")
                         })?;
-                        r.metadata_mut().insert("idempotency-key", v);
+                        r.metadata_mut().insert(IDEMPOTENCY_HEADER, v);
                     }
                     r
                 }

@@ -1,6 +1,7 @@
 //! Why a proposal or a membership change did not complete.
 
 use serde::{Deserialize, Serialize};
+use statusmesh_store::{NodeId, NodeInfo};
 
 /// The error of a write that did not commit. Serializable: a leader returns it to the follower
 /// that forwarded the write.
@@ -24,6 +25,25 @@ pub enum ProposeError {
     #[error("{0}")]
     Invalid(String),
 }
+
+/// Why a node could not start Raft or initialise its cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid raft configuration: {0}")]
+    Config(#[from] Box<openraft::ConfigError>),
+    #[error("cannot start raft: {0}")]
+    Raft(#[from] openraft::error::Fatal<NodeId>),
+    #[error("cannot initialise the cluster: {0}")]
+    Initialize(
+        #[from]
+        openraft::error::RaftError<NodeId, openraft::error::InitializeError<NodeId, NodeInfo>>,
+    ),
+}
+
+/// A timing profile name that is neither `lan` nor `wan`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a timing profile (lan or wan)")]
+pub struct UnknownProfile(pub String);
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum MembershipError {

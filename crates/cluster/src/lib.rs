@@ -15,8 +15,9 @@ pub mod peer_server;
 pub mod profile;
 pub mod scheduler;
 pub mod watchdog;
+pub mod worker;
 
-pub use error::{MembershipError, ProposeError};
-pub use node::{now, ClusterNode, MemberStatus, NodeConfig, NodeStatus};
+pub use error::{MembershipError, ProposeError, StartError, UnknownProfile};
+pub use node::{now, ClusterNode, MemberStatus, NodeConfig, NodeStatus, RoleChanges};
 pub use peer_server::PeerService;
 pub use profile::TimingProfile;

@@ -111,10 +111,10 @@ impl PeerNetwork {
                     &statusmesh_tls::node_dns_name(target),
                     self.source_ip,
                 )
-                .map_err(|detail| CallError::Unreachable {
+                .map_err(|e| CallError::Unreachable {
                     target,
                     addr: addr.to_owned(),
-                    detail,
+                    detail: e.to_string(),
                 })?;
                 endpoint.connect_with_connector_lazy(connector)
             }

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::UnknownProfile;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TimingProfile {
@@ -71,12 +73,12 @@ impl fmt::Display for TimingProfile {
 }
 
 impl FromStr for TimingProfile {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownProfile;
+    fn from_str(s: &str) -> Result<Self, UnknownProfile> {
         match s {
             "lan" => Ok(TimingProfile::Lan),
             "wan" => Ok(TimingProfile::Wan),
-            other => Err(format!("{other:?} is not a timing profile (lan or wan)")),
+            other => Err(UnknownProfile(other.to_owned())),
         }
     }
 }
@@ -96,7 +98,7 @@ const _: () = assert!(
 pub fn raft_config(
     profile: TimingProfile,
     snapshot_every: u64,
-) -> Result<openraft::Config, String> {
+) -> Result<openraft::Config, Box<openraft::ConfigError>> {
     let t = profile.timings();
     let config = openraft::Config {
         cluster_name: "statusmesh".into(),
@@ -112,5 +114,5 @@ pub fn raft_config(
         max_payload_entries: MAX_PAYLOAD_ENTRIES,
         ..Default::default()
     };
-    config.validate().map_err(|e| e.to_string())
+    config.validate().map_err(Box::new)
 }

@@ -11,14 +11,25 @@ use statusmesh_model::command::Command;
 use statusmesh_model::{Id, Proposal};
 use tokio::sync::watch;
 
+use tracing::Instrument as _;
+
 use crate::node::ClusterNode;
+use crate::worker;
 
 pub const SCHEDULER_TICK: Duration = Duration::from_secs(1);
 
-/// Runs until `shutdown` turns true.
-pub async fn run_maintenance_scheduler(
+/// Runs until `shutdown` turns true, in the `maintenance_scheduler` worker span.
+pub async fn run_maintenance_scheduler(node: Arc<ClusterNode>, shutdown: watch::Receiver<bool>) {
+    let span = worker::span("maintenance_scheduler");
+    schedule(node, shutdown, span.clone())
+        .instrument(span)
+        .await;
+}
+
+async fn schedule(
     node: Arc<ClusterNode>,
     mut shutdown: watch::Receiver<bool>,
+    span: tracing::Span,
 ) {
     let mut tick = tokio::time::interval(SCHEDULER_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -31,8 +42,10 @@ pub async fn run_maintenance_scheduler(
             return;
         }
         if !node.is_leader() {
+            worker::set_state(&span, "following");
             continue;
         }
+        worker::set_state(&span, "leading");
         // The cluster's time, not this node's wall clock alone: a leader whose clock runs
         // ahead must not start maintenances early (see `crate::clock`).
         let at = node.cluster_now().await;

@@ -19,9 +19,24 @@ use openraft::ServerState;
 use rand::Rng;
 use tokio::sync::watch;
 
-use crate::node::ClusterNode;
+use tracing::Instrument as _;
 
-pub async fn run_election_watchdog(node: Arc<ClusterNode>, mut shutdown: watch::Receiver<bool>) {
+use crate::node::ClusterNode;
+use crate::worker;
+
+/// Runs until `shutdown` turns true, in the `election_watchdog` worker span.
+pub async fn run_election_watchdog(node: Arc<ClusterNode>, shutdown: watch::Receiver<bool>) {
+    let span = worker::span("election_watchdog");
+    watch_elections(node, shutdown, span.clone())
+        .instrument(span)
+        .await;
+}
+
+async fn watch_elections(
+    node: Arc<ClusterNode>,
+    mut shutdown: watch::Receiver<bool>,
+    span: tracing::Span,
+) {
     let t = node.profile.timings();
     let lease = t.election_max.as_millis() as u64;
     let spread = (t.election_min.as_millis() as u64 / 2).max(1);
@@ -51,8 +66,10 @@ pub async fn run_election_watchdog(node: Arc<ClusterNode>, mut shutdown: watch::
             continue;
         };
         if !follower || !voter || silence < lease + jitter {
+            worker::set_state(&span, "watching");
             continue;
         }
+        worker::set_state(&span, "leaderless");
         // One campaign per election timeout at most; then openraft's timers take over.
         if campaigned_at.is_some_and(|at| at.elapsed() < t.election_min) {
             continue;

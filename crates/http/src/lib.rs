@@ -10,12 +10,14 @@
 pub mod badge;
 pub mod diagnostics;
 pub mod feeds;
+pub mod headers;
 pub mod html;
 pub mod routes;
-pub mod statuspage;
+pub mod table;
 pub mod uptime;
 pub mod view;
 
 pub use diagnostics::Diagnostics;
-pub use routes::{route_index, router, PublicOptions, ROUTE_LABELS};
+pub use routes::{router, MetricsRenderer, PublicOptions};
+pub use table::{route_index, route_labels, UNMATCHED};
 pub use view::{spawn_renderer, View};

@@ -1,14 +1,19 @@
 //! The public router. Every response names the node and region that served it and how fresh
 //! its replica is; nothing here asks the leader, so a partitioned node keeps answering.
+//!
+//! Routes come from the one table in [`crate::table`]; every request goes through
+//! [`dispatch`], which picks the handler and adds the headers.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, MethodRouter};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -16,8 +21,10 @@ use statusmesh_cluster::ClusterNode;
 use tokio::sync::watch;
 
 use crate::diagnostics::Diagnostics;
+use crate::headers::{respond, secure};
 use crate::html::{stale_notice, STALE_MARKER};
-use crate::view::{Representation, View};
+use crate::table::{Handler, ROUTES};
+use crate::view::View;
 
 /// How the public port behaves.
 #[derive(Debug, Clone, Copy)]
@@ -30,37 +37,9 @@ pub struct PublicOptions {
     pub hsts: bool,
 }
 
-/// The page needs nothing but its own inline styles (a `<style>` element and `style`
-/// attributes: no scripts, no frames, no forms, no external resources), so everything else is
-/// refused, and no other site may frame it. Badges (SVG, `img-src 'self'`) may be embedded by
-/// other sites as images, which CSP does not restrict.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
-pub const REFERRER_POLICY: &str = "strict-origin-when-cross-origin";
-/// Two years, subdomains included (the HSTS preload list's minimum is one year).
-pub const STRICT_TRANSPORT_SECURITY: &str = "max-age=63072000; includeSubDomains";
-
-/// The security headers every public response carries.
-fn secure(h: &mut HeaderMap, hsts: bool) {
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static(REFERRER_POLICY),
-    );
-    if hsts {
-        h.insert(
-            header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static(STRICT_TRANSPORT_SECURITY),
-        );
-    }
-}
+/// Renders the `/metrics` exposition (the server's: it knows every instrument).
+pub type MetricsRenderer =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = String> + Send>> + Send + Sync>;
 
 #[derive(Clone)]
 struct App(Arc<AppInner>);
@@ -70,6 +49,7 @@ struct AppInner {
     view: watch::Receiver<Arc<View>>,
     diagnostics: Arc<Diagnostics>,
     options: PublicOptions,
+    metrics: Option<MetricsRenderer>,
     /// Header values that never change, built once.
     node_header: HeaderValue,
     region_header: HeaderValue,
@@ -82,14 +62,14 @@ impl std::ops::Deref for App {
     }
 }
 
-pub const CACHE_CONTROL: &str =
-    "public, max-age=5, stale-while-revalidate=30, stale-if-error=86400";
-
+/// The public router, built from [`ROUTES`]. `/metrics` answers 404 without a `metrics`
+/// renderer.
 pub fn router(
     node: Arc<ClusterNode>,
     view: watch::Receiver<Arc<View>>,
     diagnostics: Arc<Diagnostics>,
     options: PublicOptions,
+    metrics: Option<MetricsRenderer>,
 ) -> Router {
     let node_header =
         HeaderValue::from_str(&node.id.to_string()).unwrap_or(HeaderValue::from_static("?"));
@@ -100,70 +80,73 @@ pub fn router(
         view,
         diagnostics,
         options,
+        metrics,
         node_header,
         region_header,
     }));
-    Router::new()
-        .route("/api/v2/{*path}", get(api_v2).options(preflight))
-        .route("/", get(page))
-        .route("/incidents/{id}", get(page))
-        .route("/history", get(history))
-        .route("/history.atom", get(page))
-        .route("/history.rss", get(page))
-        .route("/badge.svg", get(page))
-        .route("/components/{id}/badge.svg", get(page))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/api/cluster", get(cluster))
-        .fallback(not_found)
-        .with_state(app)
+    let mut router = Router::new();
+    for spec in ROUTES {
+        router = router.route(spec.pattern, methods(Some(spec.handler)));
+    }
+    router.fallback(not_found).with_state(app)
 }
 
-/// The route patterns of the public port, as metrics label them: the router's paths (keep in
-/// step with [`router`]), the server's `/metrics`, and `unmatched` last.
-pub const ROUTE_LABELS: &[&str] = &[
-    "/api/v2/{*path}",
-    "/",
-    "/incidents/{id}",
-    "/history",
-    "/history.atom",
-    "/history.rss",
-    "/badge.svg",
-    "/components/{id}/badge.svg",
-    "/healthz",
-    "/readyz",
-    "/api/cluster",
-    "/metrics",
-    "unmatched",
-];
+/// GET (and HEAD) for every route; the JSON API also answers CORS preflights.
+fn methods(handler: Option<Handler>) -> MethodRouter<App> {
+    let get_route = get(move |State(app): State<App>, req: Request| dispatch(app, handler, req));
+    if handler == Some(Handler::ApiV2) {
+        get_route.options(|State(app): State<App>| async move { stamp(&app, preflight()) })
+    } else {
+        get_route
+    }
+}
 
-/// The index in [`ROUTE_LABELS`] of the route a request path takes, without routing it (a
-/// few string comparisons: the metrics layer runs outside the router, so that counting adds
-/// no per-route service to the hot path).
-pub fn route_index(path: &str) -> usize {
-    let single = |rest: Option<&str>| rest.is_some_and(|id| !id.is_empty() && !id.contains('/'));
-    let label = match path {
-        p if p.starts_with("/api/v2/") => "/api/v2/{*path}",
-        "/" | "/history" | "/history.atom" | "/history.rss" | "/badge.svg" | "/healthz"
-        | "/readyz" | "/api/cluster" | "/metrics" => path,
-        p if single(p.strip_prefix("/incidents/")) => "/incidents/{id}",
-        p if single(
-            p.strip_prefix("/components/")
-                .and_then(|r| r.strip_suffix("/badge.svg")),
-        ) =>
-        {
-            "/components/{id}/badge.svg"
+async fn not_found(State(app): State<App>, req: Request) -> Response {
+    dispatch(app, None, req).await
+}
+
+/// Runs the route's handler (`None`: no route matched) and stamps the answer.
+async fn dispatch(app: App, handler: Option<Handler>, req: Request) -> Response {
+    let resp = match handler {
+        Some(Handler::ApiV2) => {
+            // The body is not needed (and not `Sync`): keep only the head across the wait.
+            let (head, _) = req.into_parts();
+            api_v2_response(&app, &head).await
         }
-        _ => "unmatched",
+        Some(Handler::Page) => serve_cached(&app, req.uri().path(), req.headers()),
+        Some(Handler::History) => history(&app, &req),
+        Some(Handler::Healthz) => "ok\n".into_response(),
+        Some(Handler::Readyz) => readiness(&app).into_response(),
+        Some(Handler::Cluster) => {
+            let figures = app.diagnostics.figures().await;
+            cluster_view(&app, &figures).into_response()
+        }
+        Some(Handler::Metrics) => match &app.metrics {
+            Some(render) => (
+                [(
+                    header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )],
+                render().await,
+            )
+                .into_response(),
+            None => no_such_page(req.uri()),
+        },
+        None => no_such_page(req.uri()),
     };
-    ROUTE_LABELS
-        .iter()
-        .position(|l| *l == label)
-        .unwrap_or(ROUTE_LABELS.len() - 1)
+    stamp(&app, resp)
 }
 
-/// Adds the freshness headers. Every handler's response goes through it (the hot handlers
-/// call it directly rather than through a middleware layer: it is on every request).
+fn no_such_page(uri: &axum::http::Uri) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        format!("no such page: {}\n", uri.path()),
+    )
+        .into_response()
+}
+
+/// Adds the security and freshness headers. Every response goes through it, once, in
+/// [`dispatch`] (not a middleware layer: it is on every request).
 fn stamp(app: &App, mut resp: Response) -> Response {
     let (stale, contact) = is_stale(app);
     let h = resp.headers_mut();
@@ -184,21 +167,6 @@ fn stamp(app: &App, mut resp: Response) -> Response {
     resp
 }
 
-async fn not_found(State(app): State<App>, uri: axum::http::Uri) -> Response {
-    stamp(
-        &app,
-        (
-            StatusCode::NOT_FOUND,
-            format!("no such page: {}\n", uri.path()),
-        )
-            .into_response(),
-    )
-}
-
-async fn healthz(State(app): State<App>) -> Response {
-    stamp(&app, "ok\n".into_response())
-}
-
 fn json_error(status: StatusCode, message: String) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
@@ -209,13 +177,6 @@ fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
     query?
         .split('&')
         .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-}
-
-async fn api_v2(State(app): State<App>, req: Request) -> Response {
-    // The body is not needed (and not `Sync`): keep only the head across the wait.
-    let (head, _) = req.into_parts();
-    let resp = api_v2_response(&app, &head).await;
-    stamp(&app, resp)
 }
 
 async fn api_v2_response(app: &App, req: &axum::http::request::Parts) -> Response {
@@ -254,76 +215,6 @@ async fn api_v2_response(app: &App, req: &axum::http::request::Parts) -> Respons
     }
 }
 
-/// The encodings the client accepts, by preference: brotli, gzip, identity.
-fn pick_encoding(headers: &HeaderMap) -> Option<&'static str> {
-    let accept = headers.get(header::ACCEPT_ENCODING)?.to_str().ok()?;
-    let accepts = |name: &str| {
-        accept.split(',').any(|part| {
-            let mut it = part.split(';');
-            let token = it.next().unwrap_or("").trim();
-            let q = it
-                .find_map(|p| {
-                    p.trim()
-                        .strip_prefix("q=")
-                        .map(|q| q.trim().parse::<f32>().unwrap_or(0.0))
-                })
-                .unwrap_or(1.0);
-            (token.eq_ignore_ascii_case(name) || token == "*") && q > 0.0
-        })
-    };
-    if accepts("br") {
-        Some("br")
-    } else if accepts("gzip") {
-        Some("gzip")
-    } else {
-        None
-    }
-}
-
-fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
-    headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
-}
-
-/// A cached representation: 304 when the client's validator matches, else the best encoding.
-/// Every header value is prebuilt: nothing is parsed or formatted here.
-pub fn respond(repr: &Representation, headers: &HeaderMap) -> Response {
-    let not_modified = if_none_match(headers, &repr.etag);
-    let (body, encoding) = if not_modified {
-        (Body::empty(), None)
-    } else {
-        match pick_encoding(headers) {
-            Some("br") => (Body::from(repr.brotli.clone()), Some("br")),
-            Some(_) => (Body::from(repr.gzip.clone()), Some("gzip")),
-            None => (Body::from(repr.identity.clone()), None),
-        }
-    };
-    let mut resp = Response::new(body);
-    let h = resp.headers_mut();
-    h.reserve(17);
-    h.insert(header::ETAG, repr.etag_header.clone());
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static(CACHE_CONTROL),
-    );
-    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    if not_modified {
-        *resp.status_mut() = StatusCode::NOT_MODIFIED;
-        return resp;
-    }
-    h.insert(header::CONTENT_TYPE, repr.content_type_header.clone());
-    if let Some(e) = encoding {
-        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(e));
-    }
-    resp
-}
-
 fn is_stale(app: &App) -> (bool, Option<u64>) {
     let contact = app.node.millis_since_leader_contact();
     (
@@ -355,37 +246,25 @@ fn serve_cached(app: &App, key: &str, headers: &HeaderMap) -> Response {
     respond(repr, headers)
 }
 
-async fn page(State(app): State<App>, req: Request) -> Response {
-    let resp = serve_cached(&app, req.uri().path(), req.headers());
-    stamp(&app, resp)
-}
-
 #[derive(Debug, Deserialize)]
 struct HistoryQuery {
     page: Option<String>,
 }
 
-async fn history(
-    State(app): State<App>,
-    Query(q): Query<HistoryQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let n = match q.page.as_deref().map(str::parse::<usize>) {
-        None => 1,
-        Some(Ok(n)) if n >= 1 => n,
-        _ => {
-            return stamp(
-                &app,
-                (StatusCode::BAD_REQUEST, "page must be a positive integer\n").into_response(),
-            )
-        }
+fn history(app: &App, req: &Request) -> Response {
+    let page = axum::extract::Query::<HistoryQuery>::try_from_uri(req.uri())
+        .ok()
+        .map(|q| q.0.page);
+    let n = match page.map(|p| p.as_deref().map(str::parse::<usize>)) {
+        Some(None) => 1,
+        Some(Some(Ok(n))) if n >= 1 => n,
+        _ => return (StatusCode::BAD_REQUEST, "page must be a positive integer\n").into_response(),
     };
-    let resp = serve_cached(&app, &format!("/history/{n}"), &headers);
-    stamp(&app, resp)
+    serve_cached(app, &format!("/history/{n}"), req.headers())
 }
 
-async fn preflight(State(app): State<App>) -> Response {
-    let resp = Response::builder()
+fn preflight() -> Response {
+    Response::builder()
         .status(StatusCode::NO_CONTENT)
         .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
         .header(
@@ -395,16 +274,10 @@ async fn preflight(State(app): State<App>) -> Response {
         .header(header::ACCESS_CONTROL_ALLOW_HEADERS, "*")
         .header(header::ACCESS_CONTROL_MAX_AGE, "86400")
         .body(Body::empty())
-        .unwrap_or_default();
-    stamp(&app, resp)
+        .unwrap_or_default()
 }
 
 /// Ready once this node holds a replica: it is a member of an initialised cluster.
-async fn readyz(State(app): State<App>) -> Response {
-    let resp = readiness(&app).into_response();
-    stamp(&app, resp)
-}
-
 fn readiness(app: &App) -> impl IntoResponse {
     if app.node.is_member() {
         (StatusCode::OK, "ready\n")
@@ -414,12 +287,6 @@ fn readiness(app: &App) -> impl IntoResponse {
             "not ready: this node is not a member of an initialised cluster yet\n",
         )
     }
-}
-
-async fn cluster(State(app): State<App>) -> Response {
-    let figures = app.diagnostics.figures().await;
-    let resp = cluster_view(&app, &figures).into_response();
-    stamp(&app, resp)
 }
 
 /// The digest and outbox counts come from [`Diagnostics`] (counts at most once a second, the
@@ -448,33 +315,4 @@ fn cluster_view(app: &App, figures: &crate::diagnostics::Figures) -> Json<serde_
             "public_addr": m.info.public_addr,
         })).collect::<Vec<_>>(),
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_map_to_their_route_pattern() {
-        let label = |p: &str| ROUTE_LABELS[route_index(p)];
-        assert_eq!(label("/api/v2/summary.json"), "/api/v2/{*path}");
-        assert_eq!(
-            label("/api/v2/incidents/unresolved.json"),
-            "/api/v2/{*path}"
-        );
-        assert_eq!(label("/"), "/");
-        assert_eq!(label("/incidents/abc123"), "/incidents/{id}");
-        assert_eq!(label("/incidents/"), "unmatched");
-        assert_eq!(label("/incidents/a/b"), "unmatched");
-        assert_eq!(
-            label("/components/x1/badge.svg"),
-            "/components/{id}/badge.svg"
-        );
-        assert_eq!(label("/components//badge.svg"), "unmatched");
-        assert_eq!(label("/history.atom"), "/history.atom");
-        assert_eq!(label("/metrics"), "/metrics");
-        assert_eq!(label("/wp-admin.php"), "unmatched");
-        assert_eq!(label(""), "unmatched");
-        assert_eq!(ROUTE_LABELS.last(), Some(&"unmatched"));
-    }
 }

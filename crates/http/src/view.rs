@@ -12,7 +12,7 @@ use statusmesh_store::Replica;
 use tokio::sync::watch;
 
 use crate::html::{component_label, indicator_class, Html};
-use crate::{badge, feeds, statuspage};
+use crate::{badge, feeds};
 
 /// One representation in all its encodings.
 #[derive(Debug)]
@@ -81,16 +81,17 @@ impl View {
             let state = &data.state;
             let index = data.last_applied.map_or(0, |l| l.index);
             let page_revision = state.page_revision;
-            let mut docs: Vec<(String, &'static str, Vec<u8>)> = statuspage::endpoints(state)
-                .into_iter()
-                .map(|(path, v)| {
-                    (
-                        format!("/api/v2/{path}"),
-                        JSON,
-                        serde_json::to_vec(&v).unwrap_or_default(),
-                    )
-                })
-                .collect();
+            let mut docs: Vec<(String, &'static str, Vec<u8>)> =
+                statusmesh_statuspage::endpoints(state)
+                    .into_iter()
+                    .map(|(path, v)| {
+                        (
+                            format!("/api/v2/{path}"),
+                            JSON,
+                            serde_json::to_vec(&v).unwrap_or_default(),
+                        )
+                    })
+                    .collect();
             let html = Html::new(state, region, statusmesh_cluster::now());
             docs.push(("/".into(), HTML, html.index().into_bytes()));
             for n in 1..=html.history_pages() {

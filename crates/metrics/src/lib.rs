@@ -6,10 +6,12 @@
 //! [`RequestMetrics`] whose number of distinct routes is capped, so no client can grow the
 //! exposition without bound.
 
+mod dispatch;
 mod exposition;
 mod histogram;
 mod requests;
 
+pub use dispatch::DispatchStats;
 pub use exposition::Exposition;
 pub use histogram::{Histogram, HistogramSnapshot, LAG_BUCKETS, LATENCY_BUCKETS};
 pub use requests::{RequestMetrics, Route, RouteSnapshot, OTHER_ROUTE};

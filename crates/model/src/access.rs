@@ -95,6 +95,32 @@ pub fn check_token_name(field: &str, name: &str) -> Result<(), CommandError> {
     Ok(())
 }
 
+/// Bounds of a named token's secret (chosen by the client; only its hash is stored).
+pub const MIN_TOKEN_SECRET_BYTES: usize = 32;
+pub const MAX_TOKEN_SECRET_BYTES: usize = 256;
+
+/// Checks a token secret: 32 to 256 printable ASCII characters. The error never echoes it.
+pub fn check_token_secret(field: &str, secret: &str) -> Result<(), CommandError> {
+    let len = secret.len();
+    if !(MIN_TOKEN_SECRET_BYTES..=MAX_TOKEN_SECRET_BYTES).contains(&len)
+        || !secret.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(CommandError::invalid(
+            field,
+            format!(
+                "must be {MIN_TOKEN_SECRET_BYTES} to {MAX_TOKEN_SECRET_BYTES} printable ASCII characters"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The SHA-256 (lowercase hex) a named token's secret is stored and matched as.
+pub fn token_hash(secret: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(secret.as_bytes()))
+}
+
 /// The named tokens, by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tokens {

@@ -35,4 +35,4 @@ pub use ids::{Id, Timestamp};
 pub use outbox::{Event, EventKind, Outbox};
 pub use rollup::Indicator;
 pub use state::State;
-pub use status::{ComponentStatus, Impact, IncidentStatus, MaintenanceStatus};
+pub use status::{ComponentStatus, Impact, IncidentStatus, MaintenanceStatus, TransitionRefused};

@@ -104,17 +104,15 @@ impl IncidentStatus {
     /// Whether an update may move an incident from `self` to `to`. Open statuses move freely
     /// among themselves and to resolved; a resolved incident takes only further `resolved`
     /// notes (reopening means a new incident); `postmortem` is reached only by publishing one.
-    pub fn check_update_to(self, to: IncidentStatus) -> Result<(), String> {
+    pub fn check_update_to(self, to: IncidentStatus) -> Result<(), TransitionRefused> {
         use IncidentStatus::*;
         match (self, to) {
             // A note on an incident whose postmortem is out keeps it in postmortem.
             (Postmortem, Postmortem) => Ok(()),
-            (_, Postmortem) => Err("publish a postmortem instead".into()),
+            (_, Postmortem) => Err(TransitionRefused::PostmortemByPublishing),
             (Investigating | Identified | Monitoring, _) => Ok(()),
             (Resolved | Postmortem, Resolved) => Ok(()),
-            (Resolved | Postmortem, _) => {
-                Err("a resolved incident cannot be reopened; create a new incident".into())
-            }
+            (Resolved | Postmortem, _) => Err(TransitionRefused::Reopening),
         }
     }
 }
@@ -136,17 +134,33 @@ impl MaintenanceStatus {
 
     /// Maintenances only move forward: scheduled -> in_progress -> verifying -> completed, with
     /// in_progress -> completed allowed directly and cancellation before completion.
-    pub fn check_transition_to(self, to: MaintenanceStatus) -> Result<(), String> {
+    pub fn check_transition_to(self, to: MaintenanceStatus) -> Result<(), TransitionRefused> {
         use MaintenanceStatus::*;
         match (self, to) {
             (Scheduled, InProgress | Cancelled)
             | (InProgress, Verifying | Completed | Cancelled)
             | (Verifying, Completed | Cancelled) => Ok(()),
-            (Completed | Cancelled, _) => Err("the maintenance is finished".into()),
-            (a, b) if a == b => Err("the maintenance is already in that status".into()),
-            _ => Err("maintenances only move forward: scheduled -> in_progress -> verifying -> completed".into()),
+            (Completed | Cancelled, _) => Err(TransitionRefused::Finished),
+            (a, b) if a == b => Err(TransitionRefused::AlreadyThere),
+            _ => Err(TransitionRefused::Backwards),
         }
     }
+}
+
+/// Why a status transition is not allowed (the reason in
+/// [`CommandError::IllegalTransition`](crate::CommandError::IllegalTransition)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionRefused {
+    #[error("publish a postmortem instead")]
+    PostmortemByPublishing,
+    #[error("a resolved incident cannot be reopened; create a new incident")]
+    Reopening,
+    #[error("the maintenance is finished")]
+    Finished,
+    #[error("the maintenance is already in that status")]
+    AlreadyThere,
+    #[error("maintenances only move forward: scheduled -> in_progress -> verifying -> completed")]
+    Backwards,
 }
 
 #[cfg(test)]

@@ -36,7 +36,8 @@ pub const SECRET_A: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 pub const SECRET_B: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 
 impl Scenario {
-    fn new() -> Self {
+    /// An empty state with the clock at [`T0`].
+    pub fn new() -> Self {
         Scenario {
             now: T0,
             ..Scenario::default()

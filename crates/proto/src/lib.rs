@@ -7,22 +7,51 @@
 pub mod convert;
 pub mod request_id;
 
+/// The header carrying a write's idempotency key (admin requests).
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
+/// Why an admin request could not be built or a connection not made.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("the token contains characters not allowed in a header")]
+    BadToken,
+    #[error("idempotency key {0:?} is not a valid header value")]
+    BadIdempotencyKey(String),
+    #[error("invalid endpoint {endpoint:?}: {source}")]
+    BadEndpoint {
+        endpoint: String,
+        source: tonic::transport::Error,
+    },
+    #[error("cannot read {path}: {source}", path = path.display())]
+    ReadCa {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid TLS settings: {0}")]
+    Tls(tonic::transport::Error),
+    #[error("cannot connect to {endpoint}: {source}")]
+    Connect {
+        endpoint: String,
+        source: tonic::transport::Error,
+    },
+}
+
 /// Builds an admin request with its bearer token and, for writes, the idempotency key.
 pub fn authed<T>(
     message: T,
     token: &str,
     idempotency_key: Option<&str>,
-) -> Result<tonic::Request<T>, String> {
+) -> Result<tonic::Request<T>, ClientError> {
     let mut req = tonic::Request::new(message);
     let bearer = format!("Bearer {token}")
         .parse()
-        .map_err(|_| "the token contains characters not allowed in a header".to_string())?;
+        .map_err(|_| ClientError::BadToken)?;
     req.metadata_mut().insert("authorization", bearer);
     if let Some(key) = idempotency_key {
         let key = key
             .parse()
-            .map_err(|_| format!("idempotency key {key:?} is not a valid header value"))?;
-        req.metadata_mut().insert("idempotency-key", key);
+            .map_err(|_| ClientError::BadIdempotencyKey(key.to_owned()))?;
+        req.metadata_mut().insert(IDEMPOTENCY_HEADER, key);
     }
     Ok(req)
 }
@@ -35,7 +64,7 @@ pub async fn connect_admin(
     ca_pem_file: Option<&std::path::Path>,
     connect_timeout: std::time::Duration,
     timeout: std::time::Duration,
-) -> Result<admin::admin_client::AdminClient<tonic::transport::Channel>, String> {
+) -> Result<admin::admin_client::AdminClient<tonic::transport::Channel>, ClientError> {
     connect_admin_channel(endpoint, ca_pem_file, connect_timeout, timeout)
         .await
         .map(admin::admin_client::AdminClient::new)
@@ -48,21 +77,65 @@ pub async fn connect_admin_channel(
     ca_pem_file: Option<&std::path::Path>,
     connect_timeout: std::time::Duration,
     timeout: std::time::Duration,
-) -> Result<tonic::transport::Channel, String> {
+) -> Result<tonic::transport::Channel, ClientError> {
+    let ca_pem = match ca_pem_file.filter(|_| endpoint.starts_with("https://")) {
+        Some(path) => Some(std::fs::read(path).map_err(|source| ClientError::ReadCa {
+            path: path.to_owned(),
+            source,
+        })?),
+        None => None,
+    };
+    let tls = AdminTls {
+        ca_pem,
+        ..AdminTls::default()
+    };
+    connect_admin_with(endpoint, &tls, connect_timeout, timeout).await
+}
+
+/// How an `https://` admin endpoint is verified, and what the client presents.
+#[derive(Debug, Clone, Default)]
+pub struct AdminTls {
+    /// A CA to trust (PEM), such as the cluster's own.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Trust the platform's roots too (an admin port behind a public certificate).
+    pub system_roots: bool,
+    /// A client certificate and key (operator certificates).
+    pub identity: Option<tonic::transport::Identity>,
+}
+
+/// Connects to a node's admin port; `tls` applies to `https://` endpoints only.
+pub async fn connect_admin_with(
+    endpoint: &str,
+    tls: &AdminTls,
+    connect_timeout: std::time::Duration,
+    timeout: std::time::Duration,
+) -> Result<tonic::transport::Channel, ClientError> {
     use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
     let mut ep = Endpoint::from_shared(endpoint.to_owned())
-        .map_err(|e| format!("invalid endpoint {endpoint:?}: {e}"))?
+        .map_err(|source| ClientError::BadEndpoint {
+            endpoint: endpoint.to_owned(),
+            source,
+        })?
         .connect_timeout(connect_timeout)
         .timeout(timeout);
-    if let Some(ca) = ca_pem_file.filter(|_| endpoint.starts_with("https://")) {
-        let pem = std::fs::read(ca).map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
-        ep = ep
-            .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
-            .map_err(|e| format!("invalid TLS settings: {e}"))?;
+    let configured = tls.system_roots || tls.ca_pem.is_some() || tls.identity.is_some();
+    if endpoint.starts_with("https://") && configured {
+        let mut config = ClientTlsConfig::new();
+        if tls.system_roots {
+            config = config.with_enabled_roots();
+        }
+        if let Some(pem) = &tls.ca_pem {
+            config = config.ca_certificate(Certificate::from_pem(pem));
+        }
+        if let Some(id) = &tls.identity {
+            config = config.identity(id.clone());
+        }
+        ep = ep.tls_config(config).map_err(ClientError::Tls)?;
     }
-    ep.connect()
-        .await
-        .map_err(|e| format!("cannot connect to {endpoint}: {e}"))
+    ep.connect().await.map_err(|source| ClientError::Connect {
+        endpoint: endpoint.to_owned(),
+        source,
+    })
 }
 
 #[allow(clippy::all, missing_debug_implementations, unreachable_pub)]

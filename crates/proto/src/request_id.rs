@@ -9,22 +9,28 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Longest accepted id.
 pub const MAX_REQUEST_ID: usize = 64;
 
+/// Why a client-chosen request id is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestIdError {
+    #[error("{REQUEST_ID_HEADER} must be 1 to {MAX_REQUEST_ID} characters (got {0})")]
+    Length(usize),
+    #[error("{REQUEST_ID_HEADER} may contain only letters, digits and . _ : - (found {0:?})")]
+    Character(char),
+    #[error("{REQUEST_ID_HEADER} must be printable ASCII")]
+    NotPrintable,
+}
+
 /// Checks a client-chosen id: 1 to 64 characters of `A-Z a-z 0-9 . _ : -` (safe in a log line,
 /// a header and a label).
-pub fn validate(id: &str) -> Result<(), String> {
+pub fn validate(id: &str) -> Result<(), RequestIdError> {
     if id.is_empty() || id.len() > MAX_REQUEST_ID {
-        return Err(format!(
-            "{REQUEST_ID_HEADER} must be 1 to {MAX_REQUEST_ID} characters (got {})",
-            id.len()
-        ));
+        return Err(RequestIdError::Length(id.len()));
     }
     if let Some(c) = id
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
     {
-        return Err(format!(
-            "{REQUEST_ID_HEADER} may contain only letters, digits and . _ : - (found {c:?})"
-        ));
+        return Err(RequestIdError::Character(c));
     }
     Ok(())
 }
@@ -61,9 +67,12 @@ mod tests {
     fn accepts_ordinary_ids_and_names_the_problem_otherwise() {
         assert!(validate("statusctl-0123abcd").is_ok());
         assert!(validate("trace:1.2_3-x").is_ok());
-        assert!(validate("").unwrap_err().contains("1 to 64"));
-        assert!(validate(&"a".repeat(65)).unwrap_err().contains("got 65"));
-        assert!(validate("a b").unwrap_err().contains("' '"));
+        assert!(validate("").unwrap_err().to_string().contains("1 to 64"));
+        assert!(validate(&"a".repeat(65))
+            .unwrap_err()
+            .to_string()
+            .contains("got 65"));
+        assert!(validate("a b").unwrap_err().to_string().contains("' '"));
         assert!(validate("a\nb").is_err());
     }
 

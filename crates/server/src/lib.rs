@@ -6,14 +6,13 @@
 
 pub mod config;
 pub mod demo;
-mod drill;
 pub mod fds;
 pub mod metrics;
 pub mod observe;
 pub mod public_port;
 pub mod recover;
 pub mod restore;
-pub mod run;
+pub mod serve;
 
 pub use config::Config;
-pub use run::{serve, shutdown_signal};
+pub use serve::{serve, shutdown_signal};

@@ -8,9 +8,9 @@
 use std::sync::atomic::Ordering;
 
 use statusmesh_cluster::ClusterNode;
+use statusmesh_metrics::DispatchStats;
 use statusmesh_metrics::Exposition;
 use statusmesh_proto::request_id::grpc_code_name;
-use statusmesh_webhook::DispatchStats;
 
 use crate::observe::PortMetrics;
 use statusmesh_model::outbox::OutboxStats;

@@ -45,15 +45,14 @@ impl Default for PortMetrics {
 /// ready (the bodies are prebuilt bytes).
 #[derive(Debug, Clone)]
 pub struct HttpObserveLayer {
-    /// One handle per `statusmesh_http::ROUTE_LABELS` entry.
+    /// One handle per `statusmesh_http::route_labels` entry.
     routes: Arc<[Route]>,
 }
 
 impl HttpObserveLayer {
     pub fn new(metrics: &PortMetrics) -> Self {
         HttpObserveLayer {
-            routes: statusmesh_http::ROUTE_LABELS
-                .iter()
+            routes: statusmesh_http::route_labels()
                 .map(|l| metrics.http.route(l))
                 .collect(),
         }
@@ -167,13 +166,13 @@ pub struct GrpcObserve<S> {
 }
 
 /// Reads the client's id: `Ok(None)` when absent, `Err` naming the problem when malformed.
-fn client_request_id(headers: &HeaderMap) -> Result<Option<String>, String> {
+fn client_request_id(headers: &HeaderMap) -> Result<Option<String>, request_id::RequestIdError> {
     match headers.get(REQUEST_ID_HEADER) {
         None => Ok(None),
         Some(v) => {
             let s = v
                 .to_str()
-                .map_err(|_| format!("{REQUEST_ID_HEADER} must be printable ASCII"))?;
+                .map_err(|_| request_id::RequestIdError::NotPrintable)?;
             request_id::validate(s)?;
             Ok(Some(s.to_owned()))
         }
@@ -374,7 +373,10 @@ mod tests {
         h.insert(REQUEST_ID_HEADER, HeaderValue::from_static("abc-1"));
         assert_eq!(client_request_id(&h), Ok(Some("abc-1".into())));
         h.insert(REQUEST_ID_HEADER, HeaderValue::from_static("a b"));
-        assert!(client_request_id(&h).unwrap_err().contains("only letters"));
+        assert!(client_request_id(&h)
+            .unwrap_err()
+            .to_string()
+            .contains("only letters"));
         assert_eq!(new_request_id().len(), 16);
     }
 }

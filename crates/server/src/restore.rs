@@ -88,6 +88,10 @@ const MAX_REFUSALS: u32 = 3;
 /// fit a log entry (`RestoreBegin`, then `RestoreChunk`s). Progress is read from the replica
 /// after every commit, so a leader change, a refused duplicate or a restart of this node
 /// resumes where the cluster is, never where this loop thought it was.
+/// How soon a restore step is tried again (doubling up to the max).
+const RETRY: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
 pub async fn apply_pending(
     node: Arc<ClusterNode>,
     data_dir: PathBuf,
@@ -104,6 +108,8 @@ pub async fn apply_pending(
     let total = backup.state.len() as u64;
     let mut refusals = (0u64, 0u32);
     let mut reported = 0u64;
+    // Waiting for a leader or after a step that did not commit.
+    let mut retry = statusmesh_cluster::worker::Backoff::new(RETRY, RETRY_MAX);
     loop {
         if *stop.borrow() {
             return;
@@ -139,6 +145,7 @@ pub async fn apply_pending(
             let proposal = Proposal::internal(key, "restore", node.id, command);
             match node.propose(proposal, write_timeout).await {
                 Ok(out) => {
+                    retry.reset();
                     // Read the next step off a replica that has applied this one.
                     node.replica().wait_applied(out.index, write_timeout).await;
                     match out.result {
@@ -170,7 +177,7 @@ pub async fn apply_pending(
             }
         }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = retry.wait() => {}
             _ = stop.changed() => return,
         }
     }

@@ -14,6 +14,8 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector as RustlsConnector;
 
+use crate::TlsError;
+
 type ConfigFn = Arc<dyn Fn() -> Arc<ClientConfig> + Send + Sync>;
 
 /// A tonic connector (`Service<Uri>`) that speaks TLS to one server identity.
@@ -40,9 +42,13 @@ impl TlsConnector {
         config: impl Fn() -> Arc<ClientConfig> + Send + Sync + 'static,
         server_name: &str,
         local_address: Option<IpAddr>,
-    ) -> Result<TlsConnector, String> {
-        let server_name = ServerName::try_from(server_name.to_owned())
-            .map_err(|e| format!("{server_name:?} is not a valid TLS server name: {e}"))?;
+    ) -> Result<TlsConnector, TlsError> {
+        let server_name = ServerName::try_from(server_name.to_owned()).map_err(|source| {
+            TlsError::ServerName {
+                name: server_name.to_owned(),
+                source,
+            }
+        })?;
         Ok(TlsConnector {
             config: Arc::new(config),
             server_name,

@@ -26,6 +26,11 @@ pub enum TlsError {
     File { path: String, message: String },
     #[error("{what}: {message}")]
     Config { what: String, message: String },
+    #[error("{name:?} is not a valid TLS server name: {source}")]
+    ServerName {
+        name: String,
+        source: rustls::pki_types::InvalidDnsNameError,
+    },
 }
 
 fn file_error(path: &Path, message: impl std::fmt::Display) -> TlsError {

@@ -11,9 +11,9 @@
 pub mod dispatcher;
 pub mod payload;
 pub mod policy;
+mod ready;
 pub mod signature;
 pub mod ssrf;
 
-pub use dispatcher::{DispatchStats, Dispatcher};
+pub use dispatcher::Dispatcher;
 pub use policy::WebhookConfig;
-pub use ssrf::TargetPolicy;

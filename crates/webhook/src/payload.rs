@@ -3,9 +3,9 @@
 //! the event recorded when it was committed.
 
 use serde_json::{json, Value};
-use statusmesh_http::statuspage::Ctx;
 use statusmesh_model::outbox::EventSubject;
 use statusmesh_model::{Event, EventKind, Indicator, PayloadFormat, State};
+use statusmesh_statuspage::Ctx;
 
 /// Renders `event` for a subscriber that chose `format`.
 pub fn render(state: &State, event: &Event, format: PayloadFormat) -> Vec<u8> {

@@ -8,7 +8,7 @@ use rand::Rng;
 use statusmesh_model::outbox::{AttemptOutcome, QuarantinePolicy};
 use statusmesh_model::Timestamp;
 
-use crate::ssrf::TargetPolicy;
+use statusmesh_egress::TargetPolicy;
 
 #[derive(Debug, Clone)]
 pub struct WebhookConfig {

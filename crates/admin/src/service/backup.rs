@@ -3,8 +3,43 @@
 
 use statusmesh_cluster::ClusterNode;
 use statusmesh_model::Timestamp;
-use statusmesh_proto::admin as pb;
-use tonic::Status;
+use statusmesh_proto::admin::{self as pb, Consistency};
+use tonic::{Request, Response, Status};
+
+use super::{AdminService, Reply};
+use crate::errors::propose_status;
+use crate::request::request_id;
+
+/// What `Backup` answers with.
+pub(super) type BackupStream = std::pin::Pin<
+    Box<dyn futures::Stream<Item = Result<pb::BackupChunk, Status>> + Send + 'static>,
+>;
+
+impl AdminService {
+    pub(super) async fn stream_backup(&self, req: Request<pb::ReadRequest>) -> Reply<BackupStream> {
+        let caller = self.authorize(&req, "Backup").await?;
+        if req.get_ref().consistency == Consistency::Linearizable as i32 {
+            self.node
+                .linearizable_barrier(self.write_timeout)
+                .await
+                .map_err(|e| propose_status(&e))?;
+        }
+        let streamed = chunks(&self.node)?;
+        // Audited (a backup exports every secret), without holding the backup up: a backup
+        // is also how a cluster that lost its quorum is saved, when nothing can commit.
+        self.record_access(
+            &caller,
+            request_id(&req),
+            statusmesh_model::command::Access::Backup {
+                digest: streamed.digest,
+                applied_index: streamed.applied_index,
+            },
+        );
+        Ok(Response::new(Box::pin(futures::stream::iter(
+            streamed.chunks,
+        ))))
+    }
+}
 
 /// Backups are streamed in chunks of this size.
 const BACKUP_CHUNK: usize = 256 * 1024;

@@ -34,7 +34,7 @@ impl AdminService {
                     host,
                     None,
                 )
-                .map_err(Status::internal)?;
+                .map_err(|e| Status::internal(e.to_string()))?;
                 endpoint.connect_with_connector(connector).await
             }
             None => endpoint.connect().await,

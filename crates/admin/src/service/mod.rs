@@ -3,32 +3,31 @@
 //! this node holds it once it has applied that index. Reads come from the local replica, or
 //! after a linearizable barrier when the caller asks for it.
 //!
-//! This file holds the service, its write and read paths and the RPC table; the larger RPCs
-//! live beside it: `forward` (membership calls on the leader), `reply` (what answers carry),
-//! `audit` (`ListAudit`) and `backup` (`Backup`).
+//! This file holds the service and the RPC table, each RPC a line or two; beside it are the
+//! write and read paths every RPC takes (`paths`), the RPCs by noun — `page` (components,
+//! incidents, maintenances), `subscribers` (and their deliveries, the events and the outbox),
+//! `cluster` (status and membership), `audit` (`ListAudit`), `backup` (`Backup`), `access`
+//! (what is recorded about access) — and `forward` (membership calls run on the leader) and
+//! `reply` (what answers carry).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use prost::Message;
-use sha2::{Digest, Sha256};
 use statusmesh_cluster::ClusterNode;
-use statusmesh_model::{Command, CommandError, Id, MembershipChange, Proposal, State, Timestamp};
+use statusmesh_egress::TargetPolicy;
+use statusmesh_metrics::DispatchStats;
+use statusmesh_model::{Id, Role, State};
 use statusmesh_proto::admin::admin_server::Admin;
 use statusmesh_proto::admin::{self as pb, Consistency};
 use statusmesh_proto::convert;
-use statusmesh_store::NodeInfo;
 use tonic::{Request, Response, Status};
 
-use statusmesh_webhook::{DispatchStats, TargetPolicy};
-
 use crate::auth::{Authenticator, Caller};
-use crate::errors::{command_status, membership_status, propose_status};
-use crate::request::{self, request_id};
-use statusmesh_model::Role;
+use crate::errors::command_status;
+use crate::request;
 
 /// Header carrying the client's idempotency key on every write.
-pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+pub use statusmesh_proto::IDEMPOTENCY_HEADER;
 
 #[derive(Debug, Clone)]
 pub struct AdminService {
@@ -49,8 +48,12 @@ pub struct AdminService {
 mod access;
 mod audit;
 mod backup;
+mod cluster;
 mod forward;
+mod page;
+mod paths;
 mod reply;
+mod subscribers;
 
 type Reply<T> = Result<Response<T>, Status>;
 
@@ -99,113 +102,6 @@ impl AdminService {
         let id = self.tls.as_ref()?.current().cluster_node(&chain)?;
         self.node.knows_member(id).unwrap_or(false).then_some(id)
     }
-
-    /// Runs a write: authenticate and authorize, then convert the request with `command`,
-    /// commit it, and answer from the replica.
-    async fn write<T: Message>(
-        &self,
-        method: &str,
-        req: &Request<T>,
-        command: impl FnOnce(&T) -> Result<Command, CommandError>,
-    ) -> Reply<pb::WriteReply> {
-        let caller = self.authorize(req, method).await?;
-        let command = command(req.get_ref());
-        self.write_as(caller, method, req, command).await
-    }
-
-    /// A write by a caller already authorized for it.
-    async fn write_as<T: Message>(
-        &self,
-        caller: Caller,
-        method: &str,
-        req: &Request<T>,
-        command: Result<Command, CommandError>,
-    ) -> Reply<pb::WriteReply> {
-        let reveal_urls = caller.role >= Role::Admin;
-        let actor = caller.name;
-        let key = req
-            .metadata()
-            .get(IDEMPOTENCY_HEADER)
-            .ok_or_else(|| Status::invalid_argument("missing idempotency-key header (any unique string per write; statusctl sets one)"))?
-            .to_str()
-            .map_err(|_| Status::invalid_argument("idempotency-key must be printable ASCII"))?
-            .to_owned();
-        if statusmesh_model::command::is_internal_key(&key) {
-            return Err(Status::invalid_argument(format!(
-                "idempotency-key {key:?} is in the namespace the nodes use for their own writes (keys starting {}); choose another",
-                statusmesh_model::command::INTERNAL_KEY_PREFIXES.join(", ")
-            )));
-        }
-        let command = command.map_err(|e| command_status(&e))?;
-        let mut hasher = Sha256::new();
-        hasher.update(method.as_bytes());
-        hasher.update(req.get_ref().encode_to_vec());
-        let proposal = Proposal {
-            idempotency_key: key,
-            fingerprint: hex::encode(hasher.finalize()),
-            at: Timestamp::default(),
-            actor,
-            via_node: self.node.id,
-            request_id: request_id(req),
-            command,
-        };
-        let outcome = self
-            .node
-            .propose(proposal, self.write_timeout)
-            .await
-            .map_err(|e| propose_status(&e))?;
-        let applied = outcome.result.map_err(|e| command_status(&e))?;
-        // Read-your-write on this node: answer once the local replica has the write.
-        if !self
-            .node
-            .replica()
-            .wait_applied(outcome.index, self.write_timeout)
-            .await
-        {
-            return Err(Status::unavailable(format!(
-                "the write committed at index {} but this node has not applied it yet",
-                outcome.index
-            )));
-        }
-        let entity = reply::entity(&self.node.replica().read().state, applied, reveal_urls);
-        Ok(Response::new(pb::WriteReply {
-            index: outcome.index,
-            replayed: outcome.replayed,
-            entity,
-        }))
-    }
-
-    /// Authenticates a read, then applies the consistency the request asks for (`consistency`
-    /// reads it) before reading.
-    async fn read<T, R>(
-        &self,
-        method: &str,
-        req: &Request<T>,
-        consistency: impl FnOnce(&T) -> i32,
-        f: impl FnOnce(&T, &State) -> Result<R, Status>,
-    ) -> Reply<R> {
-        self.read_as(method, req, consistency, |_, r, s| f(r, s))
-            .await
-    }
-
-    /// [`Self::read`] for answers that depend on who asks (what the caller may see).
-    async fn read_as<T, R>(
-        &self,
-        method: &str,
-        req: &Request<T>,
-        consistency: impl FnOnce(&T) -> i32,
-        f: impl FnOnce(&Caller, &T, &State) -> Result<R, Status>,
-    ) -> Reply<R> {
-        let caller = self.authorize(req, method).await?;
-        if consistency(req.get_ref()) == Consistency::Linearizable as i32 {
-            self.node
-                .linearizable_barrier(self.write_timeout)
-                .await
-                .map_err(|e| propose_status(&e))?;
-        }
-        let data = self.node.replica().read();
-        f(&caller, req.get_ref(), &data.state).map(Response::new)
-    }
 }
 
 fn parse_id(s: &str) -> Result<Id, Status> {
@@ -219,13 +115,8 @@ fn not_found(kind: &str, id: &Id) -> Status {
 #[tonic::async_trait]
 impl Admin for AdminService {
     async fn get_page(&self, req: Request<pb::ReadRequest>) -> Reply<pb::Page> {
-        self.read(
-            "GetPage",
-            &req,
-            |r| r.consistency,
-            |_, s| Ok(convert::page(s)),
-        )
-        .await
+        let page = |_: &_, s: &State| Ok(convert::page(s));
+        self.read("GetPage", &req, |r| r.consistency, page).await
     }
 
     async fn set_page(&self, req: Request<pb::SetPageRequest>) -> Reply<pb::WriteReply> {
@@ -262,37 +153,14 @@ impl Admin for AdminService {
     }
 
     async fn get_component(&self, req: Request<pb::GetRequest>) -> Reply<pb::Component> {
-        self.read(
-            "GetComponent",
-            &req,
-            |r| r.consistency,
-            |r, s| {
-                let id = parse_id(&r.id)?;
-                s.components
-                    .get(&id)
-                    .map(|x| convert::component(s, x))
-                    .ok_or_else(|| not_found("component", &id))
-            },
-        )
-        .await
+        self.read("GetComponent", &req, |r| r.consistency, page::component)
+            .await
     }
 
     async fn list_components(&self, req: Request<pb::ReadRequest>) -> Reply<pb::ComponentList> {
-        self.read(
-            "ListComponents",
-            &req,
-            |r| r.consistency,
-            |_, s| {
-                Ok(pb::ComponentList {
-                    components: s
-                        .components_in_order()
-                        .into_iter()
-                        .map(|x| convert::component(s, x))
-                        .collect(),
-                })
-            },
-        )
-        .await
+        let list = |_: &_, s: &State| Ok(page::components(s));
+        self.read("ListComponents", &req, |r| r.consistency, list)
+            .await
     }
 
     async fn create_incident(
@@ -328,43 +196,17 @@ impl Admin for AdminService {
     }
 
     async fn get_incident(&self, req: Request<pb::GetRequest>) -> Reply<pb::Incident> {
-        self.read(
-            "GetIncident",
-            &req,
-            |r| r.consistency,
-            |r, s| {
-                let id = parse_id(&r.id)?;
-                s.incidents
-                    .get(&id)
-                    .map(convert::incident)
-                    .ok_or_else(|| not_found("incident", &id))
-            },
-        )
-        .await
+        self.read("GetIncident", &req, |r| r.consistency, page::incident)
+            .await
     }
 
     async fn list_incidents(
         &self,
         req: Request<pb::ListIncidentsRequest>,
     ) -> Reply<pb::IncidentList> {
-        self.read(
-            "ListIncidents",
-            &req,
-            |r| r.consistency,
-            |r, s| {
-                let limit = if r.limit == 0 { 50 } else { r.limit.min(1000) } as usize;
-                let mut all: Vec<_> = s
-                    .incidents
-                    .values()
-                    .filter(|i| !r.unresolved_only || i.status.is_open())
-                    .collect();
-                all.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
-                Ok(pb::IncidentList {
-                    incidents: all.into_iter().take(limit).map(convert::incident).collect(),
-                })
-            },
-        )
-        .await
+        let list = |r: &_, s: &State| Ok(page::incidents(r, s));
+        self.read("ListIncidents", &req, |r| r.consistency, list)
+            .await
     }
 
     async fn schedule_maintenance(
@@ -392,52 +234,21 @@ impl Admin for AdminService {
     }
 
     async fn get_maintenance(&self, req: Request<pb::GetRequest>) -> Reply<pb::Maintenance> {
-        self.read(
-            "GetMaintenance",
-            &req,
-            |r| r.consistency,
-            |r, s| {
-                let id = parse_id(&r.id)?;
-                s.maintenances
-                    .get(&id)
-                    .map(convert::maintenance)
-                    .ok_or_else(|| not_found("maintenance", &id))
-            },
-        )
-        .await
+        self.read("GetMaintenance", &req, |r| r.consistency, page::maintenance)
+            .await
     }
 
     async fn list_maintenances(&self, req: Request<pb::ReadRequest>) -> Reply<pb::MaintenanceList> {
-        self.read(
-            "ListMaintenances",
-            &req,
-            |r| r.consistency,
-            |_, s| {
-                let mut all: Vec<_> = s.maintenances.values().collect();
-                all.sort_by(|a, b| (a.scheduled_for, &a.id).cmp(&(b.scheduled_for, &b.id)));
-                Ok(pb::MaintenanceList {
-                    maintenances: all.into_iter().map(convert::maintenance).collect(),
-                })
-            },
-        )
-        .await
+        let list = |_: &_, s: &State| Ok(page::maintenances(s));
+        self.read("ListMaintenances", &req, |r| r.consistency, list)
+            .await
     }
 
     async fn add_subscriber(
         &self,
         req: Request<pb::AddSubscriberRequest>,
     ) -> Reply<pb::WriteReply> {
-        // Authorized before the (slow) target vetting, once.
-        let caller = self.authorize(&req, "AddSubscriber").await?;
-        statusmesh_model::limits::http_url("url", &req.get_ref().url)
-            .map_err(|e| command_status(&e))?;
-        // DNS is not deterministic, so the target is vetted here, before proposing; the
-        // dispatcher checks again at every delivery.
-        statusmesh_webhook::ssrf::vet(&req.get_ref().url, &self.targets)
-            .await
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let cmd = convert::add_subscriber(req.get_ref());
-        self.write_as(caller, "AddSubscriber", &req, cmd).await
+        self.add_vetted_subscriber(req).await
     }
 
     async fn set_subscriber_state(
@@ -473,74 +284,21 @@ impl Admin for AdminService {
         &self,
         req: Request<pb::ListDeliveriesRequest>,
     ) -> Reply<pb::DeliveryList> {
-        self.read(
-            "ListDeliveries",
-            &req,
-            |_| Consistency::Local as i32,
-            |r, s| {
-                let id = parse_id(&r.id)?;
-                let limit = match r.limit {
-                    0 => 50,
-                    n => n as usize,
-                };
-                if !s.subscribers.contains_key(&id) {
-                    return Err(not_found("subscriber", &id));
-                }
-                Ok(convert::deliveries(s, &id, limit))
-            },
-        )
-        .await
+        let local = |_: &_| Consistency::Local as i32;
+        self.read("ListDeliveries", &req, local, subscribers::deliveries)
+            .await
     }
 
     async fn list_events(&self, req: Request<pb::ListEventsRequest>) -> Reply<pb::EventList> {
-        self.read(
-            "ListEvents",
-            &req,
-            |_| Consistency::Local as i32,
-            |r, s| {
-                let limit = match r.limit {
-                    0 => 50,
-                    n => n as usize,
-                };
-                let kind = &r.kind;
-                Ok(pb::EventList {
-                    events: s
-                        .outbox
-                        .events
-                        .values()
-                        .rev()
-                        .filter(|e| kind.as_deref().is_none_or(|k| e.kind.as_str() == k))
-                        .take(limit)
-                        .map(|e| convert::event(s, e))
-                        .collect(),
-                })
-            },
-        )
-        .await
+        let local = |_: &_| Consistency::Local as i32;
+        let list = |r: &_, s: &State| Ok(subscribers::events(r, s));
+        self.read("ListEvents", &req, local, list).await
     }
 
     async fn outbox_status(&self, req: Request<pb::ReadRequest>) -> Reply<pb::OutboxStatusReply> {
-        let d = self.dispatch.clone();
-        self.read(
-            "OutboxStatus",
-            &req,
-            |r| r.consistency,
-            move |_, s| {
-                let st = s.outbox.stats(&s.subscribers);
-                Ok(pb::OutboxStatusReply {
-                    events: st.events,
-                    pending: st.pending,
-                    failed: st.failed,
-                    delivered_total: st.delivered_total,
-                    attempts_total: st.attempts_total,
-                    quarantined_subscribers: st.quarantined_subscribers,
-                    dispatching: d.dispatching.load(std::sync::atomic::Ordering::Relaxed),
-                    in_flight: d.in_flight.load(std::sync::atomic::Ordering::Relaxed),
-                    sent_total: d.sent_total.load(std::sync::atomic::Ordering::Relaxed),
-                })
-            },
-        )
-        .await
+        let status = |_: &_, s: &State| Ok(subscribers::outbox_status(s, &self.dispatch));
+        self.read("OutboxStatus", &req, |r| r.consistency, status)
+            .await
     }
 
     async fn remove_subscriber(&self, req: Request<pb::IdRequest>) -> Reply<pb::WriteReply> {
@@ -553,29 +311,15 @@ impl Admin for AdminService {
             "GetSubscriber",
             &req,
             |r| r.consistency,
-            |caller, r, s| {
-                let id = parse_id(&r.id)?;
-                s.subscribers
-                    .get(&id)
-                    .map(|x| convert::subscriber_listed(s, x, caller.role >= Role::Admin))
-                    .ok_or_else(|| not_found("subscriber", &id))
-            },
+            subscribers::subscriber,
         )
         .await
     }
 
     async fn list_subscribers(&self, req: Request<pb::ReadRequest>) -> Reply<pb::SubscriberList> {
-        self.read_as(
-            "ListSubscribers",
-            &req,
-            |r| r.consistency,
-            |caller, _, s| {
-                Ok(pb::SubscriberList {
-                    subscribers: convert::subscribers_listed(s, caller.role >= Role::Admin),
-                })
-            },
-        )
-        .await
+        let list = |caller: &_, _: &_, s: &State| Ok(subscribers::subscribers(caller, s));
+        self.read_as("ListSubscribers", &req, |r| r.consistency, list)
+            .await
     }
 
     async fn create_token(&self, req: Request<pb::CreateTokenRequest>) -> Reply<pb::WriteReply> {
@@ -583,26 +327,12 @@ impl Admin for AdminService {
     }
 
     async fn revoke_token(&self, req: Request<pb::RevokeTokenRequest>) -> Reply<pb::WriteReply> {
-        self.write("RevokeToken", &req, |r| {
-            Ok(Command::RevokeToken {
-                name: r.name.clone(),
-            })
-        })
-        .await
+        self.write("RevokeToken", &req, convert::revoke_token).await
     }
 
     async fn list_tokens(&self, req: Request<pb::ReadRequest>) -> Reply<pb::TokenList> {
-        self.read(
-            "ListTokens",
-            &req,
-            |r| r.consistency,
-            |_, s| {
-                Ok(pb::TokenList {
-                    tokens: s.tokens.by_name.values().map(convert::token).collect(),
-                })
-            },
-        )
-        .await
+        let list = |_: &_, s: &State| Ok(convert::tokens(s));
+        self.read("ListTokens", &req, |r| r.consistency, list).await
     }
 
     async fn list_audit(&self, req: Request<pb::ListAuditRequest>) -> Reply<pb::AuditList> {
@@ -615,32 +345,10 @@ impl Admin for AdminService {
         .await
     }
 
-    type BackupStream = std::pin::Pin<
-        Box<dyn futures::Stream<Item = Result<pb::BackupChunk, Status>> + Send + 'static>,
-    >;
+    type BackupStream = backup::BackupStream;
 
     async fn backup(&self, req: Request<pb::ReadRequest>) -> Reply<Self::BackupStream> {
-        let caller = self.authorize(&req, "Backup").await?;
-        if req.get_ref().consistency == Consistency::Linearizable as i32 {
-            self.node
-                .linearizable_barrier(self.write_timeout)
-                .await
-                .map_err(|e| propose_status(&e))?;
-        }
-        let streamed = backup::chunks(&self.node)?;
-        // Audited (a backup exports every secret), without holding the backup up: a backup
-        // is also how a cluster that lost its quorum is saved, when nothing can commit.
-        self.record_access(
-            &caller,
-            request_id(&req),
-            statusmesh_model::command::Access::Backup {
-                digest: streamed.digest,
-                applied_index: streamed.applied_index,
-            },
-        );
-        Ok(Response::new(Box::pin(futures::stream::iter(
-            streamed.chunks,
-        ))))
+        self.stream_backup(req).await
     }
 
     async fn who_am_i(&self, req: Request<pb::ReadRequest>) -> Reply<pb::Identity> {
@@ -657,99 +365,18 @@ impl Admin for AdminService {
         req: Request<pb::ClusterStatusRequest>,
     ) -> Reply<pb::ClusterStatusReply> {
         self.authorize(&req, "ClusterStatus").await?;
-        let s = self.node.status();
-        // The digest serialises the whole state: computed here, where it is asked for.
-        let state_digest = self.node.replica().read().state.digest();
-        Ok(Response::new(pb::ClusterStatusReply {
-            node_id: s.id,
-            region: s.region.clone(),
-            state: s.state.into(),
-            leader_id: s.leader,
-            term: s.term,
-            last_log_index: s.last_log_index,
-            applied_index: s.applied_index,
-            state_digest,
-            members: reply::members_pb(&s),
-            millis_since_leader_contact: s.millis_since_leader_contact,
-            timing_profile: s.profile.to_string(),
-            disk_bytes: s.disk_bytes,
-        }))
+        Ok(Response::new(self.cluster_view()))
     }
 
     async fn add_node(&self, req: Request<pb::AddNodeRequest>) -> Reply<pb::MembershipReply> {
-        let caller = self.authorize(&req, "AddNode").await?;
-        let node_id = req.get_ref().id;
-        let r = req.get_ref();
-        if r.id == 0
-            || r.region.trim().is_empty()
-            || r.peer_addr.is_empty()
-            || r.admin_addr.is_empty()
-        {
-            return Err(Status::invalid_argument(
-                "add-node needs a non-zero id, a region, a peer address and an admin address",
-            ));
-        }
-        for (field, addr) in [("peer_addr", &r.peer_addr), ("admin_addr", &r.admin_addr)] {
-            if addr.parse::<std::net::SocketAddr>().is_err() && !addr.contains(':') {
-                return Err(Status::invalid_argument(format!(
-                    "invalid {field}: {addr:?} is not host:port"
-                )));
-            }
-        }
-        self.on_leader(
-            caller,
-            req,
-            (MembershipChange::AddNode, node_id),
-            async |node, r| {
-                let info = NodeInfo {
-                    region: r.region,
-                    peer_addr: r.peer_addr,
-                    admin_addr: r.admin_addr,
-                    public_addr: r.public_addr,
-                };
-                let index = node
-                    .add_learner(r.id, info)
-                    .await
-                    .map_err(|e| membership_status(&e))?;
-                Ok(Response::new(reply::membership_reply(node, index)))
-            },
-            async |mut c, r| c.add_node(r).await,
-        )
-        .await
+        self.add_member(req).await
     }
 
     async fn promote_node(&self, req: Request<pb::NodeIdRequest>) -> Reply<pb::MembershipReply> {
-        let caller = self.authorize(&req, "PromoteNode").await?;
-        let node_id = req.get_ref().id;
-        self.on_leader(
-            caller,
-            req,
-            (MembershipChange::PromoteNode, node_id),
-            async |node, r| {
-                let index = node
-                    .promote(r.id)
-                    .await
-                    .map_err(|e| membership_status(&e))?;
-                Ok(Response::new(reply::membership_reply(node, index)))
-            },
-            async |mut c, r| c.promote_node(r).await,
-        )
-        .await
+        self.promote_member(req).await
     }
 
     async fn remove_node(&self, req: Request<pb::NodeIdRequest>) -> Reply<pb::MembershipReply> {
-        let caller = self.authorize(&req, "RemoveNode").await?;
-        let node_id = req.get_ref().id;
-        self.on_leader(
-            caller,
-            req,
-            (MembershipChange::RemoveNode, node_id),
-            async |node, r| {
-                let index = node.remove(r.id).await.map_err(|e| membership_status(&e))?;
-                Ok(Response::new(reply::membership_reply(node, index)))
-            },
-            async |mut c, r| c.remove_node(r).await,
-        )
-        .await
+        self.remove_member(req).await
     }
 }

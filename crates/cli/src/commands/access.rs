@@ -28,16 +28,14 @@ pub async fn token(ctx: &Ctx, cmd: TokenCmd) -> anyhow::Result<()> {
         }
         TokenCmd::List => {
             let l = ctx
-                .client
-                .call(
-                    false,
+                .ask(
                     pb::ReadRequest {
                         consistency: ctx.consistency(),
                     },
                     async |c, r| c.list_tokens(r).await,
                 )
                 .await?;
-            output::tokens(ctx.out, &l)
+            output::show(ctx.out, &l)
         }
         TokenCmd::Revoke { name } => {
             let w = ctx
@@ -60,9 +58,7 @@ pub async fn audit(ctx: &Ctx, cmd: AuditCmd) -> anyhow::Result<()> {
             since,
         } => {
             let l = ctx
-                .client
-                .call(
-                    false,
+                .ask(
                     pb::ListAuditRequest {
                         limit,
                         actor,
@@ -73,21 +69,19 @@ pub async fn audit(ctx: &Ctx, cmd: AuditCmd) -> anyhow::Result<()> {
                     async |c, r| c.list_audit(r).await,
                 )
                 .await?;
-            output::audit(ctx.out, &l)
+            output::show(ctx.out, &l)
         }
     }
 }
 
 pub async fn whoami(ctx: &Ctx) -> anyhow::Result<()> {
     let id = ctx
-        .client
-        .call(
-            false,
+        .ask(
             pb::ReadRequest {
                 consistency: ctx.consistency(),
             },
             async |c, r| c.who_am_i(r).await,
         )
         .await?;
-    output::identity(ctx.out, &id)
+    output::show(ctx.out, &id)
 }

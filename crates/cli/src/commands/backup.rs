@@ -16,9 +16,7 @@ pub async fn backup(ctx: &Ctx, out: &std::path::Path) -> anyhow::Result<()> {
         );
     }
     let mut stream = ctx
-        .client
-        .call(
-            false,
+        .ask(
             pb::ReadRequest {
                 consistency: ctx.consistency(),
             },

@@ -11,12 +11,11 @@ pub async fn cluster(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
     let reply = match cmd {
         ClusterCmd::Status => {
             let s = ctx
-                .client
-                .call(false, pb::ClusterStatusRequest {}, async |c, r| {
+                .ask(pb::ClusterStatusRequest {}, async |c, r| {
                     c.cluster_status(r).await
                 })
                 .await?;
-            return output::cluster(ctx.out, &s);
+            return output::show(ctx.out, &s);
         }
         ClusterCmd::AddNode {
             id,
@@ -32,21 +31,18 @@ pub async fn cluster(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
                 admin_addr,
                 public_addr,
             };
-            ctx.client
-                .call(false, m, async |c, r| c.add_node(r).await)
+            ctx.ask(m, async |c, r| c.add_node(r).await)
                 .await
                 .context("add-node")?
         }
         ClusterCmd::Promote { id } => ctx
-            .client
-            .call(false, pb::NodeIdRequest { id }, async |c, r| {
+            .ask(pb::NodeIdRequest { id }, async |c, r| {
                 c.promote_node(r).await
             })
             .await
             .context("promote")?,
         ClusterCmd::RemoveNode { id } => ctx
-            .client
-            .call(false, pb::NodeIdRequest { id }, async |c, r| {
+            .ask(pb::NodeIdRequest { id }, async |c, r| {
                 c.remove_node(r).await
             })
             .await

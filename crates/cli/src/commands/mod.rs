@@ -48,6 +48,20 @@ impl Ctx {
         }
     }
 
+    /// A call without an idempotency key: reads, and membership changes (which are not
+    /// proposals), tried against each endpoint in turn.
+    async fn ask<Req: Clone, Resp>(
+        &self,
+        message: Req,
+        f: impl AsyncFn(
+            &mut pb::admin_client::AdminClient<tonic::transport::Channel>,
+            tonic::Request<Req>,
+        ) -> Result<tonic::Response<Resp>, tonic::Status>,
+    ) -> anyhow::Result<Resp> {
+        self.client.call(false, message, f).await
+    }
+
+    /// A write (with this invocation's idempotency key); prints the reply.
     async fn write<Req: Clone>(
         &self,
         message: Req,

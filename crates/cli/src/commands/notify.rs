@@ -27,17 +27,15 @@ pub async fn subscriber(ctx: &Ctx, cmd: SubscriberCmd) -> anyhow::Result<()> {
         }
         SubscriberCmd::List => {
             let l = ctx
-                .client
-                .call(false, ctx.read(), async |c, r| c.list_subscribers(r).await)
+                .ask(ctx.read(), async |c, r| c.list_subscribers(r).await)
                 .await?;
-            output::subscribers(ctx.out, &l)
+            output::show(ctx.out, &l)
         }
         SubscriberCmd::Get { id } => {
             let s = ctx
-                .client
-                .call(false, ctx.get(id), async |c, r| c.get_subscriber(r).await)
+                .ask(ctx.get(id), async |c, r| c.get_subscriber(r).await)
                 .await?;
-            output::subscribers(
+            output::show(
                 ctx.out,
                 &pb::SubscriberList {
                     subscribers: vec![s],
@@ -80,14 +78,11 @@ pub async fn subscriber(ctx: &Ctx, cmd: SubscriberCmd) -> anyhow::Result<()> {
         }
         SubscriberCmd::Deliveries { id, limit } => {
             let l = ctx
-                .client
-                .call(
-                    false,
-                    pb::ListDeliveriesRequest { id, limit },
-                    async |c, r| c.list_deliveries(r).await,
-                )
+                .ask(pb::ListDeliveriesRequest { id, limit }, async |c, r| {
+                    c.list_deliveries(r).await
+                })
                 .await?;
-            output::deliveries(ctx.out, &l)
+            output::show(ctx.out, &l)
         }
         SubscriberCmd::Test { id } => {
             ctx.write(pb::IdRequest { id }, async |c, r| {
@@ -102,14 +97,11 @@ pub async fn event(ctx: &Ctx, cmd: EventCmd) -> anyhow::Result<()> {
     match cmd {
         EventCmd::List { limit, kind } => {
             let l = ctx
-                .client
-                .call(
-                    false,
-                    pb::ListEventsRequest { limit, kind },
-                    async |c, r| c.list_events(r).await,
-                )
+                .ask(pb::ListEventsRequest { limit, kind }, async |c, r| {
+                    c.list_events(r).await
+                })
                 .await?;
-            output::events(ctx.out, &l)
+            output::show(ctx.out, &l)
         }
     }
 }
@@ -128,10 +120,9 @@ pub async fn delivery(ctx: &Ctx, cmd: DeliveryCmd) -> anyhow::Result<()> {
         }
         DeliveryCmd::Status => {
             let s = ctx
-                .client
-                .call(false, ctx.read(), async |c, r| c.outbox_status(r).await)
+                .ask(ctx.read(), async |c, r| c.outbox_status(r).await)
                 .await?;
-            output::outbox(ctx.out, &s)
+            output::show(ctx.out, &s)
         }
     }
 }

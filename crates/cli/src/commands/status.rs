@@ -26,8 +26,7 @@ pub async fn page(ctx: &Ctx, cmd: PageCmd) -> anyhow::Result<()> {
     match cmd {
         PageCmd::Get => {
             let p = ctx
-                .client
-                .call(false, ctx.read(), async |c, r| c.get_page(r).await)
+                .ask(ctx.read(), async |c, r| c.get_page(r).await)
                 .await?;
             if ctx.out == Output::Json {
                 return output::json(&p);
@@ -84,17 +83,15 @@ pub async fn component(ctx: &Ctx, cmd: ComponentCmd) -> anyhow::Result<()> {
         }
         ComponentCmd::List => {
             let l = ctx
-                .client
-                .call(false, ctx.read(), async |c, r| c.list_components(r).await)
+                .ask(ctx.read(), async |c, r| c.list_components(r).await)
                 .await?;
-            output::components(ctx.out, &l)
+            output::show(ctx.out, &l)
         }
         ComponentCmd::Get { id } => {
             let comp = ctx
-                .client
-                .call(false, ctx.get(id), async |c, r| c.get_component(r).await)
+                .ask(ctx.get(id), async |c, r| c.get_component(r).await)
                 .await?;
-            output::components(
+            output::show(
                 ctx.out,
                 &pb::ComponentList {
                     components: vec![comp],
@@ -202,18 +199,14 @@ pub async fn incident(ctx: &Ctx, cmd: IncidentCmd) -> anyhow::Result<()> {
                 unresolved_only: unresolved,
                 limit,
             };
-            let l = ctx
-                .client
-                .call(false, m, async |c, r| c.list_incidents(r).await)
-                .await?;
-            output::incidents(ctx.out, &l)
+            let l = ctx.ask(m, async |c, r| c.list_incidents(r).await).await?;
+            output::show(ctx.out, &l)
         }
         IncidentCmd::Get { id } => {
             let i = ctx
-                .client
-                .call(false, ctx.get(id), async |c, r| c.get_incident(r).await)
+                .ask(ctx.get(id), async |c, r| c.get_incident(r).await)
                 .await?;
-            output::incident(ctx.out, &i)
+            output::show(ctx.out, &i)
         }
     }
 }
@@ -241,20 +234,18 @@ pub async fn maintenance(ctx: &Ctx, cmd: MaintenanceCmd) -> anyhow::Result<()> {
         }
         MaintenanceCmd::List => {
             let l = ctx
-                .client
-                .call(false, ctx.read(), async |c, r| c.list_maintenances(r).await)
+                .ask(ctx.read(), async |c, r| c.list_maintenances(r).await)
                 .await?;
-            output::maintenances(ctx.out, &l)
+            output::show(ctx.out, &l)
         }
         MaintenanceCmd::Get { id } => {
             let m = ctx
-                .client
-                .call(false, ctx.get(id), async |c, r| c.get_maintenance(r).await)
+                .ask(ctx.get(id), async |c, r| c.get_maintenance(r).await)
                 .await?;
             if ctx.out == Output::Json {
                 return output::json(&m);
             }
-            output::maintenances(
+            output::show(
                 ctx.out,
                 &pb::MaintenanceList {
                     maintenances: vec![m.clone()],

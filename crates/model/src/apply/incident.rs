@@ -82,7 +82,7 @@ impl State {
                 kind: EntityKind::Incident,
                 from: incident.status.to_string(),
                 to: to.to_string(),
-                reason,
+                reason: reason.to_string(),
             })?;
         limits::count(
             "updates",

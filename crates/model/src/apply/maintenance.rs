@@ -306,6 +306,6 @@ fn check_transition(m: &Maintenance, to: MaintenanceStatus) -> Result<(), Comman
             kind: EntityKind::Maintenance,
             from: m.status.to_string(),
             to: to.to_string(),
-            reason,
+            reason: reason.to_string(),
         })
 }

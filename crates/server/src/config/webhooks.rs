@@ -97,7 +97,7 @@ impl WebhooksConfig {
     pub fn to_webhook_config(&self) -> statusmesh_webhook::WebhookConfig {
         use statusmesh_model::outbox::QuarantinePolicy;
         statusmesh_webhook::WebhookConfig {
-            targets: statusmesh_webhook::TargetPolicy {
+            targets: statusmesh_egress::TargetPolicy {
                 allow_loopback: self.allow_loopback,
                 allow_private: self.allow_private,
                 https_only: self.https_only,

@@ -7,9 +7,9 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use statusmesh_http::statuspage::endpoints;
 use statusmesh_model::command::*;
 use statusmesh_model::*;
+use statusmesh_statuspage::endpoints;
 
 const T0: i64 = 1_800_000_000_000;
 const HOUR: i64 = 3_600_000;

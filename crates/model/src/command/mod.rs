@@ -1,14 +1,25 @@
 //! The replicated log's payload: one closed set of commands. Everything that varies between
 //! nodes (time, ids, secrets) is chosen by the leader and carried here, so `State::apply` is a
 //! pure function of the state and the command.
+//!
+//! This file holds the envelope ([`Proposal`]), the [`Command`] enum and what is decided per
+//! variant (stamp slots, which commands touch the page or are audited); the request specs the
+//! variants carry are in `specs`, what applying answers in `outcome`.
 
 use serde::{Deserialize, Serialize};
 
-use crate::entities::PayloadFormat;
-use crate::error::CommandError;
 use crate::ids::{Id, Timestamp};
 use crate::outbox::{AttemptReport, QuarantinePolicy};
-use crate::status::{ComponentStatus, Impact, IncidentStatus, MaintenanceStatus};
+use crate::status::{ComponentStatus, MaintenanceStatus};
+
+mod outcome;
+mod specs;
+
+pub use outcome::{Access, Applied, Outcome};
+pub use specs::{
+    ComponentChange, ComponentPatch, IncidentUpdateSpec, MaintenancePatch, NewComponent,
+    NewIncident, NewMaintenance, NewSubscriber, PagePatch,
+};
 
 /// A command with its envelope: who asked, when (leader clock), and the client's idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,100 +79,6 @@ impl Proposal {
             command,
         }
     }
-}
-
-/// Page settings to change; `None` keeps the current value.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PagePatch {
-    pub name: Option<String>,
-    pub url: Option<String>,
-    pub time_zone: Option<String>,
-    pub emit_maintenance_status: Option<bool>,
-}
-
-/// One component's new status, as part of an incident update.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ComponentChange {
-    pub component_id: Id,
-    pub status: ComponentStatus,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NewComponent {
-    pub name: String,
-    pub description: Option<String>,
-    /// `None`: after the last sibling.
-    pub position: Option<u32>,
-    pub status: ComponentStatus,
-    pub group_id: Option<Id>,
-    pub is_group: bool,
-    pub showcase: bool,
-    pub only_show_if_degraded: bool,
-}
-
-/// Fields left `None` keep their value. `group_id: Some(None)` moves a component out of its group.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ComponentPatch {
-    pub name: Option<String>,
-    pub description: Option<Option<String>>,
-    pub position: Option<u32>,
-    pub group_id: Option<Option<Id>>,
-    pub showcase: Option<bool>,
-    pub only_show_if_degraded: Option<bool>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NewIncident {
-    pub name: String,
-    pub status: IncidentStatus,
-    pub impact: Impact,
-    /// The first update's text.
-    pub body: String,
-    /// `None`: the command's time.
-    pub started_at: Option<Timestamp>,
-    pub component_changes: Vec<ComponentChange>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IncidentUpdateSpec {
-    /// `None`: keep the current status.
-    pub status: Option<IncidentStatus>,
-    pub impact: Option<Impact>,
-    pub name: Option<String>,
-    pub body: String,
-    pub component_changes: Vec<ComponentChange>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NewMaintenance {
-    pub name: String,
-    pub body: String,
-    pub scheduled_for: Timestamp,
-    pub scheduled_until: Timestamp,
-    pub components: Vec<Id>,
-    pub auto_transitions: bool,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MaintenancePatch {
-    pub name: Option<String>,
-    pub scheduled_for: Option<Timestamp>,
-    pub scheduled_until: Option<Timestamp>,
-    pub components: Option<Vec<Id>>,
-    pub status: Option<MaintenanceStatus>,
-    /// Posted as an update when present (required with a status change).
-    pub body: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NewSubscriber {
-    pub url: String,
-    pub component_ids: Vec<Id>,
-    pub description: Option<String>,
-    /// Chosen by the leader (`whsec_` + base64 of 24 random bytes).
-    pub secret: String,
-    pub format: PayloadFormat,
-    pub owner: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -338,38 +255,41 @@ pub trait Entropy {
     fn secret(&mut self) -> String;
 }
 
-impl Command {
-    /// Fills every pending id and secret with values drawn by the leader. Called once, on the
-    /// leader, just before proposing; apply refuses commands that were not stamped.
-    pub fn stamp(&mut self, entropy: &mut dyn Entropy) {
-        let mut fill = |id: &mut Id| {
-            if id.is_pending() {
-                *id = entropy.id();
+/// One value the leader chooses when it stamps a command: an id (pending until stamped) or a
+/// secret (empty until stamped). Generic over the reference kind so that [`stamp_slots`]
+/// serves both [`Command::stamp`] and [`Command::is_unstamped`].
+enum Slot<I, S> {
+    Id(I),
+    Secret(S),
+}
+
+/// The one list of stamp slots: calls `$f` with every [`Slot`] of `$cmd` (by shared or
+/// mutable reference, as `$cmd` is). A command kind without slots is listed too, so a new
+/// variant fails to compile until it is placed here.
+macro_rules! stamp_slots {
+    ($cmd:expr, $f:ident) => {
+        match $cmd {
+            Command::CreateComponent { id, .. } | Command::SetPage { page_id: id, .. } => {
+                $f(Slot::Id(id));
             }
-        };
-        match self {
-            Command::CreateComponent { id, .. } | Command::SetPage { page_id: id, .. } => fill(id),
             Command::CreateIncident { id, update_id, .. }
             | Command::ScheduleMaintenance { id, update_id, .. } => {
-                fill(id);
-                fill(update_id);
+                $f(Slot::Id(id));
+                $f(Slot::Id(update_id));
             }
             Command::UpdateIncident { update_id, .. }
             | Command::ResolveIncident { update_id, .. }
             | Command::UpdateMaintenance { update_id, .. }
             | Command::CancelMaintenance { update_id, .. }
-            | Command::AutoTransitionMaintenance { update_id, .. } => fill(update_id),
-            Command::AddSubscriber { id, spec } => {
-                fill(id);
-                if spec.secret.is_empty() {
-                    spec.secret = entropy.secret();
-                }
+            | Command::AutoTransitionMaintenance { update_id, .. } => $f(Slot::Id(update_id)),
+            Command::AddSubscriber {
+                id,
+                spec: NewSubscriber { secret, .. },
+            } => {
+                $f(Slot::Id(id));
+                $f(Slot::Secret(secret));
             }
-            Command::RotateSubscriberSecret { secret, .. } => {
-                if secret.is_empty() {
-                    *secret = entropy.secret();
-                }
-            }
+            Command::RotateSubscriberSecret { secret, .. } => $f(Slot::Secret(secret)),
             Command::UpdateComponent { .. }
             | Command::SetComponentStatus { .. }
             | Command::DeleteComponent { .. }
@@ -387,42 +307,32 @@ impl Command {
             | Command::RecordMembershipChange { .. }
             | Command::RecordAccess { .. } => {}
         }
+    };
+}
+
+impl Command {
+    /// Fills every pending id and empty secret with values drawn by the leader. Called once,
+    /// on the leader, just before proposing; apply refuses commands that were not stamped.
+    pub fn stamp(&mut self, entropy: &mut dyn Entropy) {
+        let mut fill = |slot: Slot<&mut Id, &mut String>| match slot {
+            Slot::Id(id) if id.is_pending() => *id = entropy.id(),
+            Slot::Secret(secret) if secret.is_empty() => *secret = entropy.secret(),
+            Slot::Id(_) | Slot::Secret(_) => {}
+        };
+        stamp_slots!(self, fill);
     }
 
-    /// True if some id the leader must choose is still pending.
+    /// True if some id or secret the leader must choose is still pending.
     pub fn is_unstamped(&self) -> bool {
-        match self {
-            Command::CreateComponent { id, .. } | Command::SetPage { page_id: id, .. } => {
-                id.is_pending()
-            }
-            Command::CreateIncident { id, update_id, .. }
-            | Command::ScheduleMaintenance { id, update_id, .. } => {
-                id.is_pending() || update_id.is_pending()
-            }
-            Command::UpdateIncident { update_id, .. }
-            | Command::ResolveIncident { update_id, .. }
-            | Command::UpdateMaintenance { update_id, .. }
-            | Command::CancelMaintenance { update_id, .. }
-            | Command::AutoTransitionMaintenance { update_id, .. } => update_id.is_pending(),
-            Command::AddSubscriber { id, .. } => id.is_pending(),
-            Command::RotateSubscriberSecret { secret, .. } => secret.is_empty(),
-            Command::UpdateComponent { .. }
-            | Command::SetComponentStatus { .. }
-            | Command::DeleteComponent { .. }
-            | Command::PublishPostmortem { .. }
-            | Command::RemoveSubscriber { .. }
-            | Command::SetSubscriberState { .. }
-            | Command::TestSubscriber { .. }
-            | Command::ReplayEvent { .. }
-            | Command::RecordAttempts { .. }
-            | Command::CreateToken { .. }
-            | Command::RevokeToken { .. }
-            | Command::Restore { .. }
-            | Command::RestoreBegin { .. }
-            | Command::RestoreChunk { .. }
-            | Command::RecordMembershipChange { .. }
-            | Command::RecordAccess { .. } => false,
-        }
+        let mut unstamped = false;
+        let mut check = |slot: Slot<&Id, &String>| {
+            unstamped |= match slot {
+                Slot::Id(id) => id.is_pending(),
+                Slot::Secret(secret) => secret.is_empty(),
+            };
+        };
+        stamp_slots!(self, check);
+        unstamped
     }
 
     /// True for the commands of a restore: they replace the whole state (bookkeeping
@@ -537,64 +447,4 @@ impl Command {
             },
         }
     }
-}
-
-/// What a command did, by reference: the caller reads the entity from the state it applied to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "applied", content = "id")]
-pub enum Applied {
-    Page,
-    Component(Id),
-    ComponentDeleted(Id),
-    Incident(Id),
-    Maintenance(Id),
-    /// A subscriber was created: the reply may show its secret.
-    Subscriber(Id),
-    /// A subscriber's secret was rotated: the reply may show the new secret.
-    SubscriberSecret(Id),
-    /// A subscriber changed state; its secret stays hidden.
-    SubscriberUpdated(Id),
-    SubscriberRemoved(Id),
-    /// An event was recorded (its webhook id).
-    Event(String),
-    /// This many deliveries were queued again.
-    Requeued(u32),
-    /// This many attempt reports counted (stale ones are ignored).
-    AttemptsRecorded(u32),
-    /// A token was created (its name).
-    Token(String),
-    TokenRevoked(String),
-    /// The state was replaced by a backup (the digest it now has).
-    Restored(String),
-    /// A chunked restore is under way: this many bytes of its state text are in.
-    RestoreReceived(u64),
-    /// A membership change was recorded (the membership entry's index).
-    MembershipRecorded(u64),
-    /// A `RecordAccess` was recorded.
-    AccessRecorded,
-}
-
-/// The answer to a proposal, identical on every node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Outcome {
-    /// Log index at which this key's command was first applied.
-    pub index: u64,
-    /// True when the key had been seen before and this is the remembered answer.
-    pub replayed: bool,
-    pub result: Result<Applied, CommandError>,
-}
-
-/// What a [`Command::RecordAccess`] records.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Access {
-    /// A backup of the state at `applied_index` (its digest) was taken through a node.
-    Backup { digest: String, applied_index: u64 },
-    /// `count` failed authentications from `source` (an address, an IPv6 /64, or `other`)
-    /// on the node the record names, in the minute starting at `since`.
-    FailedAuthentications {
-        source: String,
-        count: u32,
-        since: Timestamp,
-    },
 }

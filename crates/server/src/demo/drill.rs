@@ -13,8 +13,8 @@ use axum::http::HeaderMap;
 use statusmesh_proto::admin::{self as pb, write_reply::Entity};
 use statusmesh_proto::authed;
 
+use super::nodes::{admin_client, DemoNode};
 use crate::config::Config;
-use crate::demo::DemoNode;
 
 const SUBSCRIBERS: usize = 3;
 const LIMIT: Duration = Duration::from_secs(30);
@@ -47,13 +47,13 @@ pub(crate) async fn run(
 ) -> anyhow::Result<bool> {
     let admin = |endpoint: &str| {
         let endpoint = endpoint.to_owned();
-        async move { crate::demo::admin_client(&endpoint, ca, LIMIT).await }
+        async move { admin_client(&endpoint, ca, LIMIT).await }
     };
     fn req<T>(token: &str, m: T) -> anyhow::Result<tonic::Request<T>> {
-        authed(m, token, None).map_err(anyhow::Error::msg)
+        authed(m, token, None).map_err(anyhow::Error::from)
     }
     fn wreq<T>(token: &str, m: T, k: &str) -> anyhow::Result<tonic::Request<T>> {
-        authed(m, token, Some(k)).map_err(anyhow::Error::msg)
+        authed(m, token, Some(k)).map_err(anyhow::Error::from)
     }
 
     // A local receiver standing in for the subscribers' endpoints.

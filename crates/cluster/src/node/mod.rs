@@ -6,19 +6,24 @@
 //! Across a leader change the same proposal is retried until a deadline; its idempotency key
 //! makes the retry safe (the state machine answers a repeated key with the original outcome).
 
-use std::collections::{BTreeMap, BTreeSet};
+mod membership;
+mod status;
+
+pub use status::{MemberStatus, NodeStatus, RoleChanges};
+
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
-use openraft::{ChangeMembers, Raft, ServerState};
+use openraft::Raft;
 use statusmesh_model::command::Entropy;
 use statusmesh_model::{Id, Outcome, Proposal, Timestamp};
 use statusmesh_store::{LogStore, NodeId, NodeInfo, Replica, StateMachineStore, TypeConfig};
 
-use crate::error::{MembershipError, ProposeError};
+use crate::error::{ProposeError, StartError};
 use crate::network::{PeerMethod, PeerNetwork};
 use crate::profile::{raft_config, TimingProfile};
 
@@ -108,37 +113,11 @@ impl LeaderContact {
     }
 }
 
-/// A member's view as reported by [`ClusterNode::status`].
-#[derive(Debug, Clone)]
-pub struct MemberStatus {
-    pub id: NodeId,
-    pub info: NodeInfo,
-    pub voter: bool,
-    /// The leader's last known matched index for this member (leader only).
-    pub matched_index: Option<u64>,
-}
-
-/// This node's view of the cluster.
-#[derive(Debug, Clone)]
-pub struct NodeStatus {
-    pub id: NodeId,
-    pub region: String,
-    pub state: &'static str,
-    pub leader: Option<NodeId>,
-    pub term: u64,
-    pub last_log_index: u64,
-    pub applied_index: u64,
-    pub millis_since_leader_contact: Option<u64>,
-    pub members: Vec<MemberStatus>,
-    pub profile: TimingProfile,
-    pub disk_bytes: u64,
-}
-
 pub struct ClusterNode {
     pub id: NodeId,
     pub info: NodeInfo,
     pub profile: TimingProfile,
-    pub raft: Raft<TypeConfig>,
+    pub(crate) raft: Raft<TypeConfig>,
     replica: Arc<Replica>,
     sm: StateMachineStore,
     network: PeerNetwork,
@@ -173,7 +152,7 @@ impl ClusterNode {
         config: NodeConfig,
         log: LogStore,
         sm: StateMachineStore,
-    ) -> Result<Arc<Self>, String> {
+    ) -> Result<Arc<Self>, StartError> {
         let raft_config = Arc::new(raft_config(config.profile, config.snapshot_every)?);
         let network = PeerNetwork::new(
             config.id,
@@ -182,9 +161,7 @@ impl ClusterNode {
             config.tls.clone(),
         );
         let replica = sm.replica();
-        let raft = Raft::new(config.id, raft_config, network.clone(), log, sm.clone())
-            .await
-            .map_err(|e| format!("cannot start raft: {e}"))?;
+        let raft = Raft::new(config.id, raft_config, network.clone(), log, sm.clone()).await?;
         let node = Arc::new(ClusterNode {
             id: config.id,
             info: config.info,
@@ -219,19 +196,17 @@ impl ClusterNode {
     /// Initialises the cluster with `members` if this node has never been part of one. Safe to
     /// call on every start and on every initial member (they all pass the same set): a node
     /// that already has state answers "already initialised" and nothing happens.
-    pub async fn initialize(&self, members: BTreeMap<NodeId, NodeInfo>) -> Result<bool, String> {
-        if self
-            .raft
-            .is_initialized()
-            .await
-            .map_err(|e| e.to_string())?
-        {
+    pub async fn initialize(
+        &self,
+        members: BTreeMap<NodeId, NodeInfo>,
+    ) -> Result<bool, StartError> {
+        if self.raft.is_initialized().await? {
             return Ok(false);
         }
         match self.raft.initialize(members).await {
             Ok(()) => Ok(true),
             Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(false),
-            Err(e) => Err(format!("cannot initialise the cluster: {e}")),
+            Err(e) => Err(StartError::Initialize(e)),
         }
     }
 
@@ -405,6 +380,7 @@ impl ClusterNode {
     /// for its read index. Returns the index the replica reached.
     pub async fn linearizable_barrier(&self, deadline: Duration) -> Result<u64, ProposeError> {
         let started = Instant::now();
+        let mut retry = crate::worker::Backoff::new(BARRIER_RETRY, BARRIER_RETRY_MAX);
         let index = loop {
             let attempt = match self.current_leader() {
                 Some(leader) if leader != self.id => match self.leader_info(leader) {
@@ -429,7 +405,7 @@ impl ClusterNode {
                     tracing::debug!(error = %e, "linearizable read failed");
                     return Err(ProposeError::NoQuorum(deadline.as_millis() as u64));
                 }
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(_) => retry.wait().await,
             }
         };
         let left = deadline.saturating_sub(started.elapsed());
@@ -454,211 +430,17 @@ impl ClusterNode {
         }
     }
 
-    fn check_leader(&self) -> Result<(), MembershipError> {
-        if self.current_leader() == Some(self.id) {
-            Ok(())
-        } else {
-            Err(MembershipError::NotLeader(self.id))
-        }
-    }
-
-    /// Adds a node as a learner and waits until it has caught up. Leader only.
-    pub async fn add_learner(&self, id: NodeId, info: NodeInfo) -> Result<u64, MembershipError> {
-        let _guard = self.membership_lock.lock().await;
-        self.check_leader()?;
-        let existing = self.leader_info(id);
-        if let Some(existing) = existing {
-            if existing != info {
-                return Err(MembershipError::Invalid(format!(
-                    "node {id} is already a member at {}; remove it first",
-                    existing.peer_addr
-                )));
-            }
-        }
-        let resp = self
-            .raft
-            .add_learner(id, info, true)
-            .await
-            .map_err(|e| MembershipError::Rejected(e.to_string()))?;
-        Ok(resp.log_id.index)
-    }
-
-    /// Makes a learner a voter. Leader only.
-    pub async fn promote(&self, id: NodeId) -> Result<u64, MembershipError> {
-        let _guard = self.membership_lock.lock().await;
-        self.check_leader()?;
-        let is_learner = {
-            let metrics = self.raft.metrics();
-            let m = metrics.borrow();
-            let found = m
-                .membership_config
-                .membership()
-                .learner_ids()
-                .any(|l| l == id);
-            found
-        };
-        if !is_learner {
-            return Err(MembershipError::Invalid(format!(
-                "node {id} is not a learner; add it first (or it is already a voter)"
-            )));
-        }
-        let resp = self
-            .raft
-            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
-            .await
-            .map_err(|e| MembershipError::Rejected(e.to_string()))?;
-        Ok(resp.log_id.index)
-    }
-
-    /// Removes a node (voter or learner) from the cluster. Leader only.
-    pub async fn remove(&self, id: NodeId) -> Result<u64, MembershipError> {
-        let _guard = self.membership_lock.lock().await;
-        self.check_leader()?;
-        let (is_voter, is_member, voters) = {
-            let metrics = self.raft.metrics();
-            let m = metrics.borrow();
-            let membership = m.membership_config.membership();
-            let voters = membership.voter_ids().count();
-            (
-                membership.voter_ids().any(|v| v == id),
-                membership.get_node(&id).is_some(),
-                voters,
-            )
-        };
-        if !is_member {
-            return Err(MembershipError::Invalid(format!(
-                "node {id} is not a member"
-            )));
-        }
-        let mut index = 0;
-        if is_voter {
-            if voters <= 1 {
-                return Err(MembershipError::Invalid(
-                    "cannot remove the last voter".into(),
-                ));
-            }
-            index = self
-                .raft
-                .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
-                .await
-                .map_err(|e| MembershipError::Rejected(e.to_string()))?
-                .log_id
-                .index;
-        }
-        // A leader removing itself steps down; the learner entry then goes via the new leader.
-        if id == self.id && is_voter {
-            return Ok(index);
-        }
-        let resp = self
-            .raft
-            .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false)
-            .await
-            .map_err(|e| MembershipError::Rejected(e.to_string()))?;
-        Ok(resp.log_id.index)
-    }
-
-    /// This node's view of the cluster.
-    pub fn status(&self) -> NodeStatus {
-        let metrics = self.raft.metrics().borrow().clone();
-        let membership = metrics.membership_config.membership();
-        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
-        let members = membership
-            .nodes()
-            .map(|(id, info)| MemberStatus {
-                id: *id,
-                info: info.clone(),
-                voter: voters.contains(id),
-                matched_index: metrics
-                    .replication
-                    .as_ref()
-                    .and_then(|r| r.get(id).copied().flatten())
-                    .map(|l| l.index),
-            })
-            .collect();
-        let state = match metrics.state {
-            ServerState::Leader => "leader",
-            ServerState::Follower => "follower",
-            ServerState::Candidate => "candidate",
-            ServerState::Learner => "learner",
-            ServerState::Shutdown => "shutdown",
-        };
-        let millis_since_leader_contact = self.millis_since_leader_contact();
-        let applied_index = self.replica.applied_index();
-        NodeStatus {
-            id: self.id,
-            region: self.info.region.clone(),
-            state,
-            leader: metrics.current_leader,
-            term: metrics.current_term,
-            last_log_index: metrics.last_log_index.unwrap_or(0),
-            applied_index,
-            millis_since_leader_contact,
-            members,
-            profile: self.profile,
-            disk_bytes: self.sm.disk_size(),
-        }
-    }
-
-    /// Milliseconds since this node last heard from a leader it accepted (on the leader: since
-    /// a quorum last acknowledged it). `None` if never. Cheap: no state is read.
-    pub fn millis_since_leader_contact(&self) -> Option<u64> {
-        let metrics = self.raft.metrics();
-        let m = metrics.borrow();
-        if m.state == ServerState::Leader {
-            m.millis_since_quorum_ack.or(Some(0))
-        } else {
-            self.contact.millis_since()
-        }
-    }
-
-    /// The term this node leads in, if it leads and a quorum acknowledged it within the
-    /// shortest election timeout (its lease: no other leader can have been elected since).
-    /// Workers that act outside the log (the webhook dispatcher) check this before acting.
-    pub fn leader_lease(&self) -> Option<u64> {
-        let m = self.raft.metrics();
-        let m = m.borrow();
-        if m.state != ServerState::Leader || m.current_leader != Some(self.id) {
-            return None;
-        }
-        let lease = self.profile.timings().election_min.as_millis() as u64;
-        let alone = m.membership_config.membership().voter_ids().eq([self.id]);
-        let fresh = m
-            .millis_since_quorum_ack
-            .map_or(alone, |ms| ms < lease || alone);
-        fresh.then_some(m.current_term)
-    }
-
-    /// Ready to serve: this node holds a replica of an initialised cluster it belongs to
-    /// (`/readyz` and the gRPC health status both answer from this).
-    pub fn is_member(&self) -> bool {
-        let data = self.replica.read();
-        data.membership.membership().get_node(&self.id).is_some()
-    }
-
-    /// Whether `id` is in the membership this node knows (voters and learners); `None` while
-    /// this node knows no membership yet (a node waiting to be added trusts the cluster CA
-    /// alone until the leader's first entries arrive).
-    pub fn knows_member(&self, id: NodeId) -> Option<bool> {
-        let m = self.raft.metrics();
-        let m = m.borrow();
-        let membership = m.membership_config.membership();
-        // No membership at all yet: nothing to check against.
-        membership.nodes().next()?;
-        Some(membership.get_node(&id).is_some())
-    }
-
-    pub fn is_leader(&self) -> bool {
-        let m = self.raft.metrics();
-        let m = m.borrow();
-        m.state == ServerState::Leader && m.current_leader == Some(self.id)
-    }
-
     pub async fn shutdown(&self) {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown failed");
         }
     }
 }
+
+/// A linearizable read whose leader could not confirm it retries after this, doubling up to
+/// the max (a leader change usually settles within a few heartbeats).
+const BARRIER_RETRY: Duration = Duration::from_millis(50);
+const BARRIER_RETRY_MAX: Duration = Duration::from_millis(400);
 
 /// Refuses a proposal whose entry would be larger than one log entry may hold: every entry
 /// must fit an AppendEntries batch within the peer transport's limits (see

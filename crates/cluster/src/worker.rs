@@ -1,0 +1,99 @@
+//! What the node's background workers share: a named span whose `state` field says what the
+//! worker is doing (so every line it logs carries it), and one small jittered backoff for
+//! their waits and retries, so that several workers or several nodes never fall into step.
+
+use std::time::Duration;
+
+use rand::Rng;
+
+/// The span a worker runs in: `worker=<name>`, with a `state` recorded by [`set_state`].
+pub fn span(name: &'static str) -> tracing::Span {
+    tracing::info_span!("worker", worker = name, state = tracing::field::Empty)
+}
+
+/// Records what the worker is doing now on its span (from [`span`]): every line it logs
+/// from then on carries the state.
+pub fn set_state(span: &tracing::Span, state: &'static str) {
+    span.record("state", state);
+}
+
+/// Jitter applied to every wait: up to this fraction either way.
+const JITTER: f64 = 0.2;
+
+/// A wait that starts at `initial`, doubles after every use up to `max`, and is jittered by
+/// up to ±20%. [`Backoff::reset`] starts again from `initial` (after progress).
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    initial: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    pub fn new(initial: Duration, max: Duration) -> Self {
+        let initial = initial.max(Duration::from_millis(1));
+        Backoff {
+            initial,
+            max: max.max(initial),
+            next: initial,
+        }
+    }
+
+    /// The next wait (jittered), then doubles the base for the one after.
+    pub fn next_delay(&mut self) -> Duration {
+        let base = self.next;
+        self.next = (self.next * 2).min(self.max);
+        base.mul_f64(rand::rng().random_range(1.0 - JITTER..=1.0 + JITTER))
+    }
+
+    /// Sleeps for [`Backoff::next_delay`].
+    pub async fn wait(&mut self) {
+        tokio::time::sleep(self.next_delay()).await;
+    }
+
+    pub fn reset(&mut self) {
+        self.next = self.initial;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn within(d: Duration, base_ms: u64) -> bool {
+        let ms = d.as_secs_f64() * 1000.0;
+        let base = base_ms as f64;
+        ms >= base * (1.0 - JITTER) - 0.001 && ms <= base * (1.0 + JITTER) + 0.001
+    }
+
+    #[test]
+    fn doubles_up_to_the_cap_with_bounded_jitter_and_resets() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(350));
+        for base in [100, 200, 350, 350] {
+            let d = b.next_delay();
+            assert!(within(d, base), "{d:?} is not within 20% of {base} ms");
+        }
+        b.reset();
+        let d = b.next_delay();
+        assert!(within(d, 100), "{d:?} after reset");
+    }
+
+    #[test]
+    fn jitter_spreads_waits_apart() {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..50 {
+            seen.insert(
+                Backoff::new(Duration::from_secs(1), Duration::from_secs(1))
+                    .next_delay()
+                    .as_micros(),
+            );
+        }
+        assert!(seen.len() > 10, "only {} distinct waits", seen.len());
+    }
+
+    #[test]
+    fn degenerate_bounds_are_made_usable() {
+        let mut b = Backoff::new(Duration::ZERO, Duration::ZERO);
+        assert!(b.next_delay() >= Duration::from_micros(800));
+    }
+}
