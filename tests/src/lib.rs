@@ -516,6 +516,29 @@ impl TestCluster {
             .into_inner())
     }
 
+    /// One line per node: its role, term, leader and indexes as it reports them, or why it
+    /// could not be asked.
+    pub async fn describe(&self) -> String {
+        let mut lines = Vec::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            let line = match self.status(i).await {
+                Ok(s) => format!(
+                    "node {}: {} term {} leader {:?} applied {} last log {} leader contact {:?} ms",
+                    n.id,
+                    s.state,
+                    s.term,
+                    s.leader_id,
+                    s.applied_index,
+                    s.last_log_index,
+                    s.millis_since_leader_contact
+                ),
+                Err(e) => format!("node {}: no status ({e:#})", n.id),
+            };
+            lines.push(line);
+        }
+        lines.join("\n")
+    }
+
     /// Waits until the running nodes agree on a leader; returns its index in `nodes`.
     pub async fn wait_leader(&mut self, limit: Duration) -> usize {
         let running: Vec<usize> = (0..self.nodes.len())
@@ -588,6 +611,31 @@ impl Drop for TestCluster {
                 }
             }
         }
+    }
+}
+
+/// [`eventually`], and on timeout the panic also says what every node reports
+/// ([`TestCluster::describe`]), so a failure in CI shows the cluster as it was.
+pub async fn eventually_in<T, F, Fut>(
+    cluster: &TestCluster,
+    limit: Duration,
+    what: &str,
+    mut check: F,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            let nodes = cluster.describe().await;
+            panic!("timed out after {limit:?} waiting for {what}; the nodes say:\n{nodes}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

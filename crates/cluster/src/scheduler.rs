@@ -11,8 +11,6 @@ use statusmesh_model::command::Command;
 use statusmesh_model::{Id, Proposal};
 use tokio::sync::watch;
 
-use tracing::Instrument as _;
-
 use crate::node::ClusterNode;
 use crate::worker;
 
@@ -20,10 +18,10 @@ pub const SCHEDULER_TICK: Duration = Duration::from_secs(1);
 
 /// Runs until `shutdown` turns true, in the `maintenance_scheduler` worker span.
 pub async fn run_maintenance_scheduler(node: Arc<ClusterNode>, shutdown: watch::Receiver<bool>) {
-    let span = worker::span("maintenance_scheduler");
-    schedule(node, shutdown, span.clone())
-        .instrument(span)
-        .await;
+    worker::run("maintenance_scheduler", |span| {
+        schedule(node, shutdown, span)
+    })
+    .await;
 }
 
 async fn schedule(

@@ -19,17 +19,15 @@ use openraft::ServerState;
 use rand::Rng;
 use tokio::sync::watch;
 
-use tracing::Instrument as _;
-
 use crate::node::ClusterNode;
 use crate::worker;
 
 /// Runs until `shutdown` turns true, in the `election_watchdog` worker span.
 pub async fn run_election_watchdog(node: Arc<ClusterNode>, shutdown: watch::Receiver<bool>) {
-    let span = worker::span("election_watchdog");
-    watch_elections(node, shutdown, span.clone())
-        .instrument(span)
-        .await;
+    worker::run("election_watchdog", |span| {
+        watch_elections(node, shutdown, span)
+    })
+    .await;
 }
 
 async fn watch_elections(

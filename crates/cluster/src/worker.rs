@@ -5,6 +5,17 @@
 use std::time::Duration;
 
 use rand::Rng;
+use tracing::Instrument as _;
+
+/// Runs `body` as the worker `name`: in its span, which `body` gets to record states on.
+pub async fn run<F, Fut>(name: &'static str, body: F)
+where
+    F: FnOnce(tracing::Span) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let span = span(name);
+    body(span.clone()).instrument(span).await;
+}
 
 /// The span a worker runs in: `worker=<name>`, with a `state` recorded by [`set_state`].
 pub fn span(name: &'static str) -> tracing::Span {

@@ -23,7 +23,6 @@ use statusmesh_model::command::Command;
 use statusmesh_model::outbox::{AttemptOutcome, AttemptReport};
 use statusmesh_model::{Proposal, Timestamp};
 use tokio::sync::{mpsc, watch};
-use tracing::Instrument as _;
 
 use crate::policy::{parse_retry_after, Response, WebhookConfig};
 use crate::ready::{DeliveryKey, Job, Limits, Queue};
@@ -120,10 +119,10 @@ impl Dispatcher {
     /// Runs until `shutdown` turns true, in the `webhook_dispatcher` worker span: waits to
     /// lead, then dispatches for that term.
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
-        let span = worker::span("webhook_dispatcher");
-        self.serve_terms(shutdown, span.clone())
-            .instrument(span)
-            .await;
+        worker::run("webhook_dispatcher", |span| {
+            self.serve_terms(shutdown, span)
+        })
+        .await;
     }
 
     async fn serve_terms(self, mut shutdown: watch::Receiver<bool>, span: tracing::Span) {

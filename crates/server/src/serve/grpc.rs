@@ -12,7 +12,6 @@ use statusmesh_proto::admin::admin_server::AdminServer;
 use statusmesh_tls::{Admission, ReloadingTls, TcpIncoming};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tracing::Instrument as _;
 
 use crate::observe::{GrpcObserveLayer, GrpcPort, PortMetrics};
 
@@ -90,10 +89,10 @@ pub(crate) fn admin_port(
     let reflection_alpha = reflection_builder()
         .build_v1alpha()
         .map_err(|e| anyhow::anyhow!("cannot build gRPC reflection: {e}"))?;
-    let span = statusmesh_cluster::worker::span("grpc_health");
-    let health = tokio::spawn(
-        report_health(node, health_reporter, parts.stop.clone(), span.clone()).instrument(span),
-    );
+    let stop = parts.stop.clone();
+    let health = tokio::spawn(statusmesh_cluster::worker::run("grpc_health", |span| {
+        report_health(node, health_reporter, stop, span)
+    }));
     let router = grpc_server(
         write_timeout + ADMIN_DEADLINE_SLACK,
         GrpcObserveLayer::new(parts.ports.clone(), GrpcPort::Admin),
