@@ -116,3 +116,39 @@ pub fn raft_config(
     };
     config.validate().map_err(Box::new)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_parse_by_name_and_name_what_is_wrong() {
+        for p in [TimingProfile::Lan, TimingProfile::Wan] {
+            assert_eq!(p.as_str().parse::<TimingProfile>(), Ok(p));
+        }
+        let e = "metro".parse::<TimingProfile>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "\"metro\" is not a timing profile (lan or wan)"
+        );
+    }
+
+    #[test]
+    fn every_profile_gives_a_valid_raft_configuration() {
+        for p in [TimingProfile::Lan, TimingProfile::Wan] {
+            let t = p.timings();
+            // A heartbeat well inside the election timeout, or followers campaign needlessly.
+            assert!(t.heartbeat * 3 <= t.election_min, "{p}");
+            assert!(t.election_min < t.election_max, "{p}");
+            let c = raft_config(p, 1000).unwrap_or_else(|e| panic!("{p}: {e}"));
+            assert_eq!(c.heartbeat_interval, t.heartbeat.as_millis() as u64);
+            assert_eq!(c.max_payload_entries, MAX_PAYLOAD_ENTRIES);
+            // The log kept behind a snapshot and the purge batches follow the interval.
+            assert_eq!(c.max_in_snapshot_log_to_keep, 500);
+            assert_eq!(c.purge_batch_size, 256);
+        }
+        let small = raft_config(TimingProfile::Lan, 10).unwrap();
+        assert_eq!(small.max_in_snapshot_log_to_keep, 10);
+        assert_eq!(small.purge_batch_size, 5);
+    }
+}
