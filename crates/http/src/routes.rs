@@ -86,42 +86,49 @@ pub fn router(
     }));
     let mut router = Router::new();
     for spec in ROUTES {
-        router = router.route(spec.pattern, methods(Some(spec.handler)));
+        router = router.route(spec.pattern, methods(spec.handler));
     }
-    router.fallback(not_found).with_state(app)
+    router
+        .fallback(|State(app): State<App>, req: Request| dispatch(app, Answer::NotFound, req))
+        .with_state(app)
+}
+
+/// What answers a request: a route's handler, a CORS preflight, or nothing matched.
+#[derive(Debug, Clone, Copy)]
+enum Answer {
+    Route(Handler),
+    Preflight,
+    NotFound,
 }
 
 /// GET (and HEAD) for every route; the JSON API also answers CORS preflights.
-fn methods(handler: Option<Handler>) -> MethodRouter<App> {
-    let get_route = get(move |State(app): State<App>, req: Request| dispatch(app, handler, req));
-    if handler == Some(Handler::ApiV2) {
-        get_route.options(|State(app): State<App>| async move { stamp(&app, preflight()) })
+fn methods(handler: Handler) -> MethodRouter<App> {
+    let answer = |a: Answer| move |State(app): State<App>, req: Request| dispatch(app, a, req);
+    let route = get(answer(Answer::Route(handler)));
+    if handler == Handler::ApiV2 {
+        route.options(answer(Answer::Preflight))
     } else {
-        get_route
+        route
     }
 }
 
-async fn not_found(State(app): State<App>, req: Request) -> Response {
-    dispatch(app, None, req).await
-}
-
-/// Runs the route's handler (`None`: no route matched) and stamps the answer.
-async fn dispatch(app: App, handler: Option<Handler>, req: Request) -> Response {
-    let resp = match handler {
-        Some(Handler::ApiV2) => {
+/// Runs the answer and stamps it: the one place every public response gets its headers.
+async fn dispatch(app: App, answer: Answer, req: Request) -> Response {
+    let resp = match answer {
+        Answer::Route(Handler::ApiV2) => {
             // The body is not needed (and not `Sync`): keep only the head across the wait.
             let (head, _) = req.into_parts();
             api_v2_response(&app, &head).await
         }
-        Some(Handler::Page) => serve_cached(&app, req.uri().path(), req.headers()),
-        Some(Handler::History) => history(&app, &req),
-        Some(Handler::Healthz) => "ok\n".into_response(),
-        Some(Handler::Readyz) => readiness(&app).into_response(),
-        Some(Handler::Cluster) => {
+        Answer::Route(Handler::Page) => serve_cached(&app, req.uri().path(), req.headers()),
+        Answer::Route(Handler::History) => history(&app, &req),
+        Answer::Route(Handler::Healthz) => "ok\n".into_response(),
+        Answer::Route(Handler::Readyz) => readiness(&app).into_response(),
+        Answer::Route(Handler::Cluster) => {
             let figures = app.diagnostics.figures().await;
             cluster_view(&app, &figures).into_response()
         }
-        Some(Handler::Metrics) => match &app.metrics {
+        Answer::Route(Handler::Metrics) => match &app.metrics {
             Some(render) => (
                 [(
                     header::CONTENT_TYPE,
@@ -132,7 +139,8 @@ async fn dispatch(app: App, handler: Option<Handler>, req: Request) -> Response 
                 .into_response(),
             None => no_such_page(req.uri()),
         },
-        None => no_such_page(req.uri()),
+        Answer::Preflight => preflight(),
+        Answer::NotFound => no_such_page(req.uri()),
     };
     stamp(&app, resp)
 }
