@@ -614,48 +614,54 @@ impl Drop for TestCluster {
     }
 }
 
+/// Polls `check` every 100 ms until it yields a value, or `None` once `limit` has passed.
+async fn poll_until<T, F, Fut>(limit: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// [`eventually`], and on timeout the panic also says what every node reports
 /// ([`TestCluster::describe`]), so a failure in CI shows the cluster as it was.
 pub async fn eventually_in<T, F, Fut>(
     cluster: &TestCluster,
     limit: Duration,
     what: &str,
-    mut check: F,
+    check: F,
 ) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        if Instant::now() >= deadline {
+    match poll_until(limit, check).await {
+        Some(v) => v,
+        None => {
             let nodes = cluster.describe().await;
             panic!("timed out after {limit:?} waiting for {what}; the nodes say:\n{nodes}");
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 /// Polls `check` until it yields a value or `limit` passes (then panics naming `what`).
-pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    poll_until(limit, check)
+        .await
+        .unwrap_or_else(|| panic!("timed out after {limit:?} waiting for {what}"))
 }
 
 /// Waits until no delivery is pending in the outbox (as the node behind `c` sees it); returns

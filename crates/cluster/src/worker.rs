@@ -18,7 +18,7 @@ where
 }
 
 /// The span a worker runs in: `worker=<name>`, with a `state` recorded by [`set_state`].
-pub fn span(name: &'static str) -> tracing::Span {
+fn span(name: &'static str) -> tracing::Span {
     tracing::info_span!("worker", worker = name, state = tracing::field::Empty)
 }
 
