@@ -10,14 +10,18 @@ use sha2::{Digest as _, Sha256};
 
 use crate::codec::CodecError;
 use crate::error::CommandError;
-use crate::format::{self, STATE_V1, STATE_V2};
+use crate::format::{self, STATE_V1, STATE_V2, STATE_V3};
 use crate::ids::Timestamp;
 use crate::state::State;
 
 /// Backup format 1: `state` is the state's JSON in state format 1.
 pub const BACKUP_V1: u32 = 1;
-/// Backup format 2 (written now): `state` is the state's JSON in state format 2.
+/// Backup format 2: `state` is the state's JSON in state format 2.
 pub const BACKUP_V2: u32 = 2;
+/// Backup format 3 (written now): `state` is the state's JSON in state format 3.
+pub const BACKUP_V3: u32 = 3;
+/// The backup formats this build reads, for messages.
+pub const READS: &str = "1, 2 or 3";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Backup {
@@ -46,7 +50,7 @@ impl Backup {
     ) -> Result<Backup, CodecError> {
         let json = serde_json::to_string(state)?;
         Ok(Backup {
-            format: BACKUP_V2,
+            format: BACKUP_V3,
             taken_at,
             node_id,
             applied_index,
@@ -60,9 +64,10 @@ impl Backup {
         match self.format {
             BACKUP_V1 => Ok(STATE_V1),
             BACKUP_V2 => Ok(STATE_V2),
+            BACKUP_V3 => Ok(STATE_V3),
             other => Err(CommandError::invalid(
                 "backup",
-                format!("format {other} is not one this build reads (1 or 2)"),
+                format!("format {other} is not one this build reads ({READS})"),
             )),
         }
     }
@@ -93,7 +98,7 @@ impl Backup {
         // In the current format the decoded state must encode back to the same bytes; a
         // difference is a round-trip bug, and restoring would give a different digest.
         let digest = state.digest();
-        if version == STATE_V2 && digest != self.digest {
+        if version == STATE_V3 && digest != self.digest {
             return Err(CommandError::invalid(
                 "backup",
                 format!(

@@ -267,6 +267,11 @@ pub struct Subscriber {
     pub recent_failures: Vec<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The log index of the command that added it: it receives the events recorded after
+    /// (a higher index), never those before (see [`crate::outbox`]). 0 for subscribers of
+    /// state formats before 3, which all events kept then were already queued for.
+    #[serde(default)]
+    pub since: u64,
 }
 
 impl Subscriber {

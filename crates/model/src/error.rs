@@ -64,6 +64,20 @@ pub enum CommandError {
 }
 
 impl CommandError {
+    /// The refusal of one row of a batch (an import), naming the row (counted from 1).
+    pub fn in_row(self, row: usize) -> Self {
+        match self {
+            CommandError::Invalid { field, reason } => CommandError::Invalid {
+                field: format!("row {row} {field}"),
+                reason,
+            },
+            other => CommandError::Invalid {
+                field: format!("row {row}"),
+                reason: other.to_string(),
+            },
+        }
+    }
+
     pub fn invalid(field: &str, reason: impl Into<String>) -> Self {
         CommandError::Invalid {
             field: field.to_owned(),

@@ -3,8 +3,8 @@
 //!
 //! | value | where it is kept | writes | also reads |
 //! |---|---|---|---|
-//! | the state | snapshot data (RocksDB and the peer wire) | [`STATE_V2`] | [`STATE_V1`] |
-//! | a backup | `statusctl backup` files, `Command::Restore` | [`BACKUP_V2`](crate::backup::BACKUP_V2) | [`BACKUP_V1`](crate::backup::BACKUP_V1) |
+//! | the state | snapshot data (RocksDB and the peer wire) | [`STATE_V3`] | [`STATE_V1`], [`STATE_V2`] |
+//! | a backup | `statusctl backup` files, `Command::Restore` | [`BACKUP_V3`](crate::backup::BACKUP_V3) | [`BACKUP_V1`](crate::backup::BACKUP_V1), [`BACKUP_V2`](crate::backup::BACKUP_V2) |
 //! | everything else | log entries, votes, snapshot meta, peer messages | [`codec::FORMAT_V1`] | — |
 //!
 //! Rules (the golden fixtures in `crates/model/tests/golden/` hold every build to them):
@@ -22,14 +22,17 @@ use crate::state::State;
 
 /// The first state format. Each attempt record carried the key `event` twice (see [`v1`]).
 pub const STATE_V1: u8 = 1;
-/// The current state format.
+/// The second: an outbox that stored one delivery per subscriber per event (see [`v2`]).
 pub const STATE_V2: u8 = 2;
+/// The current state format: fan-out cursors, incident events without update copies, one
+/// attempt log bounded in bytes, subscribers that know when they were added.
+pub const STATE_V3: u8 = 3;
 
-const READS: &str = "state formats 1 and 2";
+const READS: &str = "state formats 1, 2 and 3";
 
-/// A snapshot's data: [`STATE_V2`], then the state's JSON.
+/// A snapshot's data: [`STATE_V3`], then the state's JSON.
 pub fn encode_state(state: &State) -> Result<Vec<u8>, CodecError> {
-    codec::encode_as(STATE_V2, state)
+    codec::encode_as(STATE_V3, state)
 }
 
 /// Reads a snapshot's data in any state format this build knows.
@@ -42,7 +45,8 @@ pub fn decode_state(bytes: &[u8]) -> Result<State, CodecError> {
 pub fn state_from_json(version: u8, json: &[u8]) -> Result<State, CodecError> {
     match version {
         STATE_V1 => v1::read(json),
-        STATE_V2 => Ok(serde_json::from_slice(json)?),
+        STATE_V2 => v2::read(serde_json::from_slice(json)?),
+        STATE_V3 => Ok(serde_json::from_slice(json)?),
         found => Err(CodecError::Version {
             found,
             reads: READS,
@@ -66,7 +70,92 @@ mod v1 {
 
     pub(super) fn read(json: &[u8]) -> Result<State, CodecError> {
         let value: serde_json::Value = serde_json::from_slice(json)?;
-        Ok(serde_json::from_value(value)?)
+        super::v2::read(value)
+    }
+}
+
+/// State format 2.
+///
+/// Its outbox stored an explicit delivery for every (event, matching subscriber), an incident
+/// event held a full copy of the incident, updates included, and the attempt log was a map of
+/// per-subscriber lists of at most 50 records.
+///
+/// Migration, on the JSON value (format 1 goes through it too, after its own step):
+/// - events carry no fan-out: every delivery they owe is already an explicit record, which
+///   stays as it was (pending and failed alike), so nothing queued is lost or doubled;
+/// - an incident event keeps the incident's header and the count of its updates (updates are
+///   append-only, so the first `updates` of the incident as it is now are the copy's);
+/// - the attempt log becomes one list, ordered by attempt time (then event, subscriber and
+///   attempt), cut to the byte bound from the oldest;
+/// - subscribers get `since` 0: they predate every event kept.
+///
+/// The digest of every state changes (subscribers gain `since`).
+mod v2 {
+    use super::*;
+    use serde_json::Value;
+
+    pub(super) fn read(mut value: Value) -> Result<State, CodecError> {
+        if let Some(outbox) = value.get_mut("outbox") {
+            if let Some(Value::Object(events)) = outbox.get_mut("events") {
+                for event in events.values_mut() {
+                    strip_incident_updates(event);
+                }
+            }
+            if let Some(log) = outbox.get_mut("attempt_log") {
+                *log = flatten_attempt_log(log.take());
+            }
+        }
+        let mut state: State = serde_json::from_value(value)?;
+        // Recount through the log's own bound (the v2 logs could hold more).
+        let records: Vec<_> = state.outbox.attempt_log.iter().cloned().collect();
+        state.outbox.attempt_log = Default::default();
+        for r in records {
+            state.outbox.attempt_log.push(r);
+        }
+        Ok(state)
+    }
+
+    fn strip_incident_updates(event: &mut Value) {
+        let Some(subject) = event.get_mut("subject") else {
+            return;
+        };
+        if subject.get("subject").and_then(Value::as_str) != Some("incident") {
+            return;
+        }
+        let Some(incident) = subject.get_mut("incident") else {
+            return;
+        };
+        let count = match incident.get_mut("updates") {
+            Some(Value::Array(updates)) => std::mem::take(updates).len(),
+            _ => 0,
+        };
+        subject["updates"] = Value::from(count);
+    }
+
+    fn flatten_attempt_log(log: Value) -> Value {
+        let Value::Object(by_subscriber) = log else {
+            return log;
+        };
+        let mut records: Vec<Value> = by_subscriber
+            .into_iter()
+            .flat_map(|(_, list)| match list {
+                Value::Array(items) => items,
+                _ => Vec::new(),
+            })
+            .collect();
+        let key = |r: &Value| {
+            (
+                r.get("at").and_then(Value::as_i64).unwrap_or(0),
+                r.get("event").and_then(Value::as_u64).unwrap_or(0),
+                r.get("subscriber")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+                r.get("attempt").and_then(Value::as_u64).unwrap_or(0),
+            )
+        };
+        records.sort_by_key(key);
+        Value::Array(records)
     }
 }
 
@@ -77,12 +166,12 @@ mod tests {
     #[test]
     fn an_unknown_state_version_names_the_ones_read() {
         let mut bytes = encode_state(&State::default()).unwrap();
-        assert_eq!(bytes[0], STATE_V2);
+        assert_eq!(bytes[0], STATE_V3);
         assert_eq!(decode_state(&bytes).unwrap(), State::default());
         bytes[0] = 7;
         assert_eq!(
             decode_state(&bytes).unwrap_err().to_string(),
-            "unsupported format version 7 (this build reads state formats 1 and 2)"
+            "unsupported format version 7 (this build reads state formats 1, 2 and 3)"
         );
     }
 

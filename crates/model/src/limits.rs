@@ -10,7 +10,12 @@ pub const MAX_URL_CHARS: usize = 2_048;
 pub const MAX_COMPONENTS: usize = 1_000;
 pub const MAX_COMPONENTS_PER_CHANGE: usize = 200;
 pub const MAX_UPDATES_PER_INCIDENT: usize = 1_000;
-pub const MAX_SUBSCRIBERS: usize = 10_000;
+/// Subscribers of every kind (the outbox's size does not grow with it per event, see
+/// [`crate::outbox`]).
+pub const MAX_SUBSCRIBERS: usize = 1_000_000;
+/// The most rows one `ImportSubscribers` entry carries (the importer also cuts by size, to
+/// stay within [`MAX_ENTRY_BYTES`]).
+pub const MAX_IMPORT_ROWS: usize = 2_000;
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 128;
 pub const MAX_ACTOR_CHARS: usize = 128;
 /// The longest a rotated-out webhook secret keeps signing.

@@ -1,15 +1,29 @@
 //! The replicated outbox: notification events and the deliveries they owe to subscribers.
 //!
+//! Its size follows subscribers + events + failing deliveries, never subscribers × events.
+//!
 //! Invariants:
-//! - The command that changes the page records its events and one pending delivery per matching
-//!   active subscriber in the same apply, so a committed change cannot lose its notifications.
+//! - The command that changes the page records its events in the same apply, so a committed
+//!   change cannot lose its notifications. A broadcast event does not list its recipients: it
+//!   goes, by one deterministic rule ([`State::is_fanout_target`]), to every active subscriber
+//!   that existed before it (`Subscriber::since` < the event's index), whose filter matches,
+//!   and that has no explicit delivery record for it.
+//! - Its progress is a cursor over subscriber order ([`Fanout::after`]): every recipient up to
+//!   the cursor has been handled. The dispatcher reports a stretch of the walk with
+//!   [`FanoutProgress`], which counts only if it continues from the cursor as it stands, so a
+//!   deposed leader's late report or a duplicate batch changes nothing; the recipients of the
+//!   stretch that were not delivered at the first attempt (retrying, failed, or waiting behind
+//!   their earlier deliveries) become explicit [`Delivery`] records, and only those.
 //! - An event's `webhook_id` is fixed when it is recorded and reused for every attempt, replay
 //!   and failover; receivers deduplicate on it.
-//! - Delivery attempts are reported back through the log in batches ([`AttemptReport`]). A report
-//!   counts only if it names the delivery's next attempt number and the delivery is still
-//!   pending, so a report from a deposed leader or a duplicate batch changes nothing.
-//! - A delivered delivery is removed (it is counted and kept in the subscriber's attempt log);
-//!   pending and failed ones stay until their event ages out.
+//! - Explicit deliveries' attempts are reported through the log in batches ([`AttemptReport`]).
+//!   A report counts only if it names the delivery's next attempt number and the delivery is
+//!   still pending. A delivered delivery is removed (counted); failed ones stay until their
+//!   event ages out.
+//! - An incident event keeps the incident's header and how many of its (append-only) updates
+//!   existed, not a copy of them; payloads rebuild the incident as it was from the state.
+//! - The attempt log ([`AttemptLog`]) keeps explicit attempts, newest last, within
+//!   [`ATTEMPT_LOG_BYTES`] in all; first-attempt successes of a fan-out are only counted.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -24,8 +38,10 @@ use crate::status::ComponentStatus;
 pub const EVENT_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 /// At most this many events are kept (the oldest without pending deliveries go first).
 pub const MAX_EVENTS: usize = 5_000;
-/// Attempts kept per subscriber for `statusctl subscriber deliveries`.
+/// Attempts shown per subscriber by `statusctl subscriber deliveries`.
 pub const ATTEMPT_LOG_PER_SUBSCRIBER: usize = 50;
+/// The attempt log's size bound, in encoded bytes (the oldest records go first).
+pub const ATTEMPT_LOG_BYTES: usize = 4 * 1024 * 1024;
 /// Response bodies are kept to this many characters in the attempt log.
 pub const MAX_RESPONSE_EXCERPT_CHARS: usize = 256;
 /// Error texts are kept to this many characters.
@@ -78,7 +94,12 @@ impl EventKind {
 #[serde(rename_all = "snake_case", tag = "subject")]
 pub enum EventSubject {
     Incident {
+        /// The incident's header; its updates are left out (see `updates`).
         incident: Box<Incident>,
+        /// How many of the incident's updates existed when the event was recorded: incident
+        /// updates are append-only, so the incident as it was is its first `updates` updates.
+        #[serde(default)]
+        updates: u32,
     },
     Maintenance {
         maintenance: Box<Maintenance>,
@@ -109,15 +130,68 @@ pub struct Event {
     /// The components the event touches (drives component filters).
     pub component_ids: BTreeSet<Id>,
     pub subject: EventSubject,
-    /// How many deliveries were queued when it was recorded.
+    /// How many subscribers it has reached so far (fan-out stretches reported, explicit
+    /// deliveries queued).
     pub recipients: u32,
+    /// The fan-out still to walk; absent once it has reached every subscriber.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fanout: Option<Fanout>,
+}
+
+/// Where an event's fan-out stands: every recipient up to and including `after` (in subscriber
+/// order) has been handled; `None` before the first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fanout {
+    pub after: Option<Id>,
+}
+
+/// A stretch of one event's fan-out, reported by the dispatcher through the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FanoutProgress {
+    pub event: u64,
+    /// The cursor this stretch continues from: it counts only if the event's cursor is this.
+    pub from: Option<Id>,
+    /// The stretch ends with this subscriber (`None` with `complete` for an empty walk).
+    pub through: Option<Id>,
+    /// The walk reached the last subscriber: the fan-out is done.
+    pub complete: bool,
+    /// First attempts in the stretch that did not succeed (attempt 1 each).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<AttemptReport>,
+    /// Recipients in the stretch not sent to yet (their endpoint was busy with earlier
+    /// deliveries): they become pending explicit deliveries, due at once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deferred: Vec<Id>,
+}
+
+impl FanoutProgress {
+    /// The bytes this stretch adds to a `RecordAttempts` entry.
+    pub fn encoded_len(&self) -> usize {
+        serde_json::to_vec(self).map_or(usize::MAX, |v| v.len() + 1)
+    }
 }
 
 impl Event {
+    /// The incident an incident event is about, as it was when the event was recorded: its
+    /// header with the first `updates` of the incident's (append-only) updates. `None` for
+    /// other subjects.
+    pub fn incident_as_recorded(&self, state: &crate::State) -> Option<Incident> {
+        let EventSubject::Incident { incident, updates } = &self.subject else {
+            return None;
+        };
+        let mut out = (**incident).clone();
+        if out.updates.is_empty() {
+            if let Some(now) = state.incidents.get(&incident.id) {
+                out.updates = now.updates.iter().take(*updates as usize).cloned().collect();
+            }
+        }
+        Some(out)
+    }
+
     /// A one-line description for listings and chat messages.
     pub fn summary(&self) -> String {
         match &self.subject {
-            EventSubject::Incident { incident } => {
+            EventSubject::Incident { incident, .. } => {
                 format!("{} ({})", incident.name, incident.status.as_str())
             }
             EventSubject::Maintenance { maintenance } => {
@@ -276,15 +350,19 @@ pub struct OutboxStats {
     pub delivered_total: u64,
     pub attempts_total: u64,
     pub quarantined_subscribers: u64,
+    /// Events whose fan-out has not reached every subscriber yet.
+    #[serde(default)]
+    pub fanning_out: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outbox {
     pub next_seq: u64,
     pub events: BTreeMap<u64, Event>,
-    /// Event seq -> subscriber -> delivery. Iterating gives commit order.
+    /// Explicit deliveries (retrying, failed, deferred, replayed, pings): event seq ->
+    /// subscriber -> delivery. Iterating gives commit order.
     pub deliveries: BTreeMap<u64, BTreeMap<Id, Delivery>>,
-    pub attempt_log: BTreeMap<Id, VecDeque<AttemptRecord>>,
+    pub attempt_log: AttemptLog,
     pub delivered_total: u64,
     pub attempts_total: u64,
 }
@@ -337,6 +415,7 @@ impl Outbox {
                 .values()
                 .filter(|s| matches!(s.state, SubscriberState::Quarantined { .. }))
                 .count() as u64,
+            fanning_out: self.events.values().filter(|e| e.fanout.is_some()).count() as u64,
         }
     }
 
@@ -349,7 +428,8 @@ impl Outbox {
         })
     }
 
-    /// Records an event and queues it for `recipients`. Returns its sequence number.
+    /// Records an event and queues explicit deliveries to `recipients` (a broadcast event
+    /// carries its `fanout` instead). Returns its sequence number.
     /// The event's `seq` and `webhook_id` (`id_prefix` + seq) are assigned here.
     pub(crate) fn record(&mut self, mut event: Event, id_prefix: &str, recipients: Vec<Id>) -> u64 {
         let seq = self.next_seq.max(1);
@@ -398,18 +478,21 @@ impl Outbox {
             m.remove(sub);
         }
         self.deliveries.retain(|_, m| !m.is_empty());
-        self.attempt_log.remove(sub);
+        self.attempt_log.forget(sub);
     }
 
-    pub(crate) fn log_attempt(&mut self, record: AttemptRecord) {
-        let log = self
-            .attempt_log
-            .entry(record.report.subscriber.clone())
-            .or_default();
-        log.push_back(record);
-        while log.len() > ATTEMPT_LOG_PER_SUBSCRIBER {
-            log.pop_front();
-        }
+    /// The explicit delivery of event `seq` to `sub`, if there is one.
+    pub fn delivery(&self, seq: u64, sub: &Id) -> Option<&Delivery> {
+        self.deliveries.get(&seq).and_then(|m| m.get(sub))
+    }
+
+    /// True while event `seq` still owes something: its fan-out, or a pending delivery.
+    pub fn is_busy(&self, seq: u64) -> bool {
+        self.events.get(&seq).is_some_and(|e| e.fanout.is_some())
+            || self
+                .deliveries
+                .get(&seq)
+                .is_some_and(|m| m.values().any(Delivery::is_pending))
     }
 
     /// Forgets the oldest events past the retention or the count limit, stopping at the first
@@ -418,15 +501,89 @@ impl Outbox {
         let cutoff = now.0 - EVENT_RETENTION_MS;
         while let Some((&seq, e)) = self.events.first_key_value() {
             let expired = e.at.0 < cutoff || self.events.len() > MAX_EVENTS;
-            let busy = self
-                .deliveries
-                .get(&seq)
-                .is_some_and(|m| m.values().any(Delivery::is_pending));
-            if !expired || busy {
+            if !expired || self.is_busy(seq) {
                 break;
             }
             self.events.remove(&seq);
             self.deliveries.remove(&seq);
         }
+    }
+}
+
+/// The attempts made on explicit deliveries, newest last, kept within [`ATTEMPT_LOG_BYTES`]
+/// (each record counted at its encoded size; the oldest go first, whoever they belong to).
+/// Encoded as the list of records; the byte count is recomputed when read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "VecDeque<AttemptRecord>", into = "VecDeque<AttemptRecord>")]
+pub struct AttemptLog {
+    records: VecDeque<AttemptRecord>,
+    bytes: usize,
+}
+
+impl From<VecDeque<AttemptRecord>> for AttemptLog {
+    fn from(records: VecDeque<AttemptRecord>) -> Self {
+        let bytes = records.iter().map(AttemptRecord::encoded_len).sum();
+        AttemptLog { records, bytes }
+    }
+}
+
+impl From<AttemptLog> for VecDeque<AttemptRecord> {
+    fn from(log: AttemptLog) -> Self {
+        log.records
+    }
+}
+
+impl AttemptRecord {
+    fn encoded_len(&self) -> usize {
+        serde_json::to_vec(self).map_or(0, |v| v.len() + 1)
+    }
+}
+
+impl AttemptLog {
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The encoded size of the records kept.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Every record, oldest first.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &AttemptRecord> + '_ {
+        self.records.iter()
+    }
+
+    /// `sub`'s latest records, at most [`ATTEMPT_LOG_PER_SUBSCRIBER`], oldest first.
+    pub fn of(&self, sub: &Id) -> Vec<&AttemptRecord> {
+        let mut out: Vec<&AttemptRecord> = self
+            .records
+            .iter()
+            .rev()
+            .filter(|r| &r.report.subscriber == sub)
+            .take(ATTEMPT_LOG_PER_SUBSCRIBER)
+            .collect();
+        out.reverse();
+        out
+    }
+
+    pub(crate) fn push(&mut self, record: AttemptRecord) {
+        self.bytes += record.encoded_len();
+        self.records.push_back(record);
+        while self.bytes > ATTEMPT_LOG_BYTES {
+            let Some(old) = self.records.pop_front() else {
+                break;
+            };
+            self.bytes = self.bytes.saturating_sub(old.encoded_len());
+        }
+    }
+
+    fn forget(&mut self, sub: &Id) {
+        self.records.retain(|r| &r.report.subscriber != sub);
+        self.bytes = self.records.iter().map(AttemptRecord::encoded_len).sum();
     }
 }

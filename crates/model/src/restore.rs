@@ -20,7 +20,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::backup::{Backup, BACKUP_V1, BACKUP_V2};
+use crate::backup::{Backup, BACKUP_V1, BACKUP_V2, BACKUP_V3, READS};
 use crate::command::{Applied, Command};
 use crate::error::CommandError;
 use crate::ids::Timestamp;
@@ -122,11 +122,11 @@ impl State {
         if !self.is_empty() {
             return Err(CommandError::precondition(NOT_EMPTY));
         }
-        if ![BACKUP_V1, BACKUP_V2].contains(&progress.format) {
+        if ![BACKUP_V1, BACKUP_V2, BACKUP_V3].contains(&progress.format) {
             return Err(CommandError::invalid(
                 "format",
                 format!(
-                    "backup format {} is not one this build reads (1 or 2)",
+                    "backup format {} is not one this build reads ({READS})",
                     progress.format
                 ),
             ));

@@ -222,7 +222,10 @@ impl State {
             Command::AutoTransitionMaintenance { id, update_id, to } => {
                 self.auto_transition_maintenance(at, id, update_id, *to)
             }
-            Command::AddSubscriber { id, spec } => self.add_subscriber(at, id, spec),
+            Command::AddSubscriber { id, spec } => self.add_subscriber(index, at, id, spec),
+            Command::ImportSubscribers { subscribers } => {
+                self.import_subscribers(index, at, subscribers)
+            }
             Command::RemoveSubscriber { id } => self.remove_subscriber(id),
             Command::SetSubscriberState {
                 id,
@@ -238,9 +241,11 @@ impl State {
             Command::ReplayEvent { event, subscriber } => {
                 self.replay_event(at, event, subscriber.as_ref())
             }
-            Command::RecordAttempts { policy, reports } => {
-                self.record_attempts(index, at, policy, reports)
-            }
+            Command::RecordAttempts {
+                policy,
+                reports,
+                progress,
+            } => self.record_attempts(index, at, policy, reports, progress),
             Command::CreateToken { name, role, hash } => self
                 .tokens
                 .create(at, name, *role, hash)

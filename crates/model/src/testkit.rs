@@ -12,7 +12,7 @@
 use crate::access::Role;
 use crate::backup::Backup;
 use crate::command::*;
-use crate::outbox::{AttemptOutcome, AttemptReport, QuarantinePolicy};
+use crate::outbox::{AttemptOutcome, AttemptReport, FanoutProgress, QuarantinePolicy};
 use crate::*;
 
 /// The scenario's first command time.
@@ -81,9 +81,39 @@ impl Scenario {
             .seq
     }
 
-    /// The next attempt number of a pending delivery.
+    /// The next attempt number of a delivery: 1 while it is only part of a fan-out.
     pub fn next_attempt(&self, event: u64, sub: &str) -> u32 {
-        self.state.outbox.deliveries[&event][&id(sub)].attempts + 1
+        self.state
+            .outbox
+            .delivery(event, &id(sub))
+            .map_or(1, |d| d.attempts + 1)
+    }
+
+    /// The rest of `event`'s fan-out in one stretch: from its cursor to the last subscriber,
+    /// with `failed` first attempts and `deferred` recipients; every other recipient delivered.
+    pub fn fanout(
+        &self,
+        event: u64,
+        failed: &[(&str, AttemptOutcome)],
+        deferred: &[&str],
+    ) -> FanoutProgress {
+        let from = self.state.outbox.events[&event]
+            .fanout
+            .as_ref()
+            .unwrap_or_else(|| panic!("event {event} has no fan-out"))
+            .after
+            .clone();
+        FanoutProgress {
+            event,
+            from,
+            through: self.state.subscribers.keys().next_back().cloned(),
+            complete: true,
+            failed: failed
+                .iter()
+                .map(|(sub, outcome)| self.report(event, sub, outcome.clone()))
+                .collect(),
+            deferred: deferred.iter().map(|d| id(d)).collect(),
+        }
     }
 
     pub fn report(&self, event: u64, sub: &str, outcome: AttemptOutcome) -> AttemptReport {
@@ -214,6 +244,30 @@ pub fn rich() -> Scenario {
             spec: subscriber(url, format, comps),
         });
     }
+    // Two more in one import (one keeps its own secret, one gets the leader's).
+    s.ok(Command::ImportSubscribers {
+        subscribers: vec![
+            ImportedSubscriber {
+                id: id("simp1"),
+                spec: subscriber(
+                    "https://hooks.example.com/imported/1",
+                    PayloadFormat::Statuspage,
+                    &[],
+                ),
+            },
+            ImportedSubscriber {
+                id: id("simp2"),
+                spec: NewSubscriber {
+                    secret: SECRET_B.into(),
+                    ..subscriber(
+                        "https://hooks.example.com/imported/2",
+                        PayloadFormat::Statuspage,
+                        &["cdn"],
+                    )
+                },
+            },
+        ],
+    });
 
     // An incident with component changes: events for every matching subscriber.
     s.ok(Command::CreateIncident {
@@ -253,28 +307,32 @@ pub fn rich() -> Scenario {
     // Attempts with every outcome. sgone answers 410 (disabled); stired fails twice within
     // the window (quarantined by the policy); sgrp exhausts its schedule (quarantined);
     // sapi is retrying; sall is delivered.
+    // The incident's fan-out in one stretch (sall delivered at the first attempt, sgrp
+    // deferred behind its earlier deliveries), then the explicit deliveries' attempts.
     let created = s.event(EventKind::IncidentCreated);
-    let reports = vec![
-        s.report(created, "sall", AttemptOutcome::Delivered),
-        s.report(
-            created,
-            "sapi",
-            AttemptOutcome::Retry {
-                next_at: Timestamp(s.now + 60_000),
-            },
-        ),
-        s.report(created, "sgone", AttemptOutcome::Gone),
-        s.report(
-            created,
-            "stired",
-            AttemptOutcome::Retry {
-                next_at: Timestamp(s.now + 5_000),
-            },
-        ),
-    ];
+    let walked = s.fanout(
+        created,
+        &[
+            (
+                "sapi",
+                AttemptOutcome::Retry {
+                    next_at: Timestamp(s.now + 60_000),
+                },
+            ),
+            ("sgone", AttemptOutcome::Gone),
+            (
+                "stired",
+                AttemptOutcome::Retry {
+                    next_at: Timestamp(s.now + 5_000),
+                },
+            ),
+        ],
+        &["sgrp"],
+    );
     s.ok(Command::RecordAttempts {
         policy: POLICY,
-        reports,
+        reports: vec![],
+        progress: vec![walked],
     });
     let second = vec![
         s.report(
@@ -289,9 +347,17 @@ pub fn rich() -> Scenario {
     s.ok(Command::RecordAttempts {
         policy: POLICY,
         reports: second,
+        progress: vec![],
     });
 
     s.ok(Command::TestSubscriber { id: id("sall") });
+    let ping = s.event(EventKind::Ping);
+    let delivered = vec![s.report(ping, "sall", AttemptOutcome::Delivered)];
+    s.ok(Command::RecordAttempts {
+        policy: POLICY,
+        reports: delivered,
+        progress: vec![],
+    });
     let webhook_id = s.state.outbox.events[&created].webhook_id.clone();
     s.ok(Command::ReplayEvent {
         event: webhook_id,

@@ -1,15 +1,16 @@
 //! Recording notification events and the attempts to deliver them.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 
 use crate::command::{Applied, Command};
-use crate::entities::{Component, SubscriberState};
+use crate::entities::{Component, Subscriber, SubscriberState};
 use crate::error::CommandError;
 use crate::ids::{Id, Timestamp};
 use crate::limits;
 use crate::outbox::{
-    self, AttemptOutcome, AttemptRecord, AttemptReport, DeliveryState, Event, EventKind,
-    EventSubject, QuarantinePolicy,
+    self, AttemptOutcome, AttemptRecord, AttemptReport, Delivery, DeliveryState, Event,
+    EventKind, EventSubject, Fanout, FanoutProgress, QuarantinePolicy,
 };
 use crate::state::State;
 use crate::status::{ComponentStatus, IncidentStatus, MaintenanceStatus};
@@ -27,7 +28,7 @@ impl State {
     }
 
     /// Child component -> its group, for component filters.
-    fn group_map(&self) -> BTreeMap<Id, Id> {
+    pub fn group_map(&self) -> BTreeMap<Id, Id> {
         self.components
             .values()
             .filter_map(|c| c.group_id.clone().map(|g| (c.id.clone(), g)))
@@ -61,20 +62,45 @@ impl State {
             component_ids: components,
             subject,
             recipients: 0,
+            fanout: None,
         }
     }
 
-    /// Records a broadcast event and queues it for every active subscriber whose filter matches.
-    fn broadcast(&mut self, event: Event) {
-        let groups = self.group_map();
-        let recipients: Vec<Id> = self
-            .subscribers
-            .values()
-            .filter(|s| s.is_active() && outbox::wants(s, &event.component_ids, &groups))
-            .map(|s| s.id.clone())
-            .collect();
+    /// Records a broadcast event: its fan-out starts before the first subscriber. Constant
+    /// time whatever the number of subscribers.
+    fn broadcast(&mut self, mut event: Event) {
+        if !self.subscribers.is_empty() {
+            event.fanout = Some(Fanout::default());
+        }
         let prefix = self.webhook_id_prefix();
-        self.outbox.record(event, &prefix, recipients);
+        self.outbox.record(event, &prefix, Vec::new());
+    }
+
+    /// Whether the fan-out of `event` goes to `sub`: active, added before the event, its
+    /// filter matching, and no explicit delivery of the event to it (a replay or deferral
+    /// already queued one). The one rule the dispatcher's walk and the apply of its reports
+    /// share.
+    pub fn is_fanout_target(&self, event: &Event, sub: &Subscriber, groups: &BTreeMap<Id, Id>) -> bool {
+        sub.is_active()
+            && sub.since < event.index
+            && outbox::wants(sub, &event.component_ids, groups)
+            && self.outbox.delivery(event.seq, &sub.id).is_none()
+    }
+
+    /// The subscribers after `after` in subscriber order (all, from `None`), up to and
+    /// including `through` (to the end, from `None`).
+    pub fn subscribers_between<'a>(
+        &'a self,
+        after: Option<&Id>,
+        through: Option<&Id>,
+    ) -> impl Iterator<Item = &'a Subscriber> + 'a {
+        let lower = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.clone()));
+        let upper = through.map_or(Bound::Unbounded, |t| Bound::Included(t.clone()));
+        let empty = matches!((&lower, &upper), (Bound::Excluded(a), Bound::Included(t)) if t <= a);
+        (!empty)
+            .then(|| self.subscribers.range((lower, upper)).map(|(_, s)| s))
+            .into_iter()
+            .flatten()
     }
 
     /// Records the events a successful page command raised: the incident or maintenance event
@@ -123,10 +149,13 @@ impl State {
         };
         if let Some((kind, id)) = main {
             let found = if let Some(i) = self.incidents.get(id) {
+                let mut header = i.clone();
+                header.updates.clear();
                 Some((
                     i.components.clone(),
                     EventSubject::Incident {
-                        incident: Box::new(i.clone()),
+                        incident: Box::new(header),
+                        updates: i.updates.len() as u32,
                     },
                 ))
             } else {
@@ -211,7 +240,9 @@ impl State {
             )
         })?;
         let event = &self.outbox.events[&seq];
-        let groups = self.group_map();
+        if subscriber.is_none() && event.kind.is_broadcast() {
+            return self.replay_broadcast(seq, event_ref);
+        }
         let targets: Vec<Id> = match (subscriber, &event.subject) {
             (Some(sub), _) => {
                 let s = self.subscriber(sub)?;
@@ -223,19 +254,12 @@ impl State {
                 }
                 vec![sub.clone()]
             }
-            (None, EventSubject::Subscriber { subscriber_id, .. }) => {
-                if event.kind == EventKind::Ping {
-                    vec![subscriber_id.clone()]
-                } else {
-                    vec![]
-                }
+            (None, EventSubject::Subscriber { subscriber_id, .. })
+                if event.kind == EventKind::Ping =>
+            {
+                vec![subscriber_id.clone()]
             }
-            (None, _) => self
-                .subscribers
-                .values()
-                .filter(|s| s.is_active() && outbox::wants(s, &event.component_ids, &groups))
-                .map(|s| s.id.clone())
-                .collect(),
+            (None, _) => vec![],
         };
         if event.kind == EventKind::SubscriberQuarantined || targets.is_empty() {
             return Err(CommandError::precondition(format!(
@@ -248,8 +272,41 @@ impl State {
         Ok(Applied::Requeued(targets.len() as u32))
     }
 
+    /// Replays a broadcast event to every subscriber it matches: its fan-out starts again
+    /// from the first subscriber. Pending explicit deliveries stay as they are (the walk skips
+    /// them); failed ones are dropped so that the walk reaches them again.
+    fn replay_broadcast(&mut self, seq: u64, event_ref: &str) -> Result<Applied, CommandError> {
+        let groups = self.group_map();
+        let event = &self.outbox.events[&seq];
+        let targets = self
+            .subscribers
+            .values()
+            .filter(|s| {
+                s.is_active()
+                    && s.since < event.index
+                    && outbox::wants(s, &event.component_ids, &groups)
+            })
+            .count();
+        if targets == 0 {
+            return Err(CommandError::precondition(format!(
+                "event {event_ref} has no active subscriber to deliver to"
+            )));
+        }
+        if let Some(m) = self.outbox.deliveries.get_mut(&seq) {
+            m.retain(|_, d| d.is_pending());
+            if m.is_empty() {
+                self.outbox.deliveries.remove(&seq);
+            }
+        }
+        if let Some(e) = self.outbox.events.get_mut(&seq) {
+            e.fanout = Some(Fanout::default());
+        }
+        Ok(Applied::Requeued(targets as u32))
+    }
+
     /// Queues again, for a re-enabled subscriber, every broadcast event since `since` that its
-    /// filter matches (those still pending are left as they are).
+    /// filter matches: those still pending are left as they are, and so are those whose
+    /// fan-out has not reached it yet (the walk will).
     pub(crate) fn replay_since(&mut self, at: Timestamp, sub: &Id, since: Timestamp) {
         let Some(s) = self.subscribers.get(sub) else {
             return;
@@ -259,20 +316,20 @@ impl State {
             .outbox
             .events
             .values()
-            .filter(|e| e.at >= since && e.kind.is_broadcast())
+            .filter(|e| e.at >= since && e.kind.is_broadcast() && s.since < e.index)
             .filter(|e| outbox::wants(s, &e.component_ids, &groups))
+            .filter(|e| {
+                let walk_ahead = e
+                    .fanout
+                    .as_ref()
+                    .is_some_and(|f| f.after.as_ref().is_none_or(|a| a < sub));
+                let pending = self.outbox.delivery(e.seq, sub).is_some_and(Delivery::is_pending);
+                !walk_ahead && !pending
+            })
             .map(|e| e.seq)
             .collect();
         for seq in seqs {
-            let pending = self
-                .outbox
-                .deliveries
-                .get(&seq)
-                .and_then(|m| m.get(sub))
-                .is_some_and(|d| d.is_pending());
-            if !pending {
-                self.outbox.requeue(seq, sub, at);
-            }
+            self.outbox.requeue(seq, sub, at);
         }
     }
 
@@ -282,6 +339,7 @@ impl State {
         at: Timestamp,
         policy: &QuarantinePolicy,
         reports: &[AttemptReport],
+        progress: &[FanoutProgress],
     ) -> Result<Applied, CommandError> {
         if policy.failures == 0 || policy.window_ms < 0 {
             return Err(CommandError::invalid(
@@ -290,14 +348,90 @@ impl State {
             ));
         }
         limits::count("reports", reports.len(), limits::MAX_REPORTS_PER_BATCH)?;
+        limits::count("progress", progress.len(), limits::MAX_REPORTS_PER_BATCH)?;
         let mut counted = 0;
         for report in reports {
             if self.record_attempt(index, at, policy, report) {
                 counted += 1;
             }
         }
+        for stretch in progress {
+            counted += self.record_fanout(index, at, policy, stretch);
+        }
         self.outbox.prune(at);
         Ok(Applied::AttemptsRecorded(counted))
+    }
+
+    /// Applies one stretch of a fan-out; returns the deliveries it settled (0 if stale: the
+    /// event's cursor is not where the stretch starts).
+    fn record_fanout(
+        &mut self,
+        index: u64,
+        at: Timestamp,
+        policy: &QuarantinePolicy,
+        p: &FanoutProgress,
+    ) -> u32 {
+        let Some(event) = self.outbox.events.get(&p.event) else {
+            return 0;
+        };
+        let Some(fanout) = &event.fanout else {
+            return 0;
+        };
+        let forward = match (&p.from, &p.through) {
+            (Some(from), Some(through)) => through > from,
+            (None, Some(_)) => true,
+            (_, None) => p.complete,
+        };
+        if fanout.after != p.from || !forward {
+            return 0;
+        }
+        let groups = self.group_map();
+        let failed: BTreeMap<&Id, &AttemptReport> = p
+            .failed
+            .iter()
+            .filter(|r| r.attempt == 1 && r.event == p.event)
+            .map(|r| (&r.subscriber, r))
+            .collect();
+        let deferred: BTreeSet<&Id> = p.deferred.iter().collect();
+        let upper = if p.complete { None } else { p.through.as_ref() };
+        let mut delivered = Vec::new();
+        let mut explicit: Vec<(Id, Option<AttemptReport>)> = Vec::new();
+        for sub in self.subscribers_between(p.from.as_ref(), upper) {
+            if !self.is_fanout_target(event, sub, &groups) {
+                continue;
+            }
+            if let Some(r) = failed.get(&sub.id) {
+                explicit.push((sub.id.clone(), Some((*r).clone())));
+            } else if deferred.contains(&sub.id) {
+                explicit.push((sub.id.clone(), None));
+            } else {
+                delivered.push(sub.id.clone());
+            }
+        }
+        let settled = (delivered.len() + explicit.len()) as u32;
+        for id in &delivered {
+            if let Some(s) = self.subscribers.get_mut(id) {
+                if !s.recent_failures.is_empty() {
+                    s.recent_failures.clear();
+                }
+            }
+        }
+        let n = delivered.len() as u64;
+        self.outbox.delivered_total += n;
+        self.outbox.attempts_total += n;
+        if let Some(e) = self.outbox.events.get_mut(&p.event) {
+            e.recipients = e.recipients.saturating_add(settled);
+            e.fanout = (!p.complete).then(|| Fanout {
+                after: p.through.clone(),
+            });
+        }
+        for (id, report) in explicit {
+            self.outbox.requeue(p.event, &id, at);
+            if let Some(report) = report {
+                self.record_attempt(index, at, policy, &report);
+            }
+        }
+        settled
     }
 
     /// Applies one report; false if it was stale (not the delivery's next attempt).
@@ -355,7 +489,7 @@ impl State {
             .get(&r.event)
             .map(|e| (e.webhook_id.clone(), e.kind))
             .unwrap_or_else(|| (String::new(), EventKind::Ping));
-        self.outbox.log_attempt(AttemptRecord {
+        self.outbox.attempt_log.push(AttemptRecord {
             webhook_id,
             kind,
             report,

@@ -1,4 +1,6 @@
-use crate::command::{Applied, NewSubscriber};
+use std::collections::BTreeMap;
+
+use crate::command::{Applied, ImportedSubscriber, NewSubscriber};
 use crate::entities::{RetiringSecret, Subscriber, SubscriberState};
 use crate::error::{CommandError, EntityKind};
 use crate::ids::{Id, Timestamp};
@@ -27,6 +29,7 @@ fn check_secret(secret: &str) -> Result<(), CommandError> {
 impl State {
     pub(crate) fn add_subscriber(
         &mut self,
+        index: u64,
         at: Timestamp,
         id: &Id,
         spec: &NewSubscriber,
@@ -37,6 +40,52 @@ impl State {
             self.subscribers.len() + 1,
             limits::MAX_SUBSCRIBERS,
         )?;
+        let sub = self.new_subscriber(index, at, id, spec)?;
+        self.subscribers.insert(id.clone(), sub);
+        Ok(Applied::Subscriber(id.clone()))
+    }
+
+    /// Adds every row or none: the first refusal names its row.
+    pub(crate) fn import_subscribers(
+        &mut self,
+        index: u64,
+        at: Timestamp,
+        rows: &[ImportedSubscriber],
+    ) -> Result<Applied, CommandError> {
+        if rows.is_empty() {
+            return Err(CommandError::invalid(
+                "subscribers",
+                "an import needs at least one row",
+            ));
+        }
+        limits::count("subscribers", rows.len(), limits::MAX_IMPORT_ROWS)?;
+        limits::count(
+            "subscribers",
+            self.subscribers.len() + rows.len(),
+            limits::MAX_SUBSCRIBERS,
+        )?;
+        let mut built = BTreeMap::new();
+        for (n, row) in rows.iter().enumerate() {
+            let in_row = |e: CommandError| e.in_row(n + 1);
+            self.check_new_id(EntityKind::Subscriber, &row.id).map_err(in_row)?;
+            let sub = self.new_subscriber(index, at, &row.id, &row.spec).map_err(in_row)?;
+            if built.insert(row.id.clone(), sub).is_some() {
+                return Err(CommandError::invalid("id", format!("{} appears twice", row.id)).in_row(n + 1));
+            }
+        }
+        let count = built.len() as u32;
+        self.subscribers.extend(built);
+        Ok(Applied::Imported(count))
+    }
+
+    /// A subscriber from its spec, checked.
+    fn new_subscriber(
+        &self,
+        index: u64,
+        at: Timestamp,
+        id: &Id,
+        spec: &NewSubscriber,
+    ) -> Result<Subscriber, CommandError> {
         let url = limits::http_url("url", &spec.url)?;
         if let Some(d) = &spec.description {
             limits::optional_text("description", d, limits::MAX_DESCRIPTION_CHARS)?;
@@ -46,24 +95,21 @@ impl State {
         if let Some(o) = &spec.owner {
             limits::optional_text("owner", o, limits::MAX_NAME_CHARS)?;
         }
-        self.subscribers.insert(
-            id.clone(),
-            Subscriber {
-                id: id.clone(),
-                url: url.to_string(),
-                component_ids,
-                secret: spec.secret.clone(),
-                previous_secret: None,
-                format: spec.format,
-                owner: spec.owner.clone().filter(|o| !o.trim().is_empty()),
-                description: spec.description.clone().filter(|d| !d.trim().is_empty()),
-                state: SubscriberState::Active,
-                recent_failures: Vec::new(),
-                created_at: at,
-                updated_at: at,
-            },
-        );
-        Ok(Applied::Subscriber(id.clone()))
+        Ok(Subscriber {
+            id: id.clone(),
+            url: url.to_string(),
+            component_ids,
+            secret: spec.secret.clone(),
+            previous_secret: None,
+            format: spec.format,
+            owner: spec.owner.clone().filter(|o| !o.trim().is_empty()),
+            description: spec.description.clone().filter(|d| !d.trim().is_empty()),
+            state: SubscriberState::Active,
+            recent_failures: Vec::new(),
+            created_at: at,
+            updated_at: at,
+            since: index,
+        })
     }
 
     pub(crate) fn remove_subscriber(&mut self, id: &Id) -> Result<Applied, CommandError> {

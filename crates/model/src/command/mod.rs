@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{Id, Timestamp};
-use crate::outbox::{AttemptReport, QuarantinePolicy};
+use crate::outbox::{AttemptReport, FanoutProgress, QuarantinePolicy};
 use crate::status::{ComponentStatus, MaintenanceStatus};
 
 mod outcome;
@@ -17,8 +17,8 @@ mod specs;
 
 pub use outcome::{Access, Applied, Outcome};
 pub use specs::{
-    ComponentChange, ComponentPatch, IncidentUpdateSpec, MaintenancePatch, NewComponent,
-    NewIncident, NewMaintenance, NewSubscriber, PagePatch,
+    ComponentChange, ComponentPatch, ImportedSubscriber, IncidentUpdateSpec, MaintenancePatch,
+    NewComponent, NewIncident, NewMaintenance, NewSubscriber, PagePatch,
 };
 
 /// A command with its envelope: who asked, when (leader clock), and the client's idempotency key.
@@ -179,10 +179,18 @@ pub enum Command {
         event: String,
         subscriber: Option<Id>,
     },
-    /// The leader's dispatcher reporting a batch of delivery attempts.
+    /// Adds many subscribers in one entry (`statusctl subscriber import`): all of them, or
+    /// none and the first refusal naming the row.
+    ImportSubscribers {
+        subscribers: Vec<ImportedSubscriber>,
+    },
+    /// The leader's dispatcher reporting a batch of delivery attempts and fan-out stretches.
     RecordAttempts {
         policy: QuarantinePolicy,
         reports: Vec<AttemptReport>,
+        /// Absent from the entries of builds before fan-out cursors.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        progress: Vec<FanoutProgress>,
     },
     /// A named API token; `hash` is the SHA-256 (hex) of its secret, never the secret.
     CreateToken {
@@ -289,6 +297,16 @@ macro_rules! stamp_slots {
                 $f(Slot::Id(id));
                 $f(Slot::Secret(secret));
             }
+            Command::ImportSubscribers { subscribers } => {
+                for ImportedSubscriber {
+                    id,
+                    spec: NewSubscriber { secret, .. },
+                } in subscribers
+                {
+                    $f(Slot::Id(id));
+                    $f(Slot::Secret(secret));
+                }
+            }
             Command::RotateSubscriberSecret { secret, .. } => $f(Slot::Secret(secret)),
             Command::UpdateComponent { .. }
             | Command::SetComponentStatus { .. }
@@ -350,6 +368,7 @@ impl Command {
         !matches!(
             self,
             Command::AddSubscriber { .. }
+                | Command::ImportSubscribers { .. }
                 | Command::RemoveSubscriber { .. }
                 | Command::SetSubscriberState { .. }
                 | Command::RotateSubscriberSecret { .. }
@@ -404,6 +423,10 @@ impl Command {
             Command::RestoreBegin { digest, .. } | Command::RestoreChunk { digest, .. } => {
                 Some(digest.clone())
             }
+            Command::ImportSubscribers { subscribers } => Some(format!(
+                "{} subscribers",
+                subscribers.len()
+            )),
             Command::RecordAttempts { .. } | Command::Restore { .. } => None,
         }
     }
@@ -425,6 +448,7 @@ impl Command {
             Command::CancelMaintenance { .. } => "cancel_maintenance",
             Command::AutoTransitionMaintenance { .. } => "auto_transition_maintenance",
             Command::AddSubscriber { .. } => "add_subscriber",
+            Command::ImportSubscribers { .. } => "import_subscribers",
             Command::RemoveSubscriber { .. } => "remove_subscriber",
             Command::SetSubscriberState { .. } => "set_subscriber_state",
             Command::RotateSubscriberSecret { .. } => "rotate_subscriber_secret",

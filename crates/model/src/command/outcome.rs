@@ -21,6 +21,8 @@ pub enum Applied {
     /// A subscriber changed state; its secret stays hidden.
     SubscriberUpdated(Id),
     SubscriberRemoved(Id),
+    /// This many subscribers were imported.
+    Imported(u32),
     /// An event was recorded (its webhook id).
     Event(String),
     /// This many deliveries were queued again.

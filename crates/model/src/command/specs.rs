@@ -100,3 +100,12 @@ pub struct NewSubscriber {
     pub format: PayloadFormat,
     pub owner: Option<String>,
 }
+
+/// One row of an [`super::Command::ImportSubscribers`]: the id (pending until the leader stamps
+/// it) and what `AddSubscriber` would carry. A row that brings its own secret (a page moving
+/// from another provider, whose receivers already verify it) keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportedSubscriber {
+    pub id: Id,
+    pub spec: NewSubscriber,
+}

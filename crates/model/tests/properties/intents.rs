@@ -4,10 +4,15 @@ use std::collections::BTreeSet;
 
 use statusmesh_model::backup::Backup;
 use statusmesh_model::command::*;
-use statusmesh_model::outbox::{AttemptOutcome, AttemptReport, QuarantinePolicy};
+use statusmesh_model::outbox::{AttemptOutcome, AttemptReport, FanoutProgress, QuarantinePolicy};
 use statusmesh_model::*;
 
 use crate::strategies::Step;
+
+const POLICY: QuarantinePolicy = QuarantinePolicy {
+    failures: 3,
+    window_ms: 3_600_000,
+};
 
 /// What a donor backup is, for the restore steps.
 pub struct Donor {
@@ -76,11 +81,58 @@ pub fn concrete(step: &Step, state: &State, at: i64, donor: &mut Donor) -> Optio
                 })
                 .collect();
             Command::RecordAttempts {
-                policy: QuarantinePolicy {
-                    failures: 3,
-                    window_ms: 3_600_000,
-                },
+                policy: POLICY,
                 reports,
+                progress: vec![],
+            }
+        }
+        Step::Walk {
+            through,
+            picks,
+            stale,
+        } => {
+            let event = state.outbox.events.values().find(|e| e.fanout.is_some())?;
+            let from = event.fanout.as_ref()?.after.clone();
+            let ahead: Vec<&Subscriber> = state.subscribers_between(from.as_ref(), None).collect();
+            let through = through.and_then(|n| (!ahead.is_empty()).then(|| ahead[n % ahead.len()]));
+            let upper = through.map(|s| &s.id);
+            let groups = state.group_map();
+            let targets: Vec<&Id> = state
+                .subscribers_between(from.as_ref(), upper)
+                .filter(|s| state.is_fanout_target(event, s, &groups))
+                .map(|s| &s.id)
+                .collect();
+            let mut failed = Vec::new();
+            let mut deferred = Vec::new();
+            let mut seen = BTreeSet::new();
+            for &(n, outcome) in picks {
+                if targets.is_empty() {
+                    break;
+                }
+                let sub = targets[n % targets.len()];
+                if !seen.insert(sub) {
+                    continue;
+                }
+                match outcome {
+                    // 0 would be a delivery: a delivered recipient is not listed.
+                    0 | 4 => deferred.push(sub.clone()),
+                    o => failed.push(report(state, event.seq, sub, 1, o, at)),
+                }
+            }
+            let stale_from = Some(Id::parse("id", "zzz").unwrap());
+            Command::RecordAttempts {
+                policy: POLICY,
+                reports: vec![],
+                progress: vec![FanoutProgress {
+                    event: event.seq,
+                    from: if *stale { stale_from } else { from },
+                    through: through
+                        .map(|s| s.id.clone())
+                        .or_else(|| ahead.last().map(|s| s.id.clone())),
+                    complete: through.is_none(),
+                    failed,
+                    deferred,
+                }],
             }
         }
         Step::Replay(n, sub) => {

@@ -8,7 +8,7 @@ use statusmesh_model::outbox::{AttemptOutcome, DeliveryState};
 use statusmesh_model::*;
 
 /// The number of `Command` variants; `kind` gives each one a number below it.
-pub const KINDS: usize = 27;
+pub const KINDS: usize = 28;
 
 /// A number per `Command` variant. No wildcard: a new variant does not compile until it is
 /// numbered here (and `KINDS` raised), and then the coverage check fails until the generator
@@ -42,6 +42,7 @@ pub fn kind(c: &Command) -> usize {
         Command::RestoreChunk { .. } => 24,
         Command::RecordMembershipChange { .. } => 25,
         Command::RecordAccess { .. } => 26,
+        Command::ImportSubscribers { .. } => 27,
     }
 }
 
@@ -70,14 +71,23 @@ pub enum Reached {
     Postmortem,
     ComponentGroup,
     RestoreUnderWay,
+    FanoutPartWay,
 }
 
-pub const ALL_REACHED: usize = 22;
+pub const ALL_REACHED: usize = 23;
 
 pub fn reached(s: &State) -> BTreeSet<Reached> {
     use Reached::*;
     let mut r = BTreeSet::new();
-    for rec in s.outbox.attempt_log.values().flatten() {
+    if s
+        .outbox
+        .events
+        .values()
+        .any(|e| e.fanout.as_ref().is_some_and(|f| f.after.is_some()))
+    {
+        r.insert(FanoutPartWay);
+    }
+    for rec in s.outbox.attempt_log.iter() {
         r.insert(match rec.report.outcome {
             AttemptOutcome::Delivered => AttemptDelivered,
             AttemptOutcome::Retry { .. } => AttemptRetry,

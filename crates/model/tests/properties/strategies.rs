@@ -15,6 +15,14 @@ pub enum Step {
     /// Reports for up to three pending deliveries (picked by these numbers), with these
     /// outcomes; `stale` sends a wrong attempt number.
     Attempts(Vec<(usize, u8, bool)>),
+    /// A stretch of the oldest unfinished fan-out: through the subscriber picked by the first
+    /// number (or to the end), failing or deferring the recipients picked by the pairs;
+    /// `stale` starts it from a wrong cursor.
+    Walk {
+        through: Option<usize>,
+        picks: Vec<(usize, u8)>,
+        stale: bool,
+    },
     /// Replays a kept event (picked by the number), to one subscriber or to all.
     Replay(usize, Option<Id>),
     /// The first maintenance transition that is due.
@@ -287,6 +295,24 @@ fn subscriber_commands() -> impl Strategy<Value = Command> {
             overlap_ms: h * 3_600_000,
         }),
         1 => an_id().prop_map(|id| Command::TestSubscriber { id }),
+        1 => prop::collection::vec((an_id(), a_format()), 1..3).prop_map(|rows| {
+            Command::ImportSubscribers {
+                subscribers: rows
+                    .into_iter()
+                    .map(|(id, format)| ImportedSubscriber {
+                        id,
+                        spec: NewSubscriber {
+                            url: "https://hooks.example.com/imported".into(),
+                            component_ids: vec![],
+                            description: None,
+                            secret: scenario::SECRET_B.into(),
+                            format,
+                            owner: None,
+                        },
+                    })
+                    .collect(),
+            }
+        }),
     ]
 }
 
@@ -366,6 +392,12 @@ fn a_step() -> impl Strategy<Value = Step> {
         1 => access_records().prop_map(Step::Do),
         5 => prop::collection::vec((any::<usize>(), 0u8..4, prop::bool::weighted(0.1)), 1..4)
             .prop_map(Step::Attempts),
+        5 => (
+            prop::option::weighted(0.5, any::<usize>()),
+            prop::collection::vec((any::<usize>(), 0u8..5), 0..3),
+            prop::bool::weighted(0.1),
+        )
+            .prop_map(|(through, picks, stale)| Step::Walk { through, picks, stale }),
         1 => (any::<usize>(), prop::option::of(an_id())).prop_map(|(n, s)| Step::Replay(n, s)),
         3 => Just(Step::DueTransition),
         2 => any::<usize>().prop_map(Step::AdvanceMaintenance),
