@@ -387,7 +387,7 @@ async fn ssrf_targets_are_refused_at_subscription_time() {
         assert!(e.message().contains(why), "{url}: {}", e.message());
     }
     let subs = c
-        .list_subscribers(read(pb::ReadRequest::default()))
+        .list_subscribers(read(pb::ListSubscribersRequest::default()))
         .await
         .unwrap()
         .into_inner();

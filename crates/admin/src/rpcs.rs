@@ -31,6 +31,7 @@ pub const RPCS: &[(&str, Role)] = &[
     ("GetMaintenance", Role::ReadOnly),
     ("ListMaintenances", Role::ReadOnly),
     ("AddSubscriber", Role::Operator),
+    ("ImportSubscribers", Role::Operator),
     ("RemoveSubscriber", Role::Operator),
     ("GetSubscriber", Role::ReadOnly),
     ("ListSubscribers", Role::ReadOnly),

@@ -352,8 +352,26 @@ pub enum SubscriberCmd {
         #[arg(long)]
         description: Option<String>,
     },
-    /// List subscribers: state, pending deliveries (secrets masked).
-    List,
+    /// List subscribers in subscriber order: state, pending deliveries (secrets masked).
+    /// Every page by default; with --page-size or --page-token one page, and the token of
+    /// the next.
+    List {
+        /// Subscribers per page (at most 10000).
+        #[arg(long)]
+        page_size: Option<u32>,
+        /// Start after this subscriber (the token a previous page printed).
+        #[arg(long)]
+        page_token: Option<String>,
+    },
+    /// Add many subscribers from a CSV file with a header row (a page moving from another
+    /// provider). Columns: url (required), format, components (separated by ';'),
+    /// description, owner, secret (a whsec_ secret the receiver already verifies; empty:
+    /// a new one, see rotate-secret). Committed in chunks; if it stops, the error names the
+    /// row, and running it again with the same --idempotency-key continues where it stopped.
+    Import {
+        /// The CSV file ('-' for standard input).
+        file: std::path::PathBuf,
+    },
     /// Show a subscriber (secret masked).
     Get { id: String },
     /// Remove a subscriber (its pending deliveries are dropped).

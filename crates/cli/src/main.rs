@@ -3,6 +3,7 @@
 mod args;
 mod client;
 mod commands;
+mod import;
 mod output;
 
 use clap::Parser;

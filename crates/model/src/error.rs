@@ -65,7 +65,7 @@ pub enum CommandError {
 
 impl CommandError {
     /// The refusal of one row of a batch (an import), naming the row (counted from 1).
-    pub fn in_row(self, row: usize) -> Self {
+    pub fn in_row(self, row: u64) -> Self {
         match self {
             CommandError::Invalid { field, reason } => CommandError::Invalid {
                 field: format!("row {row} {field}"),

@@ -223,9 +223,10 @@ impl State {
                 self.auto_transition_maintenance(at, id, update_id, *to)
             }
             Command::AddSubscriber { id, spec } => self.add_subscriber(index, at, id, spec),
-            Command::ImportSubscribers { subscribers } => {
-                self.import_subscribers(index, at, subscribers)
-            }
+            Command::ImportSubscribers {
+                first_row,
+                subscribers,
+            } => self.import_subscribers(index, at, *first_row, subscribers),
             Command::RemoveSubscriber { id } => self.remove_subscriber(id),
             Command::SetSubscriberState {
                 id,

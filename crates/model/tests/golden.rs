@@ -30,9 +30,9 @@ const V2_RESTORING_DIGEST: &str =
 /// still decode to one state.
 const V2_DECODED_DIGEST: &str = V1_DECODED_DIGEST;
 /// v3: in the current format, the digest is the writer's.
-const V3_DECODED_DIGEST: &str = "449d6129f5b32287e91783dd9400401409ae4fed1bccc1b957a61f93dab0687b";
+const V3_DECODED_DIGEST: &str = "923beec37553e8943ff80146555b071e460f49a6224243c17a3375b1cc110e1b";
 const V3_RESTORING_DIGEST: &str =
-    "b1410435c58a76cc62434334761949fb192d1feb3dbeb0bf78fb19cbf350057d";
+    "9e7c01c9a5a97a0a424140f2eb717253029fd174927697c1c44423a33774cbaf";
 
 fn golden(version: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

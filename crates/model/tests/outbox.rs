@@ -319,20 +319,21 @@ fn failing_subscribers_are_quarantined_and_come_back_with_replay() {
     let newest = *h.state.outbox.events.keys().next_back().unwrap();
     assert!(h.state.outbox.pending().next().is_none());
     assert!(recipients(&h, newest).is_empty());
-    // Enabling with --replay-since queues every matching broadcast event since then: the
-    // failed ones again, explicitly; the newest one's fan-out has not passed it and will
-    // reach it.
+    // Enabling with --replay-since queues every matching broadcast event since then,
+    // explicitly: the failed ones again, and the newest, whose fan-out then skips it.
     h.ok(Command::SetSubscriberState {
         id: id("dead"),
         enabled: true,
         replay_since: Some(Timestamp(T0)),
     });
     let pending: Vec<u64> = h.state.outbox.pending().map(|(s, _, _)| s).collect();
-    assert_eq!(pending, [seqs[0], seqs[1]]);
+    assert_eq!(pending, [seqs[0], seqs[1], newest]);
     assert_eq!(recipients(&h, newest), ["dead"]);
+    assert_eq!(walk(&mut h, newest, None, vec![], &[]), 0);
     assert!(h.state.subscribers[&id("dead")].is_active());
     // An exhausted schedule quarantines as well.
     let first = pending[0];
+    assert_eq!(first, seqs[0]);
     record(
         &mut h,
         vec![report(first, "dead", 1, now, AttemptOutcome::Exhausted)],
@@ -446,6 +447,7 @@ fn a_fan_out_walks_the_subscribers_in_stretches_and_keeps_records_only_for_the_f
     for chunk in 0..5 {
         assert_eq!(
             h.ok(Command::ImportSubscribers {
+                first_row: 0,
                 subscribers: rows(chunk * 2000, 2000)
             }),
             Applied::Imported(2000)
@@ -461,6 +463,7 @@ fn a_fan_out_walks_the_subscribers_in_stretches_and_keeps_records_only_for_the_f
     assert!(grown < 2_000, "recording one event for 10,000 subscribers grew the outbox by {grown} bytes");
     // A subscriber added after the event is not one of its recipients.
     h.ok(Command::ImportSubscribers {
+                first_row: 0,
         subscribers: rows(10_000, 1),
     });
     assert_eq!(recipients(&h, seq).len(), 10_000);
@@ -512,6 +515,7 @@ fn an_import_adds_every_row_or_none_naming_the_refused_row() {
     };
     let before = h.state.digest();
     let err = h.refused(Command::ImportSubscribers {
+                first_row: 0,
         subscribers: vec![
             row("i1", "https://hooks.example.com/1"),
             row("i2", "ftp://hooks.example.com/2"),
@@ -519,6 +523,7 @@ fn an_import_adds_every_row_or_none_naming_the_refused_row() {
     });
     assert!(err.to_string().starts_with("invalid row 2 url"), "{err}");
     let err = h.refused(Command::ImportSubscribers {
+                first_row: 0,
         subscribers: vec![
             row("i1", "https://hooks.example.com/1"),
             row("i1", "https://hooks.example.com/2"),
@@ -528,11 +533,13 @@ fn an_import_adds_every_row_or_none_naming_the_refused_row() {
     assert_eq!(h.state.digest(), before);
     assert_eq!(
         h.ok(Command::ImportSubscribers {
+                first_row: 0,
             subscribers: vec![row("i1", "https://hooks.example.com/1")]
         }),
         Applied::Imported(1)
     );
     let err = h.refused(Command::ImportSubscribers {
+                first_row: 0,
         subscribers: vec![row("i1", "https://hooks.example.com/1")],
     });
     assert!(err.to_string().contains("row 1"), "{err}");

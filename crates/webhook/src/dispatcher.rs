@@ -11,6 +11,9 @@
 //! - Order, bounds and fairness are the ready queue's (`crate::ready`): commit order within a
 //!   subscriber, `per_endpoint` and `max_in_flight`, one subscriber's backlog never starving
 //!   the others.
+//! - A fan-out is walked over the subscribers (`crate::fanout`); its settled stretches travel
+//!   in the same `RecordAttempts` as the explicit deliveries' reports. A stretch not recorded
+//!   is walked again from the committed cursor (at-least-once, same `webhook-id`).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -20,7 +23,7 @@ use statusmesh_cluster::worker::{self, Backoff};
 use statusmesh_cluster::{now, ClusterNode};
 use statusmesh_metrics::DispatchStats;
 use statusmesh_model::command::Command;
-use statusmesh_model::outbox::{AttemptOutcome, AttemptReport};
+use statusmesh_model::outbox::{AttemptOutcome, AttemptReport, FanoutProgress};
 use statusmesh_model::{Proposal, Timestamp};
 use tokio::sync::{mpsc, watch};
 
@@ -50,7 +53,19 @@ struct Work {
     batch_bytes: usize,
     batch_deadline: Option<tokio::time::Instant>,
     batches: u64,
+    /// Fan-out recipients settled since the last flush: there may be a stretch to report.
+    walked: bool,
 }
+
+/// What one `RecordAttempts` carried, handed back once it is applied (or failed).
+struct Recorded {
+    keys: Vec<DeliveryKey>,
+    events: Vec<u64>,
+    recorded: bool,
+}
+
+/// A finished request: its delivery, whether it was a fan-out recipient, its report.
+type Finished = (DeliveryKey, bool, AttemptReport);
 
 /// What one request came back with.
 struct Sent {
@@ -157,8 +172,8 @@ impl Dispatcher {
     async fn lead(&self, term: u64, shutdown: &mut watch::Receiver<bool>, span: &tracing::Span) {
         let replica = self.node.replica().clone();
         let mut applied = replica.subscribe();
-        let (report_tx, mut report_rx) = mpsc::unbounded_channel::<(DeliveryKey, AttemptReport)>();
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Vec<DeliveryKey>, bool)>();
+        let (report_tx, mut report_rx) = mpsc::unbounded_channel::<Finished>();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Recorded>();
         let mut w = Work::default();
         let mut rescan = true;
         // While the lease has lapsed: how long to wait before checking it again.
@@ -206,11 +221,17 @@ impl Dispatcher {
                     while let Ok(more) = report_rx.try_recv() {
                         got.push(more);
                     }
-                    for (key, report) in got {
-                        w.queue.finished(&key);
+                    for (key, walk, report) in got {
                         // Cut to what the attempt log keeps before sizing: a batch's entry
                         // stays under the log's entry limit whatever the receivers answer.
                         let report = report.bounded();
+                        if walk {
+                            w.queue.walk_finished(&key, report);
+                            w.walked = true;
+                            rescan = true;
+                            continue;
+                        }
+                        w.queue.finished(&key);
                         let size = report.encoded_len();
                         if !w.batch.is_empty() && w.batch_bytes + size > REPORT_BATCH_BYTES {
                             self.flush(term, &mut w, &done_tx);
@@ -222,10 +243,13 @@ impl Dispatcher {
                         w.batch_deadline = Some(tokio::time::Instant::now() + self.cfg.batch_delay);
                     }
                 }
-                Some((keys, recorded)) = done_rx.recv() => {
-                    w.queue.release(keys);
-                    // Unrecorded attempts are still pending in the outbox: pick them up again.
-                    rescan |= !recorded;
+                Some(done) = done_rx.recv() => {
+                    w.queue.release(done.keys);
+                    w.queue.reported(done.events, done.recorded);
+                    // Unrecorded attempts are still pending in the outbox: pick them up again;
+                    // a recorded stretch may let the walk report the next.
+                    w.walked = true;
+                    rescan |= !done.recorded;
                 }
                 _ = async { tokio::time::sleep_until(flush_at.unwrap_or_else(tokio::time::Instant::now)).await }, if flush_at.is_some() => {
                     w.batch_deadline = None;
@@ -234,16 +258,21 @@ impl Dispatcher {
                 _ = shutdown.changed() => {
                     // Hand over cleanly: record the attempts already made, so the next leader
                     // does not send them again.
-                    if !w.batch.is_empty() {
+                    let progress = w.queue.take_progress(REPORT_BATCH_BYTES.saturating_sub(w.batch_bytes));
+                    if !w.batch.is_empty() || !progress.is_empty() {
                         w.batches += 1;
-                        let last = self.record(term, w.batches, std::mem::take(&mut w.batch), done_tx.clone());
+                        let last = self.record(term, w.batches, std::mem::take(&mut w.batch), progress, done_tx.clone());
                         let _ = tokio::time::timeout(Duration::from_secs(3), last).await;
                     }
                     return;
                 }
             }
+            if w.walked && w.batch_deadline.is_none() && w.batch.is_empty() {
+                w.batch_deadline = Some(tokio::time::Instant::now() + self.cfg.batch_delay);
+                w.walked = false;
+            }
             let full = w.batch.len() >= self.cfg.batch_max;
-            let due = w.batch_deadline.is_none() && !w.batch.is_empty();
+            let due = w.batch_deadline.is_none() && (!w.batch.is_empty() || w.walked);
             if full || due {
                 self.flush(term, &mut w, &done_tx);
             }
@@ -251,17 +280,19 @@ impl Dispatcher {
     }
 
     /// Proposes the batch gathered so far (without waiting for it) and starts a new one.
-    fn flush(
-        &self,
-        term: u64,
-        w: &mut Work,
-        done: &mpsc::UnboundedSender<(Vec<DeliveryKey>, bool)>,
-    ) {
+    fn flush(&self, term: u64, w: &mut Work, done: &mpsc::UnboundedSender<Recorded>) {
         w.batch_deadline = None;
-        w.batches += 1;
+        w.walked = false;
+        let progress = w
+            .queue
+            .take_progress(REPORT_BATCH_BYTES.saturating_sub(w.batch_bytes));
         w.batch_bytes = 0;
+        if w.batch.is_empty() && progress.is_empty() {
+            return;
+        }
+        w.batches += 1;
         let taken = std::mem::take(&mut w.batch);
-        drop(self.record(term, w.batches, taken, done.clone()));
+        drop(self.record(term, w.batches, taken, progress, done.clone()));
     }
 
     fn limits(&self) -> Limits {
@@ -271,12 +302,7 @@ impl Dispatcher {
         }
     }
 
-    fn spawn_attempt(
-        &self,
-        term: u64,
-        job: Job,
-        tx: mpsc::UnboundedSender<(DeliveryKey, AttemptReport)>,
-    ) {
+    fn spawn_attempt(&self, term: u64, job: Job, tx: mpsc::UnboundedSender<Finished>) {
         let this = self.clone();
         tokio::spawn(async move {
             // Fencing: a node that lost its lease since the job was chosen does not send.
@@ -285,8 +311,9 @@ impl Dispatcher {
             }
             this.stats.sent_total.fetch_add(1, Ordering::Relaxed);
             let key = job.key.clone();
+            let walk = job.walk;
             let report = this.attempt(job).await;
-            let _ = tx.send((key, report));
+            let _ = tx.send((key, walk, report));
         });
     }
 
@@ -380,20 +407,26 @@ impl Dispatcher {
         term: u64,
         n: u64,
         batch: Vec<(DeliveryKey, AttemptReport)>,
-        done: mpsc::UnboundedSender<(Vec<DeliveryKey>, bool)>,
+        progress: Vec<FanoutProgress>,
+        done: mpsc::UnboundedSender<Recorded>,
     ) -> tokio::task::JoinHandle<()> {
         let node = self.node.clone();
         let policy = self.cfg.quarantine;
         let stats = self.stats.clone();
         tokio::spawn(async move {
             let (keys, reports): (Vec<DeliveryKey>, Vec<AttemptReport>) = batch.into_iter().unzip();
+            let events: Vec<u64> = progress.iter().map(|p| p.event).collect();
             let key = format!("attempts:{}:{}:{term}:{n}", node.id, node.incarnation);
-            let count = reports.len();
+            let count = reports.len() + progress.len();
             let proposal = Proposal::internal(
                 key,
                 "dispatcher",
                 node.id,
-                Command::RecordAttempts { policy, reports },
+                Command::RecordAttempts {
+                    policy,
+                    reports,
+                    progress,
+                },
             );
             stats.record_writes.fetch_add(1, Ordering::Relaxed);
             let recorded = match node.propose_as_leader(proposal).await {
@@ -413,7 +446,11 @@ impl Dispatcher {
                     false
                 }
             };
-            let _ = done.send((keys, recorded));
+            let _ = done.send(Recorded {
+                keys,
+                events,
+                recorded,
+            });
         })
     }
 }

@@ -9,6 +9,7 @@
 //! receivers that remember the ids they processed get effectively-once handling.
 
 pub mod dispatcher;
+mod fanout;
 pub mod payload;
 pub mod policy;
 mod ready;

@@ -41,7 +41,11 @@ pub fn statuspage(state: &State, event: &Event) -> Value {
         },
     });
     match &event.subject {
-        EventSubject::Incident { incident } => v["incident"] = ctx.incident(incident),
+        EventSubject::Incident { .. } => {
+            if let Some(incident) = event.incident_as_recorded(state) {
+                v["incident"] = ctx.incident(&incident);
+            }
+        }
         EventSubject::Maintenance { maintenance } => v["incident"] = ctx.maintenance(maintenance),
         EventSubject::Component {
             component,
@@ -84,12 +88,11 @@ fn digest(state: &State, event: &Event) -> Digest {
         state.page.name.clone()
     };
     let (title, text, status, link) = match &event.subject {
-        EventSubject::Incident { incident } => (
+        EventSubject::Incident { incident, .. } => (
             format!("{page}: {}", incident.name),
-            incident
-                .updates
-                .last()
-                .map(|u| u.body.clone())
+            event
+                .incident_as_recorded(state)
+                .and_then(|i| i.updates.last().map(|u| u.body.clone()))
                 .unwrap_or_default(),
             format!(
                 "{} · impact {}",

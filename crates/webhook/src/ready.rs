@@ -11,11 +11,18 @@
 //! - Fairness: a refill queues at most a subscriber's `per_endpoint` share (counting its
 //!   running requests), so one subscriber's backlog never fills the queue's cap and every
 //!   other subscriber's due deliveries are reached in the same refill.
+//! - Explicit deliveries start before fan-out recipients; a fan-out recipient whose endpoint
+//!   is at its `per_endpoint` share is deferred (an explicit delivery once reported) rather
+//!   than holding up the walk, so one slow subscriber never stalls a fan-out.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use statusmesh_model::{Id, PayloadFormat, State, Timestamp};
 
+use statusmesh_model::outbox::{AttemptOutcome, AttemptReport, Event, FanoutProgress};
+use statusmesh_model::Subscriber;
+
+use crate::fanout::{Settled, Walks};
 use crate::payload;
 
 /// One delivery of the outbox: an event to a subscriber.
@@ -36,6 +43,8 @@ pub(crate) struct Job {
     pub attempt: u32,
     /// When the event was recorded (for the delivery lag).
     pub event_at: Timestamp,
+    /// A fan-out recipient (its result is reported with the walk, not as an attempt report).
+    pub walk: bool,
 }
 
 /// The bounds the queue keeps to.
@@ -70,12 +79,53 @@ pub(crate) struct Queue {
     /// Requests running in all.
     active: usize,
     bodies: HashMap<(u64, PayloadFormat), bytes::Bytes>,
+    /// The fan-out walks, and the recipients they handed out that have not started.
+    walks: Walks,
+    walk_ready: VecDeque<Job>,
+    /// Below this many waiting recipients, a walk with more asks for a refill.
+    walk_low: usize,
+}
+
+/// Builds the request for `sub`'s delivery of `event`, rendering its body once per event and
+/// format.
+fn job(
+    bodies: &mut HashMap<(u64, PayloadFormat), bytes::Bytes>,
+    state: &State,
+    event: &Event,
+    sub: &Subscriber,
+    attempt: u32,
+    now: Timestamp,
+    walk: bool,
+) -> Job {
+    let body = bodies
+        .entry((event.seq, sub.format))
+        .or_insert_with(|| payload::render(state, event, sub.format).into())
+        .clone();
+    Job {
+        key: DeliveryKey {
+            event: event.seq,
+            subscriber: sub.id.clone(),
+        },
+        url: sub.url.clone(),
+        webhook_id: event.webhook_id.clone(),
+        body,
+        secrets: sub
+            .signing_secrets(now)
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        attempt,
+        event_at: event.at,
+        walk,
+    }
 }
 
 impl Queue {
-    /// True when the queue ran dry after a capped refill: refill again.
+    /// True when the queue ran dry after a capped refill, or a walk with recipients left is
+    /// running low on waiting ones: refill again.
     pub fn wants_refill(&self) -> bool {
-        self.ready.is_empty() && self.capped
+        (self.ready.is_empty() && self.capped)
+            || (self.walk_ready.len() < self.walk_low && self.walks.has_more())
     }
 
     pub fn next_due(&self) -> Option<Timestamp> {
@@ -83,7 +133,7 @@ impl Queue {
     }
 
     pub fn in_flight(&self) -> usize {
-        self.in_flight.len()
+        self.in_flight.len() + self.walks.running()
     }
 
     /// Rebuilds the ready queue from the outbox: deliveries due at `now` and not in flight, in
@@ -128,24 +178,19 @@ impl Queue {
             else {
                 continue;
             };
-            let body = self
-                .bodies
-                .entry((seq, sub.format))
-                .or_insert_with(|| payload::render(state, event, sub.format).into())
-                .clone();
-            self.ready.push_back(Job {
-                key,
-                url: sub.url.clone(),
-                webhook_id: event.webhook_id.clone(),
-                body,
-                secrets: sub
-                    .signing_secrets(now)
-                    .into_iter()
-                    .map(str::to_owned)
-                    .collect(),
-                attempt: d.attempts + 1,
-                event_at: event.at,
-            });
+            let job = job(&mut self.bodies, state, event, sub, d.attempts + 1, now, false);
+            self.ready.push_back(job);
+        }
+        // Then the fan-outs: enough recipients waiting for a few rounds of requests.
+        self.walks.sync(state);
+        self.walk_low = limits.max_in_flight;
+        let room = limits.cap().saturating_sub(self.walk_ready.len());
+        if room > 0 {
+            let bodies = &mut self.bodies;
+            let handed = self
+                .walks
+                .advance(state, room, |event, sub| job(bodies, state, event, sub, 1, now, true));
+            self.walk_ready.extend(handed);
         }
     }
 
@@ -154,7 +199,7 @@ impl Queue {
     /// is busy keeps its place.
     pub fn take_startable(&mut self, limits: Limits) -> Vec<Job> {
         let mut started = Vec::new();
-        if self.ready.is_empty() || self.active >= limits.max_in_flight {
+        if self.active >= limits.max_in_flight {
             return started;
         }
         let mut kept = VecDeque::with_capacity(self.ready.len());
@@ -175,7 +220,44 @@ impl Queue {
             started.push(job);
         }
         self.ready = kept;
+        while self.active < limits.max_in_flight {
+            let Some(job) = self.walk_ready.pop_front() else {
+                break;
+            };
+            let busy = self.sending.get(&job.key.subscriber).copied().unwrap_or(0);
+            if busy >= limits.per_endpoint {
+                self.walks
+                    .settle(job.key.event, &job.key.subscriber, Settled::Deferred);
+                continue;
+            }
+            *self.sending.entry(job.key.subscriber.clone()).or_default() += 1;
+            self.active += 1;
+            started.push(job);
+        }
         started
+    }
+
+    /// A fan-out recipient's request ended with `report`.
+    pub fn walk_finished(&mut self, key: &DeliveryKey, report: AttemptReport) {
+        self.finished(key);
+        let settled = if report.outcome == AttemptOutcome::Delivered {
+            Settled::Delivered
+        } else {
+            Settled::Failed(report)
+        };
+        self.walks.settle(key.event, &key.subscriber, settled);
+    }
+
+    /// The fan-out stretches ready to report, within about `budget` encoded bytes.
+    pub fn take_progress(&mut self, budget: usize) -> Vec<FanoutProgress> {
+        self.walks.take_progress(budget)
+    }
+
+    /// The stretches of these events were recorded (or not: their walks start again).
+    pub fn reported(&mut self, events: impl IntoIterator<Item = u64>, recorded: bool) {
+        for e in events {
+            self.walks.reported(e, recorded);
+        }
     }
 
     /// A request for `key` ended (its report is on its way to the log).
@@ -211,13 +293,16 @@ mod tests {
         max_in_flight: 4,
         per_endpoint: 2,
     };
+    const POLICY: QuarantinePolicy = QuarantinePolicy {
+        failures: 10,
+        window_ms: 3_600_000,
+    };
 
-    /// `subs` subscribers and `events` incidents: every subscriber has `events` deliveries due.
-    fn scenario(subs: usize, events: usize) -> Scenario {
+    fn subscribers(subs: usize) -> Scenario {
         let mut s = Scenario::new();
         for i in 0..subs {
             s.ok(Command::AddSubscriber {
-                id: id(&format!("sub{i}")),
+                id: id(&format!("sub{i:02}")),
                 spec: NewSubscriber {
                     url: format!("https://hooks{i}.example/in"),
                     component_ids: vec![],
@@ -228,6 +313,12 @@ mod tests {
                 },
             });
         }
+        s
+    }
+
+    /// `subs` subscribers and `events` incidents: every event fans out to every subscriber.
+    fn scenario(subs: usize, events: usize) -> Scenario {
+        let mut s = subscribers(subs);
         for e in 0..events {
             s.ok(Command::CreateIncident {
                 id: id(&format!("inc{e}")),
@@ -245,6 +336,19 @@ mod tests {
         s
     }
 
+    /// `pings[i]` explicit deliveries (test pings) to subscriber i.
+    fn pinged(pings: &[usize]) -> Scenario {
+        let mut s = subscribers(pings.len());
+        for (i, n) in pings.iter().enumerate() {
+            for _ in 0..*n {
+                s.ok(Command::TestSubscriber {
+                    id: id(&format!("sub{i:02}")),
+                });
+            }
+        }
+        s
+    }
+
     fn now(s: &Scenario) -> Timestamp {
         Timestamp(s.now + 1)
     }
@@ -255,29 +359,91 @@ mod tests {
             .collect()
     }
 
+    fn report(job: &Job, outcome: AttemptOutcome) -> AttemptReport {
+        AttemptReport {
+            event: job.key.event,
+            subscriber: job.key.subscriber.clone(),
+            attempt: job.attempt,
+            at: Timestamp(0),
+            duration_ms: 1,
+            http_status: Some(200),
+            error: None,
+            response_excerpt: String::new(),
+            outcome,
+        }
+    }
+
     #[test]
-    fn jobs_start_in_commit_order_within_both_bounds() {
-        let s = scenario(1, 5);
+    fn fan_out_recipients_start_in_commit_order_and_a_busy_endpoint_is_deferred() {
+        let mut s = scenario(1, 5);
         let mut q = Queue::default();
         q.refill(&s.state, now(&s), LIMITS);
         let first = q.take_startable(LIMITS);
-        // One subscriber: its per-endpoint share, oldest events first.
-        assert_eq!(first.len(), 2);
-        assert!(first[0].key.event < first[1].key.event);
-        assert_eq!(first[0].attempt, 1);
-        assert!(q.take_startable(LIMITS).is_empty(), "the endpoint is busy");
-        // One ends: the next one in commit order may start after a refill.
-        q.finished(&first[0].key);
+        // One subscriber: its per-endpoint share, oldest events first, as fan-out recipients;
+        // the other three are deferred rather than holding the walks up.
+        assert_eq!(keys(&first), [(1, "sub00".into()), (2, "sub00".into())]);
+        assert!(first.iter().all(|j| j.walk && j.attempt == 1));
+        let progress = q.take_progress(usize::MAX);
+        assert_eq!(
+            progress.iter().map(|p| p.event).collect::<Vec<_>>(),
+            [3, 4, 5]
+        );
+        assert!(progress
+            .iter()
+            .all(|p| p.complete && p.deferred == [id("sub00")]));
+        // Applied: the deferred ones are explicit deliveries now, started in commit order as
+        // the endpoint frees up.
+        s.ok(Command::RecordAttempts {
+            policy: POLICY,
+            reports: vec![],
+            progress,
+        });
+        q.reported([3, 4, 5], true);
+        q.walk_finished(&first[0].key, report(&first[0], AttemptOutcome::Delivered));
         q.refill(&s.state, now(&s), LIMITS);
         let next = q.take_startable(LIMITS);
-        assert_eq!(next.len(), 1);
-        assert!(next[0].key.event > first[1].key.event);
-        assert_eq!(q.in_flight(), 3);
+        assert_eq!(keys(&next), [(3, "sub00".into())]);
+        assert!(!next[0].walk);
+        // Event 1's stretch is settled; event 2's recipient is still running.
+        let progress = q.take_progress(usize::MAX);
+        assert_eq!(progress.len(), 1);
+        assert_eq!((progress[0].event, progress[0].complete), (1, true));
+        assert_eq!(q.in_flight(), 2);
+    }
+
+    #[test]
+    fn a_stretch_that_was_not_recorded_is_walked_again_from_the_committed_cursor() {
+        let s = scenario(3, 1);
+        let mut q = Queue::default();
+        q.refill(&s.state, now(&s), LIMITS);
+        let started = q.take_startable(LIMITS);
+        assert_eq!(started.len(), 3);
+        q.walk_finished(&started[0].key, report(&started[0], AttemptOutcome::Delivered));
+        let failed = report(
+            &started[1],
+            AttemptOutcome::Retry {
+                next_at: Timestamp(9),
+            },
+        );
+        q.walk_finished(&started[1].key, failed.clone());
+        // sub02 still running: the stretch ends at sub01, carrying its failure.
+        let p = q.take_progress(usize::MAX);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].through, Some(id("sub01")));
+        assert!(!p[0].complete);
+        assert_eq!(p[0].failed, [failed]);
+        // One report per walk in flight.
+        assert!(q.take_progress(usize::MAX).is_empty());
+        // The proposal failed: the walk starts again from the committed cursor (none).
+        q.reported([1], false);
+        q.finished(&started[2].key);
+        q.refill(&s.state, now(&s), LIMITS);
+        assert_eq!(keys(&q.take_startable(LIMITS)), keys(&started));
     }
 
     #[test]
     fn a_delivery_in_flight_is_never_handed_out_twice() {
-        let s = scenario(2, 1);
+        let s = pinged(&[1, 1]);
         let mut q = Queue::default();
         q.refill(&s.state, now(&s), LIMITS);
         let started = q.take_startable(LIMITS);
@@ -296,9 +462,9 @@ mod tests {
 
     #[test]
     fn one_backlog_does_not_starve_the_others() {
-        // sub0 has 40 deliveries due, and the refill's cap is 16: the other subscribers'
+        // sub00 has 40 deliveries due, and the refill's cap is 16: the other subscribers'
         // deliveries are still queued in the same refill.
-        let s = scenario(5, 40);
+        let s = pinged(&[40, 1, 1, 1, 1]);
         let mut q = Queue::default();
         q.refill(&s.state, now(&s), LIMITS);
         let mut seen: HashSet<String> = HashSet::new();
@@ -320,16 +486,14 @@ mod tests {
 
     #[test]
     fn deliveries_not_yet_due_set_the_next_wake_up() {
-        let mut s = scenario(1, 1);
-        let event = s.event(statusmesh_model::EventKind::IncidentCreated);
+        let mut s = pinged(&[1]);
+        let event = s.event(statusmesh_model::EventKind::Ping);
         let retry_at = Timestamp(s.now + 60_000);
-        let report = s.report(event, "sub0", AttemptOutcome::Retry { next_at: retry_at });
+        let report = s.report(event, "sub00", AttemptOutcome::Retry { next_at: retry_at });
         s.ok(Command::RecordAttempts {
-            policy: QuarantinePolicy {
-                failures: 10,
-                window_ms: 3_600_000,
-            },
+            policy: POLICY,
             reports: vec![report],
+            progress: vec![],
         });
         let mut q = Queue::default();
         q.refill(&s.state, now(&s), LIMITS);
@@ -344,7 +508,7 @@ mod tests {
 
     #[test]
     fn a_capped_refill_asks_for_another_once_drained() {
-        let s = scenario(20, 1);
+        let s = pinged(&[1; 20]);
         let mut q = Queue::default();
         q.refill(&s.state, now(&s), LIMITS);
         assert!(!q.wants_refill());
@@ -353,5 +517,27 @@ mod tests {
             q.sending.clear();
         }
         assert!(q.wants_refill(), "20 due, 16 queued: more remain");
+    }
+
+    #[test]
+    fn a_long_walk_asks_for_a_refill_as_its_waiting_recipients_run_low() {
+        let s = scenario(40, 1);
+        let mut q = Queue::default();
+        q.refill(&s.state, now(&s), LIMITS);
+        // 16 handed out (the cap), 24 left to walk.
+        let started = q.take_startable(LIMITS);
+        assert_eq!(started.len(), 4);
+        assert!(!q.wants_refill(), "12 still waiting");
+        for j in &started {
+            q.finished(&j.key);
+        }
+        for _ in 0..3 {
+            for j in q.take_startable(LIMITS) {
+                q.finished(&j.key);
+            }
+        }
+        assert!(q.wants_refill());
+        q.refill(&s.state, now(&s), LIMITS);
+        assert!(!q.take_startable(LIMITS).is_empty());
     }
 }

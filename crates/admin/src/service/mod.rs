@@ -316,10 +316,24 @@ impl Admin for AdminService {
         .await
     }
 
-    async fn list_subscribers(&self, req: Request<pb::ReadRequest>) -> Reply<pb::SubscriberList> {
-        let list = |caller: &_, _: &_, s: &State| Ok(subscribers::subscribers(caller, s));
-        self.read_as("ListSubscribers", &req, |r| r.consistency, list)
-            .await
+    async fn list_subscribers(
+        &self,
+        req: Request<pb::ListSubscribersRequest>,
+    ) -> Reply<pb::SubscriberList> {
+        self.read_as(
+            "ListSubscribers",
+            &req,
+            |r| r.consistency,
+            subscribers::subscribers,
+        )
+        .await
+    }
+
+    async fn import_subscribers(
+        &self,
+        req: Request<tonic::Streaming<pb::ImportSubscriberRow>>,
+    ) -> Reply<pb::ImportSubscribersReply> {
+        self.import_vetted_subscribers(req).await
     }
 
     async fn create_token(&self, req: Request<pb::CreateTokenRequest>) -> Reply<pb::WriteReply> {

@@ -37,31 +37,37 @@ impl AdminService {
         command: Result<Command, CommandError>,
     ) -> Reply<pb::WriteReply> {
         let reveal_urls = caller.role >= Role::Admin;
-        let actor = caller.name;
-        let key = req
-            .metadata()
-            .get(IDEMPOTENCY_HEADER)
-            .ok_or_else(|| Status::invalid_argument("missing idempotency-key header (any unique string per write; statusctl sets one)"))?
-            .to_str()
-            .map_err(|_| Status::invalid_argument("idempotency-key must be printable ASCII"))?
-            .to_owned();
-        if statusmesh_model::command::is_internal_key(&key) {
-            return Err(Status::invalid_argument(format!(
-                "idempotency-key {key:?} is in the namespace the nodes use for their own writes (keys starting {}); choose another",
-                statusmesh_model::command::INTERNAL_KEY_PREFIXES.join(", ")
-            )));
-        }
+        let key = client_key(req)?;
         let command = command.map_err(|e| command_status(&e))?;
-        let mut hasher = Sha256::new();
-        hasher.update(method.as_bytes());
-        hasher.update(req.get_ref().encode_to_vec());
+        let fingerprint = fingerprint(method, &req.get_ref().encode_to_vec());
+        let (index, replayed, applied) = self
+            .commit(caller.name, key, fingerprint, request_id(req), command)
+            .await?;
+        let entity = reply::entity(&self.node.replica().read().state, applied, reveal_urls);
+        Ok(Response::new(pb::WriteReply {
+            index,
+            replayed,
+            entity,
+        }))
+    }
+
+    /// Proposes one write and waits until the local replica has applied it (read-your-write
+    /// on this node); answers its index, whether it was a replay, and what it applied.
+    pub(super) async fn commit(
+        &self,
+        actor: String,
+        key: String,
+        fingerprint: String,
+        request_id: String,
+        command: Command,
+    ) -> Result<(u64, bool, statusmesh_model::Applied), Status> {
         let proposal = Proposal {
             idempotency_key: key,
-            fingerprint: hex::encode(hasher.finalize()),
+            fingerprint,
             at: Timestamp::default(),
             actor,
             via_node: self.node.id,
-            request_id: request_id(req),
+            request_id,
             command,
         };
         let outcome = self
@@ -70,7 +76,6 @@ impl AdminService {
             .await
             .map_err(|e| propose_status(&e))?;
         let applied = outcome.result.map_err(|e| command_status(&e))?;
-        // Read-your-write on this node: answer once the local replica has the write.
         if !self
             .node
             .replica()
@@ -82,12 +87,7 @@ impl AdminService {
                 outcome.index
             )));
         }
-        let entity = reply::entity(&self.node.replica().read().state, applied, reveal_urls);
-        Ok(Response::new(pb::WriteReply {
-            index: outcome.index,
-            replayed: outcome.replayed,
-            entity,
-        }))
+        Ok((outcome.index, outcome.replayed, applied))
     }
 
     /// Authenticates a read, then applies the consistency the request asks for (`consistency`
@@ -121,4 +121,31 @@ impl AdminService {
         let data = self.node.replica().read();
         f(&caller, req.get_ref(), &data.state).map(Response::new)
     }
+}
+
+/// The client's idempotency key, refused when missing, unprintable or in the nodes' own
+/// namespace.
+pub(super) fn client_key<T>(req: &Request<T>) -> Result<String, Status> {
+    let key = req
+        .metadata()
+        .get(IDEMPOTENCY_HEADER)
+        .ok_or_else(|| Status::invalid_argument("missing idempotency-key header (any unique string per write; statusctl sets one)"))?
+        .to_str()
+        .map_err(|_| Status::invalid_argument("idempotency-key must be printable ASCII"))?
+        .to_owned();
+    if statusmesh_model::command::is_internal_key(&key) {
+        return Err(Status::invalid_argument(format!(
+            "idempotency-key {key:?} is in the namespace the nodes use for their own writes (keys starting {}); choose another",
+            statusmesh_model::command::INTERNAL_KEY_PREFIXES.join(", ")
+        )));
+    }
+    Ok(key)
+}
+
+/// What a reused idempotency key is compared by: the method and the request's encoding.
+pub(super) fn fingerprint(method: &str, encoded: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(method.as_bytes());
+    hasher.update(encoded);
+    hex::encode(hasher.finalize())
 }

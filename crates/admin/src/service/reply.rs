@@ -43,6 +43,7 @@ pub(super) fn entity(s: &State, applied: Applied, reveal_urls: bool) -> Option<E
         Applied::Event(webhook_id) => Some(Entity::EventId(webhook_id)),
         Applied::Requeued(n) => Some(Entity::Requeued(n)),
         Applied::AttemptsRecorded(_)
+        | Applied::Imported(_)
         | Applied::Restored(_)
         | Applied::RestoreReceived(_)
         | Applied::MembershipRecorded(_)

@@ -2,17 +2,49 @@
 //! reading subscribers (chat URLs masked below the admin role), their deliveries, the events
 //! and the outbox's figures.
 
+use std::collections::HashMap;
+use std::ops::Bound;
 use std::sync::atomic::Ordering;
 
+use prost::Message;
 use statusmesh_metrics::DispatchStats;
-use statusmesh_model::{Role, State};
+use statusmesh_model::limits::{MAX_ENTRY_BYTES, MAX_IMPORT_ROWS};
+use statusmesh_model::command::ImportedSubscriber;
+use statusmesh_model::{Applied, Command, Id, Role, State};
 use statusmesh_proto::admin as pb;
 use statusmesh_proto::convert;
-use tonic::{Request, Status};
+use tonic::{Request, Response, Status, Streaming};
 
+use super::paths::{client_key, fingerprint};
 use super::{not_found, parse_id, AdminService, Reply};
 use crate::auth::Caller;
 use crate::errors::command_status;
+use crate::request::request_id;
+
+/// The most encoded bytes of rows in one `ImportSubscribers` entry: half a log entry, which
+/// leaves room for the envelope and for the ids and secrets the leader stamps.
+const IMPORT_CHUNK_BYTES: usize = MAX_ENTRY_BYTES / 2;
+/// A subscriber listing's page when the request says 0, and the largest.
+const DEFAULT_PAGE: usize = 1_000;
+const MAX_PAGE: usize = 10_000;
+
+/// The rows of one import entry, gathered until the entry would be full.
+#[derive(Default)]
+struct Chunk {
+    rows: Vec<ImportedSubscriber>,
+    encoded: Vec<u8>,
+    /// Rows of the import before this chunk.
+    first_row: u64,
+}
+
+/// What an import has done so far.
+#[derive(Default)]
+struct Imported {
+    rows: u64,
+    chunks: u32,
+    replayed: u32,
+    index: u64,
+}
 
 /// Items a delivery or event listing returns when the request says 0.
 const DEFAULT_LIMIT: usize = 50;
@@ -41,6 +73,135 @@ impl AdminService {
         let cmd = convert::add_subscriber(req.get_ref());
         self.write_as(caller, "AddSubscriber", &req, cmd).await
     }
+
+    /// `ImportSubscribers`: every row checked and its target vetted (each host resolved
+    /// once), then committed in chunks of at most [`MAX_IMPORT_ROWS`] rows and
+    /// [`IMPORT_CHUNK_BYTES`], each under the key `<idempotency-key>/<chunk>` so that a retried
+    /// import replays the chunks already in and continues. A refused row stops the import;
+    /// the error names it and says how many rows went in before.
+    pub(super) async fn import_vetted_subscribers(
+        &self,
+        req: Request<Streaming<pb::ImportSubscriberRow>>,
+    ) -> Reply<pb::ImportSubscribersReply> {
+        let caller = self.authorize(&req, "ImportSubscribers").await?;
+        let key = client_key(&req)?;
+        let request_id = request_id(&req);
+        let mut stream = req.into_inner();
+        let mut vetted: HashMap<String, Result<(), String>> = HashMap::new();
+        let mut chunk = Chunk::default();
+        let mut done = Imported::default();
+        let mut row_number = 0u64;
+        while let Some(row) = stream.message().await? {
+            row_number += 1;
+            let stopped = |e: String| {
+                Status::invalid_argument(format!(
+                    "import stopped at row {row_number} ({} rows imported before it): {e}",
+                    done.rows
+                ))
+            };
+            let parsed = convert::import_row(&row).map_err(|e| stopped(e.to_string()))?;
+            self.vet_cached(&parsed.spec.url, &mut vetted)
+                .await
+                .map_err(stopped)?;
+            let size = row.encoded_len();
+            if !chunk.rows.is_empty()
+                && (chunk.rows.len() >= MAX_IMPORT_ROWS
+                    || chunk.encoded.len() + size > IMPORT_CHUNK_BYTES)
+            {
+                self.import_chunk(&caller, &key, &request_id, &mut chunk, &mut done)
+                    .await?;
+            }
+            chunk.rows.push(parsed);
+            row.encode(&mut chunk.encoded)
+                .map_err(|e| Status::internal(e.to_string()))?;
+        }
+        if row_number == 0 {
+            return Err(Status::invalid_argument(
+                "an import needs at least one row",
+            ));
+        }
+        self.import_chunk(&caller, &key, &request_id, &mut chunk, &mut done)
+            .await?;
+        Ok(Response::new(pb::ImportSubscribersReply {
+            imported: done.rows,
+            index: done.index,
+            replayed_chunks: done.replayed,
+        }))
+    }
+
+    /// Commits the rows gathered and starts the next chunk.
+    async fn import_chunk(
+        &self,
+        caller: &Caller,
+        key: &str,
+        request_id: &str,
+        chunk: &mut Chunk,
+        done: &mut Imported,
+    ) -> Result<(), Status> {
+        let rows = std::mem::take(&mut chunk.rows);
+        let encoded = std::mem::take(&mut chunk.encoded);
+        let first_row = chunk.first_row;
+        let n = rows.len() as u64;
+        chunk.first_row += n;
+        let command = Command::ImportSubscribers {
+            first_row,
+            subscribers: rows,
+        };
+        let (index, replayed, applied) = self
+            .commit(
+                caller.name.clone(),
+                format!("{key}/{}", done.chunks),
+                fingerprint("ImportSubscribers", &encoded),
+                request_id.to_owned(),
+                command,
+            )
+            .await
+            .map_err(|e| {
+                Status::new(
+                    e.code(),
+                    format!(
+                        "import stopped in rows {}..{} ({} rows imported before them): {}",
+                        first_row + 1,
+                        first_row + n,
+                        done.rows,
+                        e.message()
+                    ),
+                )
+            })?;
+        done.chunks += 1;
+        done.index = index;
+        done.replayed += u32::from(replayed);
+        done.rows += match applied {
+            Applied::Imported(k) => u64::from(k),
+            _ => n,
+        };
+        Ok(())
+    }
+
+    /// Checks a row's URL and vets its target, resolving each host once per import.
+    async fn vet_cached(
+        &self,
+        url: &str,
+        vetted: &mut HashMap<String, Result<(), String>>,
+    ) -> Result<(), String> {
+        statusmesh_model::limits::http_url("url", url).map_err(|e| e.to_string())?;
+        let parsed =
+            statusmesh_egress::check_url(url, &self.targets).map_err(|e| e.to_string())?;
+        let host = format!(
+            "{}:{}",
+            parsed.host_str().unwrap_or_default(),
+            parsed.port_or_known_default().unwrap_or(443)
+        );
+        if let Some(known) = vetted.get(&host) {
+            return known.clone();
+        }
+        let result = statusmesh_egress::vet(url, &self.targets)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        vetted.insert(host, result.clone());
+        result
+    }
 }
 
 pub(super) fn subscriber(
@@ -55,10 +216,43 @@ pub(super) fn subscriber(
         .ok_or_else(|| not_found("subscriber", &id))
 }
 
-pub(super) fn subscribers(caller: &Caller, s: &State) -> pb::SubscriberList {
-    pb::SubscriberList {
-        subscribers: convert::subscribers_listed(s, caller.role >= Role::Admin),
-    }
+/// One page of subscribers, in subscriber order, after the page token's subscriber.
+pub(super) fn subscribers(
+    caller: &Caller,
+    r: &pb::ListSubscribersRequest,
+    s: &State,
+) -> Result<pb::SubscriberList, Status> {
+    let size = match r.page_size as usize {
+        0 => DEFAULT_PAGE,
+        n => n.min(MAX_PAGE),
+    };
+    let after = match r.page_token.as_str() {
+        "" => Bound::Unbounded,
+        t => Bound::Excluded(parse_id(t).map_err(|_| {
+            Status::invalid_argument(format!("page_token {t:?} is not one a listing gave"))
+        })?),
+    };
+    let page: Vec<_> = s
+        .subscribers
+        .range::<Id, _>((after, Bound::Unbounded))
+        .map(|(_, sub)| sub)
+        .take(size + 1)
+        .collect();
+    let more = page.len() > size;
+    let page = &page[..page.len().min(size)];
+    Ok(pb::SubscriberList {
+        subscribers: convert::subscribers_listed(
+            s,
+            page.iter().copied(),
+            caller.role >= Role::Admin,
+        ),
+        next_page_token: if more {
+            page.last().map(|sub| sub.id.to_string()).unwrap_or_default()
+        } else {
+            String::new()
+        },
+        total: s.subscribers.len() as u64,
+    })
 }
 
 pub(super) fn deliveries(

@@ -27,7 +27,7 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    fn consistency(&self) -> i32 {
+    pub(crate) fn consistency(&self) -> i32 {
         (if self.linearizable {
             Consistency::Linearizable
         } else {

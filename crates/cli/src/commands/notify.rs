@@ -25,11 +25,47 @@ pub async fn subscriber(ctx: &Ctx, cmd: SubscriberCmd) -> anyhow::Result<()> {
             };
             ctx.write(m, async |c, r| c.add_subscriber(r).await).await
         }
-        SubscriberCmd::List => {
-            let l = ctx
-                .ask(ctx.read(), async |c, r| c.list_subscribers(r).await)
+        SubscriberCmd::List {
+            page_size,
+            page_token,
+        } => {
+            let one_page = page_size.is_some() || page_token.is_some();
+            let mut req = pb::ListSubscribersRequest {
+                consistency: ctx.consistency(),
+                page_size: page_size.unwrap_or(0),
+                page_token: page_token.unwrap_or_default(),
+            };
+            let mut all = pb::SubscriberList::default();
+            loop {
+                let page = ctx
+                    .ask(req.clone(), async |c, r| c.list_subscribers(r).await)
+                    .await?;
+                all.subscribers.extend(page.subscribers);
+                all.total = page.total;
+                all.next_page_token = page.next_page_token;
+                if one_page || all.next_page_token.is_empty() {
+                    break;
+                }
+                req.page_token = all.next_page_token.clone();
+            }
+            output::show(ctx.out, &all)
+        }
+        SubscriberCmd::Import { file } => {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin()).context("reading standard input")?
+            } else {
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?
+            };
+            let rows = crate::import::rows(&text)
+                .with_context(|| format!("{}", file.display()))?;
+            let reply = ctx
+                .client
+                .call(true, rows, async |c, r| {
+                    c.import_subscribers(r.map(tokio_stream::iter)).await
+                })
                 .await?;
-            output::show(ctx.out, &l)
+            output::show(ctx.out, &reply)
         }
         SubscriberCmd::Get { id } => {
             let s = ctx
@@ -39,6 +75,7 @@ pub async fn subscriber(ctx: &Ctx, cmd: SubscriberCmd) -> anyhow::Result<()> {
                 ctx.out,
                 &pb::SubscriberList {
                     subscribers: vec![s],
+                    ..Default::default()
                 },
             )
         }

@@ -150,6 +150,29 @@ impl Tabular for pb::SubscriberList {
                 })
                 .collect(),
         );
+        if !list.next_page_token.is_empty() {
+            println!(
+                "{} of {} subscribers; next page: --page-token {}",
+                list.subscribers.len(),
+                list.total,
+                list.next_page_token
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Tabular for pb::ImportSubscribersReply {
+    fn text(&self) -> anyhow::Result<()> {
+        println!(
+            "imported {} subscribers (last chunk at index {}{})",
+            self.imported,
+            self.index,
+            match self.replayed_chunks {
+                0 => String::new(),
+                n => format!("; {n} chunks were already in from an earlier run"),
+            }
+        );
         Ok(())
     }
 }

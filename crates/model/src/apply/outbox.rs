@@ -305,8 +305,9 @@ impl State {
     }
 
     /// Queues again, for a re-enabled subscriber, every broadcast event since `since` that its
-    /// filter matches: those still pending are left as they are, and so are those whose
-    /// fan-out has not reached it yet (the walk will).
+    /// filter matches, as explicit deliveries (those still pending are left as they are). An
+    /// event still fanning out skips it from then on (it has an explicit record), wherever the
+    /// walk is, so it is neither missed nor sent twice.
     pub(crate) fn replay_since(&mut self, at: Timestamp, sub: &Id, since: Timestamp) {
         let Some(s) = self.subscribers.get(sub) else {
             return;
@@ -318,14 +319,7 @@ impl State {
             .values()
             .filter(|e| e.at >= since && e.kind.is_broadcast() && s.since < e.index)
             .filter(|e| outbox::wants(s, &e.component_ids, &groups))
-            .filter(|e| {
-                let walk_ahead = e
-                    .fanout
-                    .as_ref()
-                    .is_some_and(|f| f.after.as_ref().is_none_or(|a| a < sub));
-                let pending = self.outbox.delivery(e.seq, sub).is_some_and(Delivery::is_pending);
-                !walk_ahead && !pending
-            })
+            .filter(|e| !self.outbox.delivery(e.seq, sub).is_some_and(Delivery::is_pending))
             .map(|e| e.seq)
             .collect();
         for seq in seqs {
@@ -377,11 +371,12 @@ impl State {
         let Some(fanout) = &event.fanout else {
             return 0;
         };
-        let forward = match (&p.from, &p.through) {
-            (Some(from), Some(through)) => through > from,
-            (None, Some(_)) => true,
-            (_, None) => p.complete,
-        };
+        let forward = p.complete
+            || match (&p.from, &p.through) {
+                (Some(from), Some(through)) => through > from,
+                (None, Some(_)) => true,
+                (_, None) => false,
+            };
         if fanout.after != p.from || !forward {
             return 0;
         }
@@ -393,7 +388,7 @@ impl State {
             .map(|r| (&r.subscriber, r))
             .collect();
         let deferred: BTreeSet<&Id> = p.deferred.iter().collect();
-        let upper = if p.complete { None } else { p.through.as_ref() };
+        let upper = p.through.as_ref();
         let mut delivered = Vec::new();
         let mut explicit: Vec<(Id, Option<AttemptReport>)> = Vec::new();
         for sub in self.subscribers_between(p.from.as_ref(), upper) {

@@ -50,6 +50,7 @@ impl State {
         &mut self,
         index: u64,
         at: Timestamp,
+        first_row: u64,
         rows: &[ImportedSubscriber],
     ) -> Result<Applied, CommandError> {
         if rows.is_empty() {
@@ -66,11 +67,15 @@ impl State {
         )?;
         let mut built = BTreeMap::new();
         for (n, row) in rows.iter().enumerate() {
-            let in_row = |e: CommandError| e.in_row(n + 1);
+            let row_number = first_row + n as u64 + 1;
+            let in_row = |e: CommandError| e.in_row(row_number);
             self.check_new_id(EntityKind::Subscriber, &row.id).map_err(in_row)?;
             let sub = self.new_subscriber(index, at, &row.id, &row.spec).map_err(in_row)?;
             if built.insert(row.id.clone(), sub).is_some() {
-                return Err(CommandError::invalid("id", format!("{} appears twice", row.id)).in_row(n + 1));
+                return Err(
+                    CommandError::invalid("id", format!("{} appears twice", row.id))
+                        .in_row(row_number),
+                );
             }
         }
         let count = built.len() as u32;

@@ -182,6 +182,10 @@ pub enum Command {
     /// Adds many subscribers in one entry (`statusctl subscriber import`): all of them, or
     /// none and the first refusal naming the row.
     ImportSubscribers {
+        /// How many rows of the same import came before this entry's: refusals name the
+        /// import's row (`first_row` + the row's place here, from 1).
+        #[serde(default)]
+        first_row: u64,
         subscribers: Vec<ImportedSubscriber>,
     },
     /// The leader's dispatcher reporting a batch of delivery attempts and fan-out stretches.
@@ -297,7 +301,7 @@ macro_rules! stamp_slots {
                 $f(Slot::Id(id));
                 $f(Slot::Secret(secret));
             }
-            Command::ImportSubscribers { subscribers } => {
+            Command::ImportSubscribers { subscribers, .. } => {
                 for ImportedSubscriber {
                     id,
                     spec: NewSubscriber { secret, .. },
@@ -423,7 +427,7 @@ impl Command {
             Command::RestoreBegin { digest, .. } | Command::RestoreChunk { digest, .. } => {
                 Some(digest.clone())
             }
-            Command::ImportSubscribers { subscribers } => Some(format!(
+            Command::ImportSubscribers { subscribers, .. } => Some(format!(
                 "{} subscribers",
                 subscribers.len()
             )),

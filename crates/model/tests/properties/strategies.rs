@@ -297,6 +297,7 @@ fn subscriber_commands() -> impl Strategy<Value = Command> {
         1 => an_id().prop_map(|id| Command::TestSubscriber { id }),
         1 => prop::collection::vec((an_id(), a_format()), 1..3).prop_map(|rows| {
             Command::ImportSubscribers {
+                first_row: 0,
                 subscribers: rows
                     .into_iter()
                     .map(|(id, format)| ImportedSubscriber {

@@ -132,27 +132,37 @@ pub fn subscriber_with_secret(s: &Subscriber) -> pb::Subscriber {
 
 /// One subscriber, secret masked, with its count of pending deliveries.
 pub fn subscriber_listed(state: &State, s: &Subscriber, reveal_urls: bool) -> pb::Subscriber {
-    let mut out = subscriber_redacted(s, reveal_urls);
-    out.pending_deliveries = state
-        .outbox
-        .deliveries
-        .values()
-        .filter_map(|m| m.get(&s.id))
-        .filter(|d| d.is_pending())
-        .count() as u32;
-    out
+    subscribers_listed(state, std::iter::once(s), reveal_urls)
+        .pop()
+        .unwrap_or_else(|| subscriber_redacted(s, reveal_urls))
 }
 
-/// Every subscriber, secrets masked, with pending counts taken in one pass over the outbox
-/// (not one pass per subscriber).
-pub fn subscribers_listed(state: &State, reveal_urls: bool) -> Vec<pb::Subscriber> {
+/// Subscribers, secrets masked, each with its pending deliveries: its explicit ones (counted
+/// in one pass over the outbox, not one per subscriber) and the fan-outs that have yet to
+/// reach it.
+pub fn subscribers_listed<'a>(
+    state: &State,
+    subs: impl IntoIterator<Item = &'a Subscriber>,
+    reveal_urls: bool,
+) -> Vec<pb::Subscriber> {
     let pending = state.outbox.pending_per_subscriber();
-    state
-        .subscribers
+    let groups = state.group_map();
+    let fanning: Vec<(&Event, Option<&Id>)> = state
+        .outbox
+        .events
         .values()
+        .filter_map(|e| e.fanout.as_ref().map(|f| (e, f.after.as_ref())))
+        .collect();
+    subs.into_iter()
         .map(|s| {
             let mut out = subscriber_redacted(s, reveal_urls);
-            out.pending_deliveries = pending.get(&s.id).copied().unwrap_or(0);
+            let ahead = fanning
+                .iter()
+                .filter(|(e, after)| {
+                    after.is_none_or(|a| a < &s.id) && state.is_fanout_target(e, s, &groups)
+                })
+                .count() as u32;
+            out.pending_deliveries = pending.get(&s.id).copied().unwrap_or(0) + ahead;
             out
         })
         .collect()
@@ -169,6 +179,13 @@ pub fn event(state: &State, e: &Event) -> pb::Event {
             }
         }
     }
+    if let Some(f) = &e.fanout {
+        let groups = state.group_map();
+        pending += state
+            .subscribers_between(f.after.as_ref(), None)
+            .filter(|s| state.is_fanout_target(e, s, &groups))
+            .count() as u32;
+    }
     pb::Event {
         webhook_id: e.webhook_id.clone(),
         kind: e.kind.as_str().into(),
@@ -179,6 +196,7 @@ pub fn event(state: &State, e: &Event) -> pb::Event {
         recipients: e.recipients,
         pending,
         failed,
+        fanning_out: e.fanout.is_some(),
     }
 }
 
@@ -206,9 +224,12 @@ pub fn deliveries(state: &State, sub: &Id, limit: usize) -> pb::DeliveryList {
     let attempts = state
         .outbox
         .attempt_log
-        .get(sub)
-        .map(|log| log.iter().rev().take(limit).map(attempt).collect())
-        .unwrap_or_default();
+        .of(sub)
+        .into_iter()
+        .rev()
+        .take(limit)
+        .map(attempt)
+        .collect();
     let open = state
         .outbox
         .deliveries

@@ -2,7 +2,7 @@
 //! `Command::stamp`); every parse error names the request field.
 
 use statusmesh_model::command::{
-    ComponentChange, ComponentPatch, IncidentUpdateSpec, MaintenancePatch, NewComponent,
+    ComponentChange, ComponentPatch, ImportedSubscriber, IncidentUpdateSpec, MaintenancePatch, NewComponent,
     NewIncident, NewMaintenance, NewSubscriber, PagePatch,
 };
 use statusmesh_model::{
@@ -241,14 +241,30 @@ pub fn cancel_maintenance(r: &pb::CancelMaintenanceRequest) -> Result<Command> {
 pub fn add_subscriber(r: &pb::AddSubscriberRequest) -> Result<Command> {
     Ok(Command::AddSubscriber {
         id: Id::pending(),
-        spec: NewSubscriber {
-            url: r.url.clone(),
-            component_ids: ids("component_ids", &r.component_ids)?,
-            description: r.description.clone(),
-            secret: String::new(),
-            format: PayloadFormat::parse("format", &r.format)?,
-            owner: r.owner.clone(),
-        },
+        spec: new_subscriber(r, String::new())?,
+    })
+}
+
+fn new_subscriber(r: &pb::AddSubscriberRequest, secret: String) -> Result<NewSubscriber> {
+    Ok(NewSubscriber {
+        url: r.url.clone(),
+        component_ids: ids("component_ids", &r.component_ids)?,
+        description: r.description.clone(),
+        secret,
+        format: PayloadFormat::parse("format", &r.format)?,
+        owner: r.owner.clone(),
+    })
+}
+
+/// One import row (its id pending; its secret the row's own, or pending for the leader).
+pub fn import_row(r: &pb::ImportSubscriberRow) -> Result<ImportedSubscriber> {
+    let sub = r
+        .subscriber
+        .as_ref()
+        .ok_or_else(|| CommandError::invalid("subscriber", "the row has no subscriber"))?;
+    Ok(ImportedSubscriber {
+        id: Id::pending(),
+        spec: new_subscriber(sub, r.secret.clone().unwrap_or_default())?,
     })
 }
 
