@@ -17,6 +17,8 @@ pub struct DispatchStats {
     pub sent_total: AtomicU64,
     /// `RecordAttempts` commands this node proposed (Raft writes spent on attempt records).
     pub record_writes: AtomicU64,
+    /// Their encoded bytes (the log spent on delivery progress).
+    pub record_bytes: AtomicU64,
     /// How long each request this node sent took, whatever its outcome.
     pub attempt_seconds: Histogram,
     /// For each delivery this node completed (2xx): from the event's commit (leader clock) to
@@ -31,6 +33,7 @@ impl Default for DispatchStats {
             in_flight: AtomicU64::new(0),
             sent_total: AtomicU64::new(0),
             record_writes: AtomicU64::new(0),
+            record_bytes: AtomicU64::new(0),
             attempt_seconds: Histogram::latency(),
             delivery_lag_seconds: Histogram::new(LAG_BUCKETS),
         }

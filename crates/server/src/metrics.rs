@@ -176,6 +176,16 @@ pub fn render(
         "Requests this node has sent since it started.",
         dispatch.sent_total.load(Ordering::Relaxed) as f64,
     );
+    o.counter(
+        "statusmesh_webhook_record_bytes_total",
+        "Encoded bytes of the attempt and fan-out records this node proposed.",
+        dispatch.record_bytes.load(Ordering::Relaxed) as f64,
+    );
+    o.gauge(
+        "statusmesh_webhook_fanning_out",
+        "Events whose fan-out has not reached every subscriber yet.",
+        outbox.fanning_out as f64,
+    );
     o.gauge(
         "statusmesh_webhook_dispatching",
         "1 while this node's dispatcher sends (leader within its lease).",

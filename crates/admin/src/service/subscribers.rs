@@ -21,9 +21,12 @@ use crate::auth::Caller;
 use crate::errors::command_status;
 use crate::request::request_id;
 
-/// The most encoded bytes of rows in one `ImportSubscribers` entry: half a log entry, which
-/// leaves room for the envelope and for the ids and secrets the leader stamps.
-const IMPORT_CHUNK_BYTES: usize = MAX_ENTRY_BYTES / 2;
+/// The most bytes of rows in one `ImportSubscribers` entry, as the log encodes them once the
+/// leader has stamped their ids and secrets: a log entry, less room for the envelope.
+const IMPORT_CHUNK_BYTES: usize = MAX_ENTRY_BYTES - 16 * 1024;
+/// What stamping adds to a row's encoding at most: a 24-character id and a 38-character
+/// secret where the row had empty ones.
+const STAMPED_BYTES: usize = 64;
 /// A subscriber listing's page when the request says 0, and the largest.
 const DEFAULT_PAGE: usize = 1_000;
 const MAX_PAGE: usize = 10_000;
@@ -32,7 +35,10 @@ const MAX_PAGE: usize = 10_000;
 #[derive(Default)]
 struct Chunk {
     rows: Vec<ImportedSubscriber>,
+    /// The rows' request encoding (the fingerprint of the chunk's write).
     encoded: Vec<u8>,
+    /// The rows' size in the log entry.
+    bytes: usize,
     /// Rows of the import before this chunk.
     first_row: u64,
 }
@@ -103,15 +109,16 @@ impl AdminService {
             self.vet_cached(&parsed.spec.url, &mut vetted)
                 .await
                 .map_err(stopped)?;
-            let size = row.encoded_len();
+            let size = serde_json::to_vec(&parsed).map_or(usize::MAX / 2, |v| v.len())
+                + STAMPED_BYTES;
             if !chunk.rows.is_empty()
-                && (chunk.rows.len() >= MAX_IMPORT_ROWS
-                    || chunk.encoded.len() + size > IMPORT_CHUNK_BYTES)
+                && (chunk.rows.len() >= MAX_IMPORT_ROWS || chunk.bytes + size > IMPORT_CHUNK_BYTES)
             {
                 self.import_chunk(&caller, &key, &request_id, &mut chunk, &mut done)
                     .await?;
             }
             chunk.rows.push(parsed);
+            chunk.bytes += size;
             row.encode(&mut chunk.encoded)
                 .map_err(|e| Status::internal(e.to_string()))?;
         }
@@ -140,6 +147,7 @@ impl AdminService {
     ) -> Result<(), Status> {
         let rows = std::mem::take(&mut chunk.rows);
         let encoded = std::mem::take(&mut chunk.encoded);
+        chunk.bytes = 0;
         let first_row = chunk.first_row;
         let n = rows.len() as u64;
         chunk.first_row += n;
@@ -295,5 +303,8 @@ pub(super) fn outbox_status(s: &State, d: &DispatchStats) -> pb::OutboxStatusRep
         dispatching: d.dispatching.load(Ordering::Relaxed),
         in_flight: d.in_flight.load(Ordering::Relaxed),
         sent_total: d.sent_total.load(Ordering::Relaxed),
+        fanning_out: st.fanning_out,
+        record_writes: d.record_writes.load(Ordering::Relaxed),
+        record_bytes: d.record_bytes.load(Ordering::Relaxed),
     }
 }
