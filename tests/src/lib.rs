@@ -670,7 +670,7 @@ pub async fn wait_outbox_drained(
     c: &AdminClient<Channel>,
     limit: Duration,
 ) -> pb::OutboxStatusReply {
-    eventually(limit, "the outbox drains", || {
+    eventually(limit, "the outbox drains (no fan-out under way, no delivery pending)", || {
         let mut c = c.clone();
         async move {
             let s = c
@@ -678,7 +678,7 @@ pub async fn wait_outbox_drained(
                 .await
                 .ok()?
                 .into_inner();
-            (s.pending == 0).then_some(s)
+            (s.pending == 0 && s.fanning_out == 0).then_some(s)
         }
     })
     .await

@@ -55,6 +55,8 @@ struct Work {
     batches: u64,
     /// Fan-out recipients settled since the last flush: there may be a stretch to report.
     walked: bool,
+    /// The batch delay ran out: flush what there is.
+    flush_due: bool,
 }
 
 /// What one `RecordAttempts` carried, handed back once it is applied (or failed).
@@ -201,6 +203,9 @@ impl Dispatcher {
                 let data = self.node.replica().read();
                 w.queue.refill(&data.state, now(), self.limits());
                 rescan = false;
+                // A walk that reached the end, or moved past recipients no longer owed, has
+                // a stretch to report even without a new result.
+                w.walked |= w.queue.has_progress();
             }
             for job in w.queue.take_startable(self.limits()) {
                 self.spawn_attempt(term, job, report_tx.clone());
@@ -253,6 +258,7 @@ impl Dispatcher {
                 }
                 _ = async { tokio::time::sleep_until(flush_at.unwrap_or_else(tokio::time::Instant::now)).await }, if flush_at.is_some() => {
                     w.batch_deadline = None;
+                    w.flush_due = true;
                 }
                 _ = tokio::time::sleep(wake) => rescan = true,
                 _ = shutdown.changed() => {
@@ -267,12 +273,12 @@ impl Dispatcher {
                     return;
                 }
             }
-            if w.walked && w.batch_deadline.is_none() && w.batch.is_empty() {
+            // Fan-out results wait for the batch delay too (the flush takes the stretches).
+            if w.walked && w.batch_deadline.is_none() && w.batch.is_empty() && !w.flush_due {
                 w.batch_deadline = Some(tokio::time::Instant::now() + self.cfg.batch_delay);
-                w.walked = false;
             }
             let full = w.batch.len() >= self.cfg.batch_max;
-            let due = w.batch_deadline.is_none() && (!w.batch.is_empty() || w.walked);
+            let due = w.batch_deadline.is_none() && (!w.batch.is_empty() || w.flush_due);
             if full || due {
                 self.flush(term, &mut w, &done_tx);
             }
@@ -283,6 +289,7 @@ impl Dispatcher {
     fn flush(&self, term: u64, w: &mut Work, done: &mpsc::UnboundedSender<Recorded>) {
         w.batch_deadline = None;
         w.walked = false;
+        w.flush_due = false;
         let progress = w
             .queue
             .take_progress(REPORT_BATCH_BYTES.saturating_sub(w.batch_bytes));

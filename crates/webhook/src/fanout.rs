@@ -141,6 +141,19 @@ impl Walks {
         }
     }
 
+    /// True when some walk has a stretch to report: settled recipients at its front, or
+    /// everything it examined settled and its position past the committed cursor (or the
+    /// walk at its end).
+    pub fn reportable(&self) -> bool {
+        self.walks.iter().any(|w| {
+            w.reporting.is_none()
+                && match w.slots.front() {
+                    Some((_, s)) => *s != Settled::Running,
+                    None => w.at_end || w.pos != w.from,
+                }
+        })
+    }
+
     /// Recipients handed out and still running.
     pub fn running(&self) -> usize {
         self.walks

@@ -248,6 +248,11 @@ impl Queue {
         self.walks.settle(key.event, &key.subscriber, settled);
     }
 
+    /// True when a fan-out stretch is ready to report.
+    pub fn has_progress(&self) -> bool {
+        self.walks.reportable()
+    }
+
     /// The fan-out stretches ready to report, within about `budget` encoded bytes.
     pub fn take_progress(&mut self, budget: usize) -> Vec<FanoutProgress> {
         self.walks.take_progress(budget)
@@ -517,6 +522,45 @@ mod tests {
             q.sending.clear();
         }
         assert!(q.wants_refill(), "20 due, 16 queued: more remain");
+    }
+
+    #[test]
+    fn a_walk_that_reached_its_end_has_its_last_stretch_to_report() {
+        // Five subscribers, the last one disabled: the walk hands out four (its room), then
+        // finds only a subscriber it owes nothing.
+        let mut s = scenario(5, 1);
+        s.ok(Command::SetSubscriberState {
+            id: id("sub04"),
+            enabled: false,
+            replay_since: None,
+        });
+        let mut q = Queue::default();
+        let limits = Limits {
+            max_in_flight: 1,
+            per_endpoint: 1,
+        };
+        q.refill(&s.state, now(&s), limits);
+        let mut started = Vec::new();
+        while let Some(j) = q.take_startable(limits).pop() {
+            q.walk_finished(&j.key, report(&j, AttemptOutcome::Delivered));
+            started.push(j);
+        }
+        assert_eq!(started.len(), 4);
+        let p = q.take_progress(usize::MAX);
+        assert_eq!((p.len(), p[0].complete), (1, false));
+        s.ok(Command::RecordAttempts {
+            policy: POLICY,
+            reports: vec![],
+            progress: p,
+        });
+        q.reported([1], true);
+        assert!(!q.has_progress());
+        // The next refill finds no recipient left: the walk ends, with a stretch to report.
+        q.refill(&s.state, now(&s), limits);
+        assert!(q.take_startable(limits).is_empty());
+        assert!(q.has_progress());
+        let p = q.take_progress(usize::MAX);
+        assert_eq!((p.len(), p[0].complete), (1, true));
     }
 
     #[test]

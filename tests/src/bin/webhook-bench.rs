@@ -3,7 +3,7 @@
 //! to the last 2xx, deliveries per second, the Raft entries spent on attempt records, and the
 //! same receiver's raw HTTP POST ceiling measured with wrk in the same run.
 //!
-//! Usage: webhook-bench [SUBSCRIBERS]   (default 10000, at most 10000)
+//! Usage: webhook-bench [SUBSCRIBERS]   (default 100000, at most 1000000)
 //! Needs `wrk` on PATH (scripts/bench-webhooks.sh installs it). Everything it starts is
 //! stopped when it ends.
 
@@ -19,7 +19,7 @@ use statusmesh_server::config::WebhooksConfig;
 use statusmesh_tests::receiver::Receiver;
 use statusmesh_tests::*;
 
-const LIMIT: Duration = Duration::from_secs(60);
+const LIMIT: Duration = Duration::from_secs(300);
 
 fn wrk_post(url: &str, body_file: &std::path::Path, secs: u64) -> anyhow::Result<f64> {
     let dir = tempfile::TempDir::new()?;
@@ -70,6 +70,39 @@ fn cpu_all(cluster: &TestCluster) -> Vec<u64> {
     v
 }
 
+/// `VmRSS` (or, with `field` `VmHWM`, the peak) of a process, in KiB.
+fn proc_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn rss_all(cluster: &TestCluster) -> Vec<u64> {
+    cluster
+        .nodes
+        .iter()
+        .map(|n| n.pid().map_or(0, |p| proc_kib(p, "VmRSS:")))
+        .collect()
+}
+
+fn peak_all(cluster: &TestCluster) -> Vec<u64> {
+    cluster
+        .nodes
+        .iter()
+        .map(|n| n.pid().map_or(0, |p| proc_kib(p, "VmHWM:")))
+        .collect()
+}
+
+fn tokio_stream_iter<T>(items: Vec<T>) -> futures::stream::Iter<std::vec::IntoIter<T>> {
+    futures::stream::iter(items)
+}
+
 async fn leader_index(cluster: &mut TestCluster) -> anyhow::Result<u64> {
     let l = cluster.wait_leader(LIMIT).await;
     Ok(cluster.status(l).await?.last_log_index)
@@ -80,8 +113,8 @@ fn main() -> anyhow::Result<()> {
         .nth(1)
         .map(|a| a.parse())
         .transpose()?
-        .unwrap_or(10_000)
-        .clamp(1, 10_000);
+        .unwrap_or(100_000)
+        .clamp(1, statusmesh_model::limits::MAX_SUBSCRIBERS);
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(run(n))
 }
@@ -120,33 +153,29 @@ async fn run(n: usize) -> anyhow::Result<()> {
     let Some(Entity::Incident(incident)) = created.entity else {
         bail!("no incident in the reply")
     };
-    println!("adding {n} subscribers...");
+    println!("importing {n} subscribers...");
     let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for worker in 0..32 {
-        let mut c = c.clone();
-        let url = recv.url("");
-        tasks.spawn(async move {
-            for i in (worker..n).step_by(32) {
-                c.add_subscriber(write(
-                    pb::AddSubscriberRequest {
-                        url: format!("{url}/s/{i}"),
-                        ..Default::default()
-                    },
-                    &key("sub"),
-                ))
-                .await?;
-            }
-            anyhow::Ok(())
-        });
-    }
-    while let Some(r) = tasks.join_next().await {
-        r??;
-    }
+    let url = recv.url("");
+    let rows: Vec<pb::ImportSubscriberRow> = (0..n)
+        .map(|i| pb::ImportSubscriberRow {
+            subscriber: Some(pb::AddSubscriberRequest {
+                url: format!("{url}/s/{i}"),
+                ..Default::default()
+            }),
+            secret: None,
+        })
+        .collect();
+    let imported = c
+        .clone()
+        .import_subscribers(write(tokio_stream_iter(rows), &key("import")))
+        .await?
+        .into_inner();
     println!(
-        "  {n} subscribers in {:.1} s",
+        "  {} subscribers in {:.1} s",
+        imported.imported,
         started.elapsed().as_secs_f64()
     );
+    let rss_imported = rss_all(&cluster);
 
     let index_before = leader_index(&mut cluster).await?;
     let leader = cluster.wait_leader(LIMIT).await;
@@ -189,7 +218,7 @@ async fn run(n: usize) -> anyhow::Result<()> {
     let fanout = last.duration_since(t0) - committed.min(last.duration_since(t0));
     let total = last.duration_since(t0);
     // Wait for the outbox to drain, then count the Raft entries the fan-out cost.
-    let status = wait_outbox_drained(&c, LIMIT).await;
+    let status = wait_outbox_drained(&cluster.admin(leader).await?, LIMIT).await;
     let index_after = leader_index(&mut cluster).await?;
     let record_writes = index_after - index_before - 1;
     let rate = n as f64 / total.as_secs_f64();
@@ -200,6 +229,8 @@ async fn run(n: usize) -> anyhow::Result<()> {
     std::fs::write(&body_file, &requests[0].body)?;
     recv.set_recording(false);
     let ceiling = wrk_post(&recv.url("/raw"), &body_file, 5)?;
+    let rss_after = rss_all(&cluster);
+    let peak = peak_all(&cluster);
     drop(cluster);
 
     println!("\nwebhook fan-out: 1 incident update -> {n} subscribers, 3-node cluster on loopback");
@@ -218,8 +249,19 @@ async fn run(n: usize) -> anyhow::Result<()> {
     println!("  deliveries/s                      {rate:>8.0}");
     println!("  requests received                 {:>8}", requests.len());
     println!(
-        "  Raft entries for attempt records  {record_writes:>8}  ({:.0} reports per entry)",
-        n as f64 / record_writes.max(1) as f64
+        "  Raft entries for progress records {record_writes:>8}  ({:.0} deliveries per entry; leader counted {} entries, {:.1} KiB)",
+        n as f64 / record_writes.max(1) as f64,
+        status.record_writes,
+        status.record_bytes as f64 / 1024.0
+    );
+    println!(
+        "  node RSS after the import         {:>8}  MiB",
+        rss_imported.iter().map(|r| format!("{:.0}", *r as f64 / 1024.0)).collect::<Vec<_>>().join(" / ")
+    );
+    println!(
+        "  node RSS after the fan-out        {:>8}  MiB (peak {} MiB)",
+        rss_after.iter().map(|r| format!("{:.0}", *r as f64 / 1024.0)).collect::<Vec<_>>().join(" / "),
+        peak.iter().map(|r| format!("{:.0}", *r as f64 / 1024.0)).collect::<Vec<_>>().join(" / ")
     );
     println!(
         "  delivered total (outbox)          {:>8}",
