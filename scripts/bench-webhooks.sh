@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Webhook fan-out benchmark: one incident update to N subscribers (default 10000) on a
+# Webhook fan-out benchmark: one incident update to N subscribers (default 100000, imported) on a
 # loopback receiver, from a real 3-node cluster, against the receiver's raw POST ceiling (wrk).
 # Usage: bash scripts/bench-webhooks.sh [SUBSCRIBERS]
 set -euo pipefail

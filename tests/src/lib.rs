@@ -670,17 +670,21 @@ pub async fn wait_outbox_drained(
     c: &AdminClient<Channel>,
     limit: Duration,
 ) -> pb::OutboxStatusReply {
-    eventually(limit, "the outbox drains (no fan-out under way, no delivery pending)", || {
-        let mut c = c.clone();
-        async move {
-            let s = c
-                .outbox_status(read(pb::ReadRequest::default()))
-                .await
-                .ok()?
-                .into_inner();
-            (s.pending == 0 && s.fanning_out == 0).then_some(s)
-        }
-    })
+    eventually(
+        limit,
+        "the outbox drains (no fan-out under way, no delivery pending)",
+        || {
+            let mut c = c.clone();
+            async move {
+                let s = c
+                    .outbox_status(read(pb::ReadRequest::default()))
+                    .await
+                    .ok()?
+                    .into_inner();
+                (s.pending == 0 && s.fanning_out == 0).then_some(s)
+            }
+        },
+    )
     .await
 }
 

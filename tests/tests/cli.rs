@@ -320,7 +320,10 @@ async fn subscribers_are_imported_from_csv_and_listed_page_by_page() {
         let subs = page["subscribers"].as_array().unwrap();
         assert!(subs.len() <= 1_000);
         seen.extend(subs.iter().map(|s| s["id"].as_str().unwrap().to_owned()));
-        token = page["next_page_token"].as_str().unwrap_or_default().to_owned();
+        token = page["next_page_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         if token.is_empty() {
             break;
         }
@@ -343,7 +346,10 @@ async fn subscribers_are_imported_from_csv_and_listed_page_by_page() {
     let out = ctl(follower, &["subscriber", "import", path]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("row 2") && err.contains("nosuchcomponent"), "{err}");
+    assert!(
+        err.contains("row 2") && err.contains("nosuchcomponent"),
+        "{err}"
+    );
     let all = json(&ctl(&eps[0], &["subscriber", "list", "--page-size", "1"]));
     assert_eq!(all["total"], 4_500, "the refused chunk added nothing");
 }

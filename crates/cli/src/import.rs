@@ -6,7 +6,14 @@
 use anyhow::{anyhow, bail};
 use statusmesh_proto::admin as pb;
 
-const COLUMNS: &[&str] = &["url", "format", "components", "description", "owner", "secret"];
+const COLUMNS: &[&str] = &[
+    "url",
+    "format",
+    "components",
+    "description",
+    "owner",
+    "secret",
+];
 
 /// Splits the text into records of fields, each with the line it starts on.
 fn records(text: &str) -> anyhow::Result<Vec<(usize, Vec<String>)>> {

@@ -182,7 +182,12 @@ impl Event {
         let mut out = (**incident).clone();
         if out.updates.is_empty() {
             if let Some(now) = state.incidents.get(&incident.id) {
-                out.updates = now.updates.iter().take(*updates as usize).cloned().collect();
+                out.updates = now
+                    .updates
+                    .iter()
+                    .take(*updates as usize)
+                    .cloned()
+                    .collect();
             }
         }
         Some(out)

@@ -246,7 +246,7 @@ pub fn rich() -> Scenario {
     }
     // Two more in one import (one keeps its own secret, one gets the leader's).
     s.ok(Command::ImportSubscribers {
-                first_row: 0,
+        first_row: 0,
         subscribers: vec![
             ImportedSubscriber {
                 id: id("simp1"),

@@ -460,10 +460,13 @@ fn a_fan_out_walks_the_subscribers_in_stretches_and_keeps_records_only_for_the_f
     });
     let seq = *h.state.outbox.events.keys().next_back().unwrap();
     let grown = serde_json::to_vec(&h.state.outbox).unwrap().len() - before;
-    assert!(grown < 2_000, "recording one event for 10,000 subscribers grew the outbox by {grown} bytes");
+    assert!(
+        grown < 2_000,
+        "recording one event for 10,000 subscribers grew the outbox by {grown} bytes"
+    );
     // A subscriber added after the event is not one of its recipients.
     h.ok(Command::ImportSubscribers {
-                first_row: 0,
+        first_row: 0,
         subscribers: rows(10_000, 1),
     });
     assert_eq!(recipients(&h, seq).len(), 10_000);
@@ -477,7 +480,10 @@ fn a_fan_out_walks_the_subscribers_in_stretches_and_keeps_records_only_for_the_f
             next_at: Timestamp(now + 60_000),
         },
     );
-    assert_eq!(walk(&mut h, seq, Some("s04999"), vec![failed], &["s00020"]), 5_000);
+    assert_eq!(
+        walk(&mut h, seq, Some("s04999"), vec![failed], &["s00020"]),
+        5_000
+    );
     assert_eq!(
         h.state.outbox.events[&seq].fanout,
         Some(Fanout {
@@ -493,7 +499,10 @@ fn a_fan_out_walks_the_subscribers_in_stretches_and_keeps_records_only_for_the_f
     assert_eq!(explicit.len(), 2);
     assert_eq!(explicit[0].0.as_str(), "s00010");
     assert_eq!(explicit[0].1.attempts, 1);
-    assert_eq!((explicit[1].0.as_str(), explicit[1].1.attempts), ("s00020", 0));
+    assert_eq!(
+        (explicit[1].0.as_str(), explicit[1].1.attempts),
+        ("s00020", 0)
+    );
     assert_eq!(h.state.outbox.delivered_total, 9_998);
     assert_eq!(h.state.outbox.events[&seq].recipients, 10_000);
     assert!(recipients(&h, seq).len() == 2);
@@ -515,7 +524,7 @@ fn an_import_adds_every_row_or_none_naming_the_refused_row() {
     };
     let before = h.state.digest();
     let err = h.refused(Command::ImportSubscribers {
-                first_row: 0,
+        first_row: 0,
         subscribers: vec![
             row("i1", "https://hooks.example.com/1"),
             row("i2", "ftp://hooks.example.com/2"),
@@ -523,7 +532,7 @@ fn an_import_adds_every_row_or_none_naming_the_refused_row() {
     });
     assert!(err.to_string().starts_with("invalid row 2 url"), "{err}");
     let err = h.refused(Command::ImportSubscribers {
-                first_row: 0,
+        first_row: 0,
         subscribers: vec![
             row("i1", "https://hooks.example.com/1"),
             row("i1", "https://hooks.example.com/2"),
@@ -533,13 +542,13 @@ fn an_import_adds_every_row_or_none_naming_the_refused_row() {
     assert_eq!(h.state.digest(), before);
     assert_eq!(
         h.ok(Command::ImportSubscribers {
-                first_row: 0,
+            first_row: 0,
             subscribers: vec![row("i1", "https://hooks.example.com/1")]
         }),
         Applied::Imported(1)
     );
     let err = h.refused(Command::ImportSubscribers {
-                first_row: 0,
+        first_row: 0,
         subscribers: vec![row("i1", "https://hooks.example.com/1")],
     });
     assert!(err.to_string().contains("row 1"), "{err}");
@@ -558,7 +567,13 @@ fn the_attempt_log_stays_within_its_byte_bound() {
     let retry = AttemptOutcome::Retry {
         next_at: Timestamp(now),
     };
-    walk(&mut h, seq, None, vec![report(seq, "a", 1, now, retry.clone())], &[]);
+    walk(
+        &mut h,
+        seq,
+        None,
+        vec![report(seq, "a", 1, now, retry.clone())],
+        &[],
+    );
     let policy = QuarantinePolicy {
         failures: 1_000_000,
         window_ms: HOUR,
@@ -580,7 +595,13 @@ fn the_attempt_log_stays_within_its_byte_bound() {
         let next = h.state.outbox.deliveries[&seq][&id("a")].attempts + 1;
         h.ok(Command::RecordAttempts {
             policy,
-            reports: vec![report(seq, "a", next, now + i64::from(attempt), retry.clone())],
+            reports: vec![report(
+                seq,
+                "a",
+                next,
+                now + i64::from(attempt),
+                retry.clone(),
+            )],
             progress: vec![],
         });
     }

@@ -437,7 +437,9 @@ impl Dispatcher {
             );
             stats.record_writes.fetch_add(1, Ordering::Relaxed);
             let bytes = serde_json::to_vec(&proposal.command).map_or(0, |v| v.len());
-            stats.record_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+            stats
+                .record_bytes
+                .fetch_add(bytes as u64, Ordering::Relaxed);
             let recorded = match node.propose_as_leader(proposal).await {
                 Ok(o) => match o.result {
                     Err(e) => {

@@ -178,7 +178,15 @@ impl Queue {
             else {
                 continue;
             };
-            let job = job(&mut self.bodies, state, event, sub, d.attempts + 1, now, false);
+            let job = job(
+                &mut self.bodies,
+                state,
+                event,
+                sub,
+                d.attempts + 1,
+                now,
+                false,
+            );
             self.ready.push_back(job);
         }
         // Then the fan-outs: enough recipients waiting for a few rounds of requests.
@@ -187,9 +195,9 @@ impl Queue {
         let room = limits.cap().saturating_sub(self.walk_ready.len());
         if room > 0 {
             let bodies = &mut self.bodies;
-            let handed = self
-                .walks
-                .advance(state, room, |event, sub| job(bodies, state, event, sub, 1, now, true));
+            let handed = self.walks.advance(state, room, |event, sub| {
+                job(bodies, state, event, sub, 1, now, true)
+            });
             self.walk_ready.extend(handed);
         }
     }
@@ -423,7 +431,10 @@ mod tests {
         q.refill(&s.state, now(&s), LIMITS);
         let started = q.take_startable(LIMITS);
         assert_eq!(started.len(), 3);
-        q.walk_finished(&started[0].key, report(&started[0], AttemptOutcome::Delivered));
+        q.walk_finished(
+            &started[0].key,
+            report(&started[0], AttemptOutcome::Delivered),
+        );
         let failed = report(
             &started[1],
             AttemptOutcome::Retry {

@@ -168,7 +168,10 @@ fn main() {
         .unwrap_or(1_000_000)
         .clamp(2_000, statusmesh_model::limits::MAX_SUBSCRIBERS);
     println!("outbox scale benchmark (in process, this build's profile)\n");
-    println!("rss at start                              {:>9.1} MiB", rss_mib());
+    println!(
+        "rss at start                              {:>9.1} MiB",
+        rss_mib()
+    );
 
     // 1. 10,000 subscribers x 1,000 events.
     {
@@ -188,7 +191,10 @@ fn main() {
         }
         let events = log.state.outbox.events.len();
         let snapshot = format::encode_state(&log.state).unwrap();
-        println!("10,000 subscribers x 1,000 events ({events} kept, every fan-out walked, {:.1} s)", t.elapsed().as_secs_f64());
+        println!(
+            "10,000 subscribers x 1,000 events ({events} kept, every fan-out walked, {:.1} s)",
+            t.elapsed().as_secs_f64()
+        );
         println!(
             "  snapshot                                {:>9.1} MiB   target <= 50 MB: {}",
             snapshot.len() as f64 / 1048576.0,
@@ -208,8 +214,14 @@ fn main() {
     for from in (0..n).step_by(2_000) {
         slowest_import = slowest_import.max(log.import(from, 2_000.min(n - from)));
     }
-    println!("\n{n} subscribers, imported in entries of 2,000 ({:.1} s)", t.elapsed().as_secs_f64());
-    println!("  slowest import entry apply              {:>9.1} ms", ms(slowest_import));
+    println!(
+        "\n{n} subscribers, imported in entries of 2,000 ({:.1} s)",
+        t.elapsed().as_secs_f64()
+    );
+    println!(
+        "  slowest import entry apply              {:>9.1} ms",
+        ms(slowest_import)
+    );
     let rss_state = rss_mib();
     println!("  process rss with the state              {rss_state:>9.1} MiB   target <= 1 GiB per node: {}", verdict(rss_state <= 1024.0));
     let mut slowest_event = Duration::ZERO;
@@ -260,5 +272,8 @@ fn main() {
         t.elapsed().as_secs_f64(),
         decoded.subscribers.len()
     );
-    println!("  process rss at the end                  {:>9.1} MiB", rss_mib());
+    println!(
+        "  process rss at the end                  {:>9.1} MiB",
+        rss_mib()
+    );
 }

@@ -83,19 +83,12 @@ fn proc_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn rss_all(cluster: &TestCluster) -> Vec<u64> {
+/// `field` (`VmRSS:`, or `VmHWM:` for the peak) of every node, in KiB.
+fn nodes_kib(cluster: &TestCluster, field: &str) -> Vec<u64> {
     cluster
         .nodes
         .iter()
-        .map(|n| n.pid().map_or(0, |p| proc_kib(p, "VmRSS:")))
-        .collect()
-}
-
-fn peak_all(cluster: &TestCluster) -> Vec<u64> {
-    cluster
-        .nodes
-        .iter()
-        .map(|n| n.pid().map_or(0, |p| proc_kib(p, "VmHWM:")))
+        .map(|n| n.pid().map_or(0, |p| proc_kib(p, field)))
         .collect()
 }
 
@@ -175,7 +168,7 @@ async fn run(n: usize) -> anyhow::Result<()> {
         imported.imported,
         started.elapsed().as_secs_f64()
     );
-    let rss_imported = rss_all(&cluster);
+    let rss_imported = nodes_kib(&cluster, "VmRSS:");
 
     let index_before = leader_index(&mut cluster).await?;
     let leader = cluster.wait_leader(LIMIT).await;
@@ -229,8 +222,8 @@ async fn run(n: usize) -> anyhow::Result<()> {
     std::fs::write(&body_file, &requests[0].body)?;
     recv.set_recording(false);
     let ceiling = wrk_post(&recv.url("/raw"), &body_file, 5)?;
-    let rss_after = rss_all(&cluster);
-    let peak = peak_all(&cluster);
+    let rss_after = nodes_kib(&cluster, "VmRSS:");
+    let peak = nodes_kib(&cluster, "VmHWM:");
     drop(cluster);
 
     println!("\nwebhook fan-out: 1 incident update -> {n} subscribers, 3-node cluster on loopback");
@@ -256,12 +249,23 @@ async fn run(n: usize) -> anyhow::Result<()> {
     );
     println!(
         "  node RSS after the import         {:>8}  MiB",
-        rss_imported.iter().map(|r| format!("{:.0}", *r as f64 / 1024.0)).collect::<Vec<_>>().join(" / ")
+        rss_imported
+            .iter()
+            .map(|r| format!("{:.0}", *r as f64 / 1024.0))
+            .collect::<Vec<_>>()
+            .join(" / ")
     );
     println!(
         "  node RSS after the fan-out        {:>8}  MiB (peak {} MiB)",
-        rss_after.iter().map(|r| format!("{:.0}", *r as f64 / 1024.0)).collect::<Vec<_>>().join(" / "),
-        peak.iter().map(|r| format!("{:.0}", *r as f64 / 1024.0)).collect::<Vec<_>>().join(" / ")
+        rss_after
+            .iter()
+            .map(|r| format!("{:.0}", *r as f64 / 1024.0))
+            .collect::<Vec<_>>()
+            .join(" / "),
+        peak.iter()
+            .map(|r| format!("{:.0}", *r as f64 / 1024.0))
+            .collect::<Vec<_>>()
+            .join(" / ")
     );
     println!(
         "  delivered total (outbox)          {:>8}",

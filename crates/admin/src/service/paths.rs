@@ -129,7 +129,11 @@ pub(super) fn client_key<T>(req: &Request<T>) -> Result<String, Status> {
     let key = req
         .metadata()
         .get(IDEMPOTENCY_HEADER)
-        .ok_or_else(|| Status::invalid_argument("missing idempotency-key header (any unique string per write; statusctl sets one)"))?
+        .ok_or_else(|| {
+            Status::invalid_argument(
+                "missing idempotency-key header (any unique string per write; statusctl sets one)",
+            )
+        })?
         .to_str()
         .map_err(|_| Status::invalid_argument("idempotency-key must be printable ASCII"))?
         .to_owned();

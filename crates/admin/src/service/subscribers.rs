@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering;
 
 use prost::Message;
 use statusmesh_metrics::DispatchStats;
-use statusmesh_model::limits::{MAX_ENTRY_BYTES, MAX_IMPORT_ROWS};
 use statusmesh_model::command::ImportedSubscriber;
+use statusmesh_model::limits::{MAX_ENTRY_BYTES, MAX_IMPORT_ROWS};
 use statusmesh_model::{Applied, Command, Id, Role, State};
 use statusmesh_proto::admin as pb;
 use statusmesh_proto::convert;
@@ -109,8 +109,8 @@ impl AdminService {
             self.vet_cached(&parsed.spec.url, &mut vetted)
                 .await
                 .map_err(stopped)?;
-            let size = serde_json::to_vec(&parsed).map_or(usize::MAX / 2, |v| v.len())
-                + STAMPED_BYTES;
+            let size =
+                serde_json::to_vec(&parsed).map_or(usize::MAX / 2, |v| v.len()) + STAMPED_BYTES;
             if !chunk.rows.is_empty()
                 && (chunk.rows.len() >= MAX_IMPORT_ROWS || chunk.bytes + size > IMPORT_CHUNK_BYTES)
             {
@@ -123,9 +123,7 @@ impl AdminService {
                 .map_err(|e| Status::internal(e.to_string()))?;
         }
         if row_number == 0 {
-            return Err(Status::invalid_argument(
-                "an import needs at least one row",
-            ));
+            return Err(Status::invalid_argument("an import needs at least one row"));
         }
         self.import_chunk(&caller, &key, &request_id, &mut chunk, &mut done)
             .await?;
@@ -193,8 +191,7 @@ impl AdminService {
         vetted: &mut HashMap<String, Result<(), String>>,
     ) -> Result<(), String> {
         statusmesh_model::limits::http_url("url", url).map_err(|e| e.to_string())?;
-        let parsed =
-            statusmesh_egress::check_url(url, &self.targets).map_err(|e| e.to_string())?;
+        let parsed = statusmesh_egress::check_url(url, &self.targets).map_err(|e| e.to_string())?;
         let host = format!(
             "{}:{}",
             parsed.host_str().unwrap_or_default(),
@@ -255,7 +252,9 @@ pub(super) fn subscribers(
             caller.role >= Role::Admin,
         ),
         next_page_token: if more {
-            page.last().map(|sub| sub.id.to_string()).unwrap_or_default()
+            page.last()
+                .map(|sub| sub.id.to_string())
+                .unwrap_or_default()
         } else {
             String::new()
         },

@@ -57,8 +57,7 @@ pub async fn subscriber(ctx: &Ctx, cmd: SubscriberCmd) -> anyhow::Result<()> {
                 std::fs::read_to_string(&file)
                     .with_context(|| format!("cannot read {}", file.display()))?
             };
-            let rows = crate::import::rows(&text)
-                .with_context(|| format!("{}", file.display()))?;
+            let rows = crate::import::rows(&text).with_context(|| format!("{}", file.display()))?;
             let reply = ctx
                 .client
                 .call(true, rows, async |c, r| {

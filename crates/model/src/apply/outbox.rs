@@ -9,8 +9,8 @@ use crate::error::CommandError;
 use crate::ids::{Id, Timestamp};
 use crate::limits;
 use crate::outbox::{
-    self, AttemptOutcome, AttemptRecord, AttemptReport, Delivery, DeliveryState, Event,
-    EventKind, EventSubject, Fanout, FanoutProgress, QuarantinePolicy,
+    self, AttemptOutcome, AttemptRecord, AttemptReport, Delivery, DeliveryState, Event, EventKind,
+    EventSubject, Fanout, FanoutProgress, QuarantinePolicy,
 };
 use crate::state::State;
 use crate::status::{ComponentStatus, IncidentStatus, MaintenanceStatus};
@@ -80,7 +80,12 @@ impl State {
     /// filter matching, and no explicit delivery of the event to it (a replay or deferral
     /// already queued one). The one rule the dispatcher's walk and the apply of its reports
     /// share.
-    pub fn is_fanout_target(&self, event: &Event, sub: &Subscriber, groups: &BTreeMap<Id, Id>) -> bool {
+    pub fn is_fanout_target(
+        &self,
+        event: &Event,
+        sub: &Subscriber,
+        groups: &BTreeMap<Id, Id>,
+    ) -> bool {
         sub.is_active()
             && sub.since < event.index
             && outbox::wants(sub, &event.component_ids, groups)
@@ -319,7 +324,12 @@ impl State {
             .values()
             .filter(|e| e.at >= since && e.kind.is_broadcast() && s.since < e.index)
             .filter(|e| outbox::wants(s, &e.component_ids, &groups))
-            .filter(|e| !self.outbox.delivery(e.seq, sub).is_some_and(Delivery::is_pending))
+            .filter(|e| {
+                !self
+                    .outbox
+                    .delivery(e.seq, sub)
+                    .is_some_and(Delivery::is_pending)
+            })
             .map(|e| e.seq)
             .collect();
         for seq in seqs {

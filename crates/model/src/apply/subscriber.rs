@@ -69,8 +69,11 @@ impl State {
         for (n, row) in rows.iter().enumerate() {
             let row_number = first_row + n as u64 + 1;
             let in_row = |e: CommandError| e.in_row(row_number);
-            self.check_new_id(EntityKind::Subscriber, &row.id).map_err(in_row)?;
-            let sub = self.new_subscriber(index, at, &row.id, &row.spec).map_err(in_row)?;
+            self.check_new_id(EntityKind::Subscriber, &row.id)
+                .map_err(in_row)?;
+            let sub = self
+                .new_subscriber(index, at, &row.id, &row.spec)
+                .map_err(in_row)?;
             if built.insert(row.id.clone(), sub).is_some() {
                 return Err(
                     CommandError::invalid("id", format!("{} appears twice", row.id))

@@ -427,10 +427,9 @@ impl Command {
             Command::RestoreBegin { digest, .. } | Command::RestoreChunk { digest, .. } => {
                 Some(digest.clone())
             }
-            Command::ImportSubscribers { subscribers, .. } => Some(format!(
-                "{} subscribers",
-                subscribers.len()
-            )),
+            Command::ImportSubscribers { subscribers, .. } => {
+                Some(format!("{} subscribers", subscribers.len()))
+            }
             Command::RecordAttempts { .. } | Command::Restore { .. } => None,
         }
     }

@@ -79,8 +79,7 @@ pub const ALL_REACHED: usize = 23;
 pub fn reached(s: &State) -> BTreeSet<Reached> {
     use Reached::*;
     let mut r = BTreeSet::new();
-    if s
-        .outbox
+    if s.outbox
         .events
         .values()
         .any(|e| e.fanout.as_ref().is_some_and(|f| f.after.is_some()))

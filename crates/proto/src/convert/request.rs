@@ -2,8 +2,8 @@
 //! `Command::stamp`); every parse error names the request field.
 
 use statusmesh_model::command::{
-    ComponentChange, ComponentPatch, ImportedSubscriber, IncidentUpdateSpec, MaintenancePatch, NewComponent,
-    NewIncident, NewMaintenance, NewSubscriber, PagePatch,
+    ComponentChange, ComponentPatch, ImportedSubscriber, IncidentUpdateSpec, MaintenancePatch,
+    NewComponent, NewIncident, NewMaintenance, NewSubscriber, PagePatch,
 };
 use statusmesh_model::{
     Command, CommandError, ComponentStatus, Id, Impact, IncidentStatus, MaintenanceStatus,
