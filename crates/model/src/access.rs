@@ -245,7 +245,7 @@ fn redact(value: &mut serde_json::Value) {
 impl AuditLog {
     pub(crate) fn record(&mut self, index: u64, at: Timestamp, proposal: &Proposal) {
         let command = &proposal.command;
-        let mut fields = serde_json::to_value(command).unwrap_or(serde_json::Value::Null);
+        let mut fields = command.audit_fields();
         redact(&mut fields);
         self.records.push_back(AuditRecord {
             seq: self.next_seq,

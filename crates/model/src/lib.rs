@@ -34,5 +34,5 @@ pub use error::{CommandError, EntityKind, ErrorCode};
 pub use ids::{Id, Timestamp};
 pub use outbox::{Event, EventKind, Outbox};
 pub use rollup::Indicator;
-pub use state::State;
+pub use state::{State, Subscribers};
 pub use status::{ComponentStatus, Impact, IncidentStatus, MaintenanceStatus, TransitionRefused};

@@ -401,7 +401,7 @@ impl Outbox {
         out
     }
 
-    pub fn stats(&self, subscribers: &BTreeMap<Id, Subscriber>) -> OutboxStats {
+    pub fn stats(&self, subscribers: &crate::state::Subscribers) -> OutboxStats {
         let (mut pending, mut failed) = (0, 0);
         for d in self.deliveries.values().flat_map(|m| m.values()) {
             if d.is_pending() {

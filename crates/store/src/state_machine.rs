@@ -217,12 +217,19 @@ impl StateMachineStore {
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let started = std::time::Instant::now();
-        let (data, last_applied, membership) = {
+        // A copy taken under the read lock (the subscribers are a persistent map, shared, not
+        // copied), encoded off it: applies go on while a large state is written.
+        let (state, last_applied, membership) = {
             let guard = self.replica.read();
-            let data =
-                format::encode_state(&guard.state).map_err(|e| sm_err(ErrorVerb::Read, e))?;
-            (data, guard.last_applied, guard.membership.clone())
+            (
+                guard.state.clone(),
+                guard.last_applied,
+                guard.membership.clone(),
+            )
         };
+        let locked = started.elapsed();
+        let data = format::encode_state(&state).map_err(|e| sm_err(ErrorVerb::Read, e))?;
+        drop(state);
         let seq = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -238,7 +245,13 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         };
         self.write_snapshot(&meta, &data)?;
         self.snapshots.built_seconds.observe(started.elapsed());
-        tracing::info!(snapshot = %meta.snapshot_id, bytes = data.len(), "snapshot built");
+        tracing::info!(
+            snapshot = %meta.snapshot_id,
+            bytes = data.len(),
+            lock_ms = locked.as_secs_f64() * 1000.0,
+            total_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "snapshot built"
+        );
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),

@@ -27,7 +27,7 @@ const SCENARIO_DIGEST: &str = "26c92f80e3a8e9a04a287f8c0438b6da3384e8a9eb7891993
 const V1_ENTRIES_DIGEST: &str = "85d552e91aab90a9b19ab7d70821017ded0b8bc6af99959d09fd8ea6cee5ae6c";
 /// The digest the v3 entries (this build's scenario, with fan-out reports and an import)
 /// replay to.
-const V3_ENTRIES_DIGEST: &str = "a274f352a967a845bade5c90792625f5ae204768e6de1ba993afa8718e2c0892";
+const V3_ENTRIES_DIGEST: &str = "540092242a6019fc4ca4b162cbb30f732e09983f28c6d8bf8a7c308733079ef6";
 /// The digest the v2 access fixtures name (the scenario's state as state format 2 wrote it).
 const V2_ACCESS_DIGEST: &str = "0a113fafea9323372440da18f300f9f10c88cc1b711f21077050705734d5e776";
 

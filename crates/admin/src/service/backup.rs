@@ -53,18 +53,20 @@ pub(super) struct Streamed {
 
 /// The stream's chunks for this node's replica as it is now.
 pub(super) fn chunks(node: &ClusterNode) -> Result<Streamed, Status> {
-    // One consistent cut: the state as of one applied index, taken under the read lock.
-    let backup = {
+    // One consistent cut: the state as of one applied index, copied under the read lock (the
+    // subscribers are shared, not copied) and encoded off it.
+    let (state, index) = {
         let data = node.replica().read();
-        let index = data.last_applied.map_or(0, |l| l.index);
-        statusmesh_model::backup::Backup::of(
-            &data.state,
-            node.id,
-            index,
-            Timestamp(chrono::Utc::now().timestamp_millis()),
-        )
-        .map_err(|e| Status::internal(format!("cannot encode the state: {e}")))?
+        (data.state.clone(), data.last_applied.map_or(0, |l| l.index))
     };
+    let backup = statusmesh_model::backup::Backup::of(
+        &state,
+        node.id,
+        index,
+        Timestamp(chrono::Utc::now().timestamp_millis()),
+    )
+    .map_err(|e| Status::internal(format!("cannot encode the state: {e}")))?;
+    drop(state);
     let bytes = statusmesh_model::codec::encode(&backup)
         .map_err(|e| Status::internal(format!("cannot encode the backup: {e}")))?;
     let total = bytes.len() as u64;

@@ -239,7 +239,7 @@ pub(super) fn subscribers(
     };
     let page: Vec<_> = s
         .subscribers
-        .range::<Id, _>((after, Bound::Unbounded))
+        .range::<_, Id>((after, Bound::Unbounded))
         .map(|(_, sub)| sub)
         .take(size + 1)
         .collect();

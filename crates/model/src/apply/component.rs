@@ -152,9 +152,21 @@ impl State {
             }
         }
         let mut emptied = Vec::new();
-        for s in self.subscribers.values_mut() {
-            if s.component_ids.remove(id) && s.component_ids.is_empty() {
-                emptied.push(s.id.clone());
+        // Found first, then changed: a write to the subscriber map copies the nodes it
+        // touches (it shares them with snapshots being written), so only touch those that
+        // change.
+        let filtering: Vec<Id> = self
+            .subscribers
+            .values()
+            .filter(|s| s.component_ids.contains(id))
+            .map(|s| s.id.clone())
+            .collect();
+        for sub in filtering {
+            if let Some(s) = self.subscribers.get_mut(&sub) {
+                s.component_ids.remove(id);
+                if s.component_ids.is_empty() {
+                    emptied.push(sub);
+                }
             }
         }
         for sub in emptied {
