@@ -552,7 +552,11 @@ fn an_import_adds_every_row_or_none_naming_the_refused_row() {
     assert_eq!(audit.action, "import_subscribers");
     assert_eq!(audit.target.as_deref(), Some("1 subscribers"));
     assert!(audit.detail.contains(r#""rows":1"#), "{}", audit.detail);
-    assert!(!audit.detail.contains("hooks.example.com"), "{}", audit.detail);
+    assert!(
+        !audit.detail.contains("hooks.example.com"),
+        "{}",
+        audit.detail
+    );
     let err = h.refused(Command::ImportSubscribers {
         first_row: 0,
         subscribers: vec![row("i1", "https://hooks.example.com/1")],
