@@ -3,7 +3,9 @@
 //! to the last 2xx, deliveries per second, the Raft entries spent on attempt records, and the
 //! same receiver's raw HTTP POST ceiling measured with wrk in the same run.
 //!
-//! Usage: webhook-bench [SUBSCRIBERS]   (default 100000, at most 1000000)
+//! Usage: webhook-bench [SUBSCRIBERS] [--kill-leader]   (default 100000, at most 1000000)
+//! With `--kill-leader`, the leader is SIGKILLed once a third of the deliveries arrived: every
+//! subscriber must still get the event, duplicates only under its one `webhook-id`, counted.
 //! Needs `wrk` on PATH (scripts/bench-webhooks.sh installs it). Everything it starts is
 //! stopped when it ends.
 
@@ -102,17 +104,19 @@ async fn leader_index(cluster: &mut TestCluster) -> anyhow::Result<u64> {
 }
 
 fn main() -> anyhow::Result<()> {
+    let kill = std::env::args().any(|a| a == "--kill-leader");
     let n: usize = std::env::args()
-        .nth(1)
+        .skip(1)
+        .find(|a| !a.starts_with("--"))
         .map(|a| a.parse())
         .transpose()?
         .unwrap_or(100_000)
         .clamp(1, statusmesh_model::limits::MAX_SUBSCRIBERS);
     let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(run(n))
+    rt.block_on(run(n, kill))
 }
 
-async fn run(n: usize) -> anyhow::Result<()> {
+async fn run(n: usize, kill: bool) -> anyhow::Result<()> {
     let recv = Receiver::start().await;
     // WEBHOOK_BENCH_IN_FLIGHT overrides the leader's max_in_flight (default 256).
     let max_in_flight = std::env::var("WEBHOOK_BENCH_IN_FLIGHT")
@@ -197,6 +201,12 @@ async fn run(n: usize) -> anyhow::Result<()> {
         ))
         .await?;
     let committed = t0.elapsed();
+    let mut killed = None;
+    if kill {
+        recv.wait_for(LIMIT, |r| r.len() >= n / 3).await;
+        cluster.kill(leader);
+        killed = Some((recv.count(), t0.elapsed()));
+    }
     let done = recv
         .wait_for(LIMIT, |r| {
             r.len() >= n && r.iter().map(|x| &x.path).collect::<BTreeSet<_>>().len() >= n
@@ -207,11 +217,18 @@ async fn run(n: usize) -> anyhow::Result<()> {
     if !done {
         bail!("only {} of {n} deliveries arrived", requests.len());
     }
+    let unique = requests
+        .iter()
+        .map(|x| &x.path)
+        .collect::<BTreeSet<_>>()
+        .len();
+    let ids: BTreeSet<Option<&String>> = requests.iter().map(|r| r.webhook_id.as_ref()).collect();
     let last = requests.iter().map(|r| r.at).max().unwrap();
     let fanout = last.duration_since(t0) - committed.min(last.duration_since(t0));
     let total = last.duration_since(t0);
     // Wait for the outbox to drain, then count the Raft entries the fan-out cost.
-    let status = wait_outbox_drained(&cluster.admin(leader).await?, LIMIT).await;
+    let now_leader = cluster.wait_leader(LIMIT).await;
+    let status = wait_outbox_drained(&cluster.admin(now_leader).await?, LIMIT).await;
     let index_after = leader_index(&mut cluster).await?;
     let record_writes = index_after - index_before - 1;
     let rate = n as f64 / total.as_secs_f64();
@@ -240,6 +257,15 @@ async fn run(n: usize) -> anyhow::Result<()> {
         fanout.as_secs_f64() * 1000.0
     );
     println!("  deliveries/s                      {rate:>8.0}");
+    if let Some((at, when)) = killed {
+        println!(
+            "  leader SIGKILLed after {at} deliveries ({:.0} ms after the commit); every subscriber got the event: {}; duplicates {} , webhook-ids seen {}",
+            when.as_secs_f64() * 1000.0,
+            if unique >= n { "yes" } else { "NO" },
+            requests.len() - unique,
+            ids.len()
+        );
+    }
     println!("  requests received                 {:>8}", requests.len());
     println!(
         "  Raft entries for progress records {record_writes:>8}  ({:.0} deliveries per entry; leader counted {} entries, {:.1} KiB)",
@@ -279,7 +305,7 @@ async fn run(n: usize) -> anyhow::Result<()> {
     let used: Vec<u64> = cpu_after
         .iter()
         .zip(&cpu_before)
-        .map(|(a, b)| a - b)
+        .map(|(a, b)| a.saturating_sub(*b))
         .collect();
     let followers: u64 = (0..3).filter(|i| *i != leader).map(|i| used[i]).sum();
     println!(
