@@ -15,6 +15,12 @@ use crate::outbox::{
 use crate::state::State;
 use crate::status::{ComponentStatus, IncidentStatus, MaintenanceStatus};
 
+/// Whether broadcast `event` is for `sub`, whatever its state: it was added before the event
+/// and its filter matches.
+fn is_recipient(event: &Event, sub: &Subscriber, groups: &BTreeMap<Id, Id>) -> bool {
+    sub.since < event.index && outbox::wants(sub, &event.component_ids, groups)
+}
+
 /// Component statuses before a command, to tell which ones it changed.
 pub(crate) type StatusSnapshot = BTreeMap<Id, ComponentStatus>;
 
@@ -87,8 +93,7 @@ impl State {
         groups: &BTreeMap<Id, Id>,
     ) -> bool {
         sub.is_active()
-            && sub.since < event.index
-            && outbox::wants(sub, &event.component_ids, groups)
+            && is_recipient(event, sub, groups)
             && self.outbox.delivery(event.seq, &sub.id).is_none()
     }
 
@@ -286,11 +291,7 @@ impl State {
         let targets = self
             .subscribers
             .values()
-            .filter(|s| {
-                s.is_active()
-                    && s.since < event.index
-                    && outbox::wants(s, &event.component_ids, &groups)
-            })
+            .filter(|s| s.is_active() && is_recipient(event, s, &groups))
             .count();
         if targets == 0 {
             return Err(CommandError::precondition(format!(
@@ -322,8 +323,7 @@ impl State {
             .outbox
             .events
             .values()
-            .filter(|e| e.at >= since && e.kind.is_broadcast() && s.since < e.index)
-            .filter(|e| outbox::wants(s, &e.component_ids, &groups))
+            .filter(|e| e.at >= since && e.kind.is_broadcast() && is_recipient(e, s, &groups))
             .filter(|e| {
                 !self
                     .outbox
