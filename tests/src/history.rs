@@ -1,16 +1,14 @@
 //! Client workload and invariant checks for the fault scenarios.
 //!
-//! The workload adds components named `w<n>` (each write with its own idempotency key,
-//! retried on other nodes with the same key until it is acknowledged or its deadline passes),
-//! reads the set of names back with linearizable reads, and polls every surviving node's public
-//! page. Every operation's invocation and completion are recorded.
-//!
-//! The model is a grow-only set with unique adds, for which linearizability reduces to checks
-//! on the recorded history (`check_linearizable`):
-//! - a read contains every add acknowledged before the read was invoked;
-//! - a read contains no add invoked after the read completed;
-//! - all reads are totally ordered by inclusion, consistently with real time (a read that
-//!   completed before another began saw a subset of it).
+//! The workload adds components named `w<n>` and, once a writer holds more than
+//! [`LIVE_PER_WRITER`] of them, deletes its oldest — so it can run for hours without reaching
+//! the component limit. Each write has its own idempotency key and is retried on other nodes
+//! with the same key until it is acknowledged or its deadline passes; only unavailability is
+//! retried: a refusal (`INVALID_ARGUMENT`, `FAILED_PRECONDITION`…) is recorded and ends the
+//! workload, and the scenario fails naming it ([`Workload::refusal`]). A reader reads the set
+//! of names back with linearizable reads, and another polls every surviving node's public page.
+//! Every operation's invocation and completion are recorded; `check` holds the model and the
+//! checker.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -21,10 +19,18 @@ use tokio::task::JoinHandle;
 
 use crate::{component_request, key, read, write, TestCluster};
 
+mod check;
+pub use check::check_linearizable;
+
+/// How many of its components a writer keeps before deleting the oldest.
+pub const LIVE_PER_WRITER: usize = 20;
+
 #[derive(Debug, Clone)]
 pub enum OpKind {
     /// Add `name`; `acked` when the cluster acknowledged it.
     Add { name: String, acked: bool },
+    /// Remove `name` (only ever after its add was acknowledged).
+    Remove { name: String, acked: bool },
     /// A linearizable read's result.
     Read { names: BTreeSet<String> },
 }
@@ -48,6 +54,8 @@ pub struct Recorded {
     /// `x-statusmesh-applied-index` went backwards on a node (index, from, to).
     pub index_regressions: Vec<(usize, u64, u64)>,
     pub write_errors: Vec<String>,
+    /// A write the cluster refused (not an outage): the workload stopped at it.
+    pub refusal: Option<String>,
     /// Linearizable reads that failed (a node without a leader refuses them; not a violation).
     pub read_errors: Vec<String>,
 }
@@ -108,6 +116,88 @@ fn pick(reachable: &Reachable, n: u64) -> Option<usize> {
     set.iter().copied().nth((n as usize) % set.len())
 }
 
+/// What one writer needs to retry its writes and record them.
+struct Writes {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    recorded: Arc<Mutex<Recorded>>,
+    reachable: Reachable,
+    admins: Arc<Mutex<Vec<AdminEndpoint>>>,
+    deadline: Duration,
+    writer: u64,
+}
+
+/// Why a write did not go through.
+enum WriteError {
+    /// No answer, or the cluster could not take it now: try again, maybe elsewhere.
+    Unavailable(String),
+    /// The cluster refused the write itself: retrying cannot help.
+    Refused(String),
+}
+
+/// Codes that refuse the write itself; anything else (UNAVAILABLE, DEADLINE_EXCEEDED, a
+/// transport error…) is an outage to retry through.
+fn is_refusal(code: tonic::Code) -> bool {
+    use tonic::Code::*;
+    matches!(
+        code,
+        InvalidArgument
+            | FailedPrecondition
+            | AlreadyExists
+            | NotFound
+            | PermissionDenied
+            | Unauthenticated
+            | OutOfRange
+            | Unimplemented
+    )
+}
+
+impl Writes {
+    fn stopped(&self) -> bool {
+        self.stop.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn push(&self, kind: OpKind, invoke: Instant) {
+        self.recorded.lock().unwrap().ops.push(Op {
+            kind,
+            invoke,
+            complete: Instant::now(),
+        });
+    }
+
+    /// Sends one write (one idempotency key) to the reachable nodes in turn until it is
+    /// acknowledged (its answer), refused (the workload stops) or its deadline passes (None).
+    async fn retried<F, Fut>(&self, n: u64, op: F) -> Option<String>
+    where
+        F: Fn(AdminEndpoint, String) -> Fut,
+        Fut: std::future::Future<Output = Result<String, WriteError>>,
+    {
+        let idem = key("w");
+        let invoke = Instant::now();
+        let mut attempt = 0u64;
+        while invoke.elapsed() < self.deadline && !self.stopped() {
+            attempt += 1;
+            let Some(i) = pick(&self.reachable, n + attempt + self.writer) else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            let ep = self.admins.lock().unwrap()[i].clone();
+            match op(ep, idem.clone()).await {
+                Ok(answer) => return Some(answer),
+                Err(WriteError::Unavailable(e)) => {
+                    self.recorded.lock().unwrap().write_errors.push(e);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(WriteError::Refused(e)) => {
+                    self.recorded.lock().unwrap().refusal.get_or_insert(e);
+                    self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return None;
+                }
+            }
+        }
+        None
+    }
+}
+
 impl Workload {
     /// Starts writers, a linearizable reader and public readers against `cluster`.
     pub fn start(cluster: &TestCluster, reachable: Reachable, write_deadline: Duration) -> Self {
@@ -121,45 +211,39 @@ impl Workload {
         let mut tasks = Vec::new();
         let prefix = key("w").replace('-', "");
         for writer in 0..2u64 {
-            let (stop, recorded, reachable, admins) = (
-                stop.clone(),
-                recorded.clone(),
-                reachable.clone(),
-                admins.clone(),
-            );
+            let writes = Writes {
+                stop: stop.clone(),
+                recorded: recorded.clone(),
+                reachable: reachable.clone(),
+                admins: admins.clone(),
+                deadline: write_deadline,
+                writer,
+            };
             let prefix = prefix.clone();
             tasks.push(tokio::spawn(async move {
+                let mut live = std::collections::VecDeque::new();
                 let mut n = 0u64;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                while !writes.stopped() {
                     n += 1;
                     let name = format!("w{prefix}x{writer}x{n}");
-                    let idem = key("add");
                     let invoke = Instant::now();
-                    let mut acked = false;
-                    let mut attempt = 0u64;
-                    while invoke.elapsed() < write_deadline {
-                        attempt += 1;
-                        let Some(i) = pick(&reachable, n + attempt + writer) else {
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        };
-                        let ep = admins.lock().unwrap()[i].clone();
-                        match add(&ep, &name, &idem).await {
-                            Ok(()) => {
-                                acked = true;
-                                break;
-                            }
-                            Err(e) => {
-                                recorded.lock().unwrap().write_errors.push(e);
-                                tokio::time::sleep(Duration::from_millis(100)).await;
-                            }
-                        }
-                    }
-                    recorded.lock().unwrap().ops.push(Op {
-                        kind: OpKind::Add { name, acked },
+                    let added = writes.retried(n, |ep, idem| add(ep, &name, idem)).await;
+                    let acked = added.is_some();
+                    writes.push(
+                        OpKind::Add {
+                            name: name.clone(),
+                            acked,
+                        },
                         invoke,
-                        complete: Instant::now(),
-                    });
+                    );
+                    live.extend(added.map(|id| (name, id)));
+                    if live.len() > LIVE_PER_WRITER && !writes.stopped() {
+                        let (name, id) = live.pop_front().expect("more than one live");
+                        let invoke = Instant::now();
+                        let removed = writes.retried(n, |ep, idem| remove(ep, &id, idem)).await;
+                        let acked = removed.is_some();
+                        writes.push(OpKind::Remove { name, acked }, invoke);
+                    }
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             }));
@@ -286,6 +370,11 @@ impl Workload {
             .count()
     }
 
+    /// The write the cluster refused, if one was: the workload stopped there.
+    pub fn refusal(&self) -> Option<String> {
+        self.recorded.lock().unwrap().refusal.clone()
+    }
+
     /// Acknowledged adds so far.
     pub fn acked(&self) -> usize {
         self.recorded
@@ -325,12 +414,38 @@ async fn client(
     .map_err(|e| e.to_string())
 }
 
-async fn add(endpoint: &AdminEndpoint, name: &str, idem: &str) -> Result<(), String> {
-    let mut c = client(endpoint).await?;
-    c.create_component(write(component_request(name), idem))
+fn write_error(endpoint: &AdminEndpoint, what: &str, e: tonic::Status) -> WriteError {
+    let msg = format!("{what} on {}: {} {}", endpoint.url, e.code(), e.message());
+    if is_refusal(e.code()) {
+        WriteError::Refused(msg)
+    } else {
+        WriteError::Unavailable(msg)
+    }
+}
+
+/// Adds component `name`; answers its id.
+async fn add(endpoint: AdminEndpoint, name: &str, idem: String) -> Result<String, WriteError> {
+    let mut c = client(&endpoint).await.map_err(WriteError::Unavailable)?;
+    let reply = c
+        .create_component(write(component_request(name), &idem))
         .await
-        .map(|_| ())
-        .map_err(|e| format!("{}: {} {}", endpoint.url, e.code(), e.message()))
+        .map_err(|e| write_error(&endpoint, &format!("CreateComponent {name}"), e))?
+        .into_inner();
+    match reply.entity {
+        Some(pb::write_reply::Entity::Component(c)) => Ok(c.id),
+        other => Err(WriteError::Refused(format!(
+            "CreateComponent {name} answered {other:?} instead of the component"
+        ))),
+    }
+}
+
+/// Deletes the component with id `id`.
+async fn remove(endpoint: AdminEndpoint, id: &str, idem: String) -> Result<String, WriteError> {
+    let mut c = client(&endpoint).await.map_err(WriteError::Unavailable)?;
+    c.delete_component(write(pb::IdRequest { id: id.into() }, &idem))
+        .await
+        .map_err(|e| write_error(&endpoint, &format!("DeleteComponent {id}"), e))?;
+    Ok(id.to_string())
 }
 
 async fn linearizable_names(endpoint: &AdminEndpoint) -> Result<BTreeSet<String>, String> {
@@ -363,128 +478,4 @@ pub async fn names_on(cluster: &TestCluster, i: usize) -> BTreeMap<String, usize
         }
     }
     out
-}
-
-/// Checks the history against the grow-only-set model (see the module docs). Returns the
-/// violations found, empty when the history is linearizable.
-pub fn check_linearizable(ops: &[Op]) -> Vec<String> {
-    let mut problems = Vec::new();
-    let adds: BTreeMap<&str, &Op> = ops
-        .iter()
-        .filter_map(|o| match &o.kind {
-            OpKind::Add { name, .. } => Some((name.as_str(), o)),
-            _ => None,
-        })
-        .collect();
-    let mut reads: Vec<(&Op, &BTreeSet<String>)> = ops
-        .iter()
-        .filter_map(|o| match &o.kind {
-            OpKind::Read { names } => Some((o, names)),
-            _ => None,
-        })
-        .collect();
-    reads.sort_by_key(|(o, _)| o.invoke);
-    for (r, names) in &reads {
-        for (name, a) in &adds {
-            let acked = matches!(a.kind, OpKind::Add { acked: true, .. });
-            if acked && a.complete < r.invoke && !names.contains(*name) {
-                problems.push(format!(
-                    "lost or stale: {name} was acknowledged before a read began but the read lacks it"
-                ));
-            }
-        }
-        for name in names.iter() {
-            match adds.get(name.as_str()) {
-                None => problems.push(format!("read returned {name}, which nobody added")),
-                Some(a) if a.invoke > r.complete => {
-                    problems.push(format!("read returned {name} before it was added"))
-                }
-                _ => {}
-            }
-        }
-    }
-    // Reads of a linearizable set form a chain under inclusion: sorted by size, each must
-    // contain the one before. Within a chain, inclusion is a size comparison, so real-time
-    // order only needs sizes.
-    let mut by_size: Vec<&BTreeSet<String>> = reads.iter().map(|(_, s)| *s).collect();
-    by_size.sort_by_key(|s| s.len());
-    for pair in by_size.windows(2) {
-        if !pair[0].is_subset(pair[1]) {
-            problems.push(format!(
-                "two reads saw incomparable sets ({} vs {} names)",
-                pair[0].len(),
-                pair[1].len()
-            ));
-            break;
-        }
-    }
-    for (i, (r1, s1)) in reads.iter().enumerate() {
-        for (r2, s2) in reads.iter().skip(i + 1) {
-            if r1.complete < r2.invoke && s1.len() > s2.len() {
-                problems.push(format!(
-                    "a later read saw less than an earlier one ({} then {} names)",
-                    s1.len(),
-                    s2.len()
-                ));
-            }
-        }
-    }
-    problems.truncate(20);
-    problems
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn op(kind: OpKind, invoke: u64, complete: u64, t0: Instant) -> Op {
-        Op {
-            kind,
-            invoke: t0 + Duration::from_millis(invoke),
-            complete: t0 + Duration::from_millis(complete),
-        }
-    }
-
-    fn add(name: &str, acked: bool) -> OpKind {
-        OpKind::Add {
-            name: name.into(),
-            acked,
-        }
-    }
-
-    fn rd(names: &[&str]) -> OpKind {
-        OpKind::Read {
-            names: names.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-
-    #[test]
-    fn the_checker_accepts_linearizable_histories_and_catches_violations() {
-        let t = Instant::now();
-        let ok = vec![
-            op(add("a", true), 0, 10, t),
-            op(rd(&["a"]), 20, 30, t),
-            op(add("b", false), 25, 40, t),
-            // b was never acknowledged: it may show up (it did commit) or not.
-            op(rd(&["a", "b"]), 50, 60, t),
-        ];
-        assert!(check_linearizable(&ok).is_empty());
-        let lost = vec![op(add("a", true), 0, 10, t), op(rd(&[]), 20, 30, t)];
-        assert!(check_linearizable(&lost)[0].contains("lost"));
-        let future = vec![op(rd(&["a"]), 0, 10, t), op(add("a", true), 20, 30, t)];
-        assert!(check_linearizable(&future)[0].contains("before it was added"));
-        let backwards = vec![
-            op(add("a", false), 0, 100, t),
-            op(rd(&["a"]), 10, 20, t),
-            op(rd(&[]), 30, 40, t),
-        ];
-        assert!(check_linearizable(&backwards)[0].contains("later read saw less"));
-        let incomparable = vec![
-            op(add("a", false), 0, 100, t),
-            op(add("b", false), 0, 100, t),
-            op(rd(&["a"]), 10, 50, t),
-            op(rd(&["b"]), 10, 50, t),
-        ];
-        assert!(check_linearizable(&incomparable)[0].contains("incomparable"));
-    }
 }

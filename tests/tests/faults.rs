@@ -1,12 +1,14 @@
 //! The fault suite: real `statusmesh` processes (3 and 5 nodes) under region loss, partitions,
 //! a hung node, rolling restarts, replacement by a new node id and WAN latency, while clients
 //! keep writing and reading. After every scenario the same invariants are checked:
-//! - every acknowledged write is on every node, and no write appears twice (idempotency keys
-//!   under client retries across nodes);
+//! - no write was refused (the workload retries only unavailability);
+//! - every acknowledged add not since removed is on every node, no acknowledged removal is
+//!   undone, and no write appears twice (idempotency keys under client retries across nodes);
 //! - the state digests are equal on every node;
 //! - public reads sent to surviving nodes never failed, and no node's applied index went
 //!   backwards;
-//! - the recorded history of adds and linearizable reads is linearizable (`history.rs`).
+//! - the recorded history of adds, removals and linearizable reads is linearizable
+//!   (`history.rs`).
 //!
 //! Scenario 8 (webhooks fan-out interrupted by killing the leader) is in `webhooks.rs`.
 //! Scenarios run one at a time: each is timing-sensitive and the machine has two cores.
@@ -20,7 +22,9 @@ use std::time::{Duration, Instant};
 use statusmesh_cluster::TimingProfile;
 use statusmesh_proto::admin::{self as pb};
 use statusmesh_tests::faultnet::Fault;
-use statusmesh_tests::history::{check_linearizable, names_on, Reachable, Recorded, Workload};
+use statusmesh_tests::history::{
+    check_linearizable, names_on, OpKind, Reachable, Recorded, Workload,
+};
 use statusmesh_tests::*;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -47,10 +51,14 @@ async fn bring_back(cluster: &mut TestCluster, w: &Workload, r: &Reachable, i: u
     w.set_reachable(r, i, true);
 }
 
-/// Waits until the workload has `more` acknowledged writes beyond now.
+/// Waits until the workload has `more` acknowledged writes beyond now. A write the cluster
+/// refused ends the scenario at once, named: only unavailability is waited out.
 async fn progress(w: &Workload, more: usize, what: &str) {
     let target = w.acked() + more;
     eventually(LIMIT, what, || async {
+        if let Some(refusal) = w.refusal() {
+            panic!("{what}: the cluster refused a write: {refusal}");
+        }
         (w.acked() >= target).then_some(())
     })
     .await;
@@ -59,26 +67,43 @@ async fn progress(w: &Workload, more: usize, what: &str) {
 /// The invariants every scenario ends with.
 async fn check_invariants(cluster: &mut TestCluster, rec: &Recorded, scenario: &str) {
     let digest = cluster.wait_converged(LIMIT).await;
-    let acked: BTreeSet<&str> = rec
-        .ops
-        .iter()
-        .filter_map(|o| match &o.kind {
-            statusmesh_tests::history::OpKind::Add { name, acked: true } => Some(name.as_str()),
-            _ => None,
-        })
-        .collect();
+    assert!(
+        rec.refusal.is_none(),
+        "{scenario}: the cluster refused a write: {}",
+        rec.refusal.as_deref().unwrap_or_default()
+    );
+    let mut acked: BTreeSet<&str> = BTreeSet::new();
+    let mut removing: BTreeSet<&str> = BTreeSet::new();
+    let mut removed: BTreeSet<&str> = BTreeSet::new();
+    for o in &rec.ops {
+        match &o.kind {
+            OpKind::Add { name, acked: true } => {
+                acked.insert(name);
+            }
+            OpKind::Remove { name, acked } => {
+                removing.insert(name);
+                if *acked {
+                    removed.insert(name);
+                }
+            }
+            _ => {}
+        }
+    }
     let running: Vec<usize> = (0..cluster.nodes.len())
         .filter(|&i| cluster.nodes[i].is_running())
         .collect();
     for &i in &running {
         let names = names_on(cluster, i).await;
-        for name in &acked {
+        for name in acked.difference(&removing) {
             assert_eq!(
                 names.get(*name).copied().unwrap_or(0),
                 1,
                 "{scenario}: acknowledged write {name} is on node index {i} {} times",
                 names.get(*name).copied().unwrap_or(0)
             );
+        }
+        if let Some(name) = removed.iter().find(|n| names.contains_key(**n)) {
+            panic!("{scenario}: {name} was removed (acknowledged) but is still on node index {i}");
         }
         if let Some((name, n)) = names.iter().find(|(_, n)| **n > 1) {
             panic!("{scenario}: {name} appears {n} times on node index {i}");
@@ -102,12 +127,13 @@ async fn check_invariants(cluster: &mut TestCluster, rec: &Recorded, scenario: &
     let reads = rec
         .ops
         .iter()
-        .filter(|o| matches!(o.kind, statusmesh_tests::history::OpKind::Read { .. }))
+        .filter(|o| matches!(o.kind, OpKind::Read { .. }))
         .count();
+    let writes = rec.ops.len() - reads;
     println!(
-        "{scenario}: {} acknowledged writes, {} unacknowledged, {reads} linearizable reads ({} refused), {} public reads (0 failed), digest {}",
+        "{scenario}: {writes} writes ({} adds and {} removals acknowledged), {reads} linearizable reads ({} refused), {} public reads (0 failed), digest {}",
         acked.len(),
-        rec.ops.len() - acked.len() - reads,
+        removed.len(),
         rec.read_errors.len(),
         rec.public_reads,
         &digest[..12]
@@ -416,13 +442,16 @@ async fn soak_random_faults() {
     cluster.wait_leader(LIMIT).await;
     let r = reachable(5);
     let w = Workload::start(&cluster, r.clone(), Duration::from_secs(30));
+    let first_term = term_of(&cluster, 0).await;
     let until = Instant::now() + Duration::from_secs(minutes * 60);
     let mut faults = 0;
+    let mut by_kind = [0u32; 5];
     while Instant::now() < until {
         faults += 1;
         let victim = rand::rng().random_range(0..5usize);
         let id = cluster.nodes[victim].id;
         let kind = rand::rng().random_range(0..5u8);
+        by_kind[kind as usize] += 1;
         match kind {
             0 => {
                 w.set_reachable(&r, victim, false);
@@ -460,5 +489,18 @@ async fn soak_random_faults() {
         progress(&w, 2, "writes after a fault healed").await;
     }
     let rec = w.finish().await;
+    let mut last_term = 0;
+    for i in 0..cluster.nodes.len() {
+        last_term = last_term.max(term_of(&cluster, i).await);
+    }
+    println!(
+        "soak: {minutes} min, {faults} faults (kills {}, pauses {}, dropped links {}, reset links {}, latency {}), terms {first_term} -> {last_term} ({} elections at most)",
+        by_kind[0],
+        by_kind[1],
+        by_kind[2],
+        by_kind[3],
+        by_kind[4],
+        last_term.saturating_sub(first_term)
+    );
     check_invariants(&mut cluster, &rec, &format!("soak ({faults} faults)")).await;
 }
