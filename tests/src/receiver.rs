@@ -58,6 +58,9 @@ struct Inner {
     hits: HashMap<String, u32>,
     /// When false, requests are answered but not kept (load-generator runs).
     not_recording: bool,
+    /// Keep only each request's path, `webhook-id` and arrival (and the first body): what a
+    /// benchmark counts, at a cost that does not weigh on the sender being measured.
+    compact: bool,
 }
 
 #[derive(Clone)]
@@ -91,22 +94,40 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (behavior, hit) = {
+    let (behavior, hit, compact) = {
         let mut inner = s.inner.lock().unwrap();
         if inner.not_recording {
             return StatusCode::NO_CONTENT.into_response();
         }
         let path = format!("/{path}");
-        inner.requests.push(Received {
-            path: path.clone(),
-            webhook_id: header(&headers, "webhook-id"),
-            timestamp: header(&headers, "webhook-timestamp"),
-            signature: header(&headers, "webhook-signature"),
-            content_type: header(&headers, "content-type"),
-            headers,
-            body,
-            at: Instant::now(),
-        });
+        let received = if inner.compact {
+            Received {
+                path: path.clone(),
+                webhook_id: header(&headers, "webhook-id"),
+                timestamp: None,
+                signature: None,
+                content_type: None,
+                headers: HeaderMap::new(),
+                body: if inner.requests.is_empty() {
+                    body
+                } else {
+                    Bytes::new()
+                },
+                at: Instant::now(),
+            }
+        } else {
+            Received {
+                path: path.clone(),
+                webhook_id: header(&headers, "webhook-id"),
+                timestamp: header(&headers, "webhook-timestamp"),
+                signature: header(&headers, "webhook-signature"),
+                content_type: header(&headers, "content-type"),
+                headers,
+                body,
+                at: Instant::now(),
+            }
+        };
+        inner.requests.push(received);
         let hit = {
             let h = inner.hits.entry(path.clone()).or_default();
             *h += 1;
@@ -118,9 +139,11 @@ async fn handle(
             .cloned()
             .or_else(|| inner.default.clone())
             .unwrap_or(Behavior::Ok);
-        (b, hit)
+        (b, hit, inner.compact)
     };
-    s.arrived.notify_waiters();
+    if !compact {
+        s.arrived.notify_waiters();
+    }
     match behavior {
         Behavior::Ok => StatusCode::NO_CONTENT.into_response(),
         Behavior::FailTimes(n) if hit <= n => {
@@ -156,8 +179,23 @@ async fn handle(
 impl Receiver {
     /// Starts a receiver on 127.0.0.1 (a free port).
     pub async fn start() -> Receiver {
+        Self::start_with(Inner::default()).await
+    }
+
+    /// Starts a receiver that keeps only what a benchmark counts (see `Inner::compact`):
+    /// each request's path, `webhook-id` and arrival, and the first body; waiting for requests
+    /// polls instead of being woken by each one.
+    pub async fn start_compact() -> Receiver {
+        Self::start_with(Inner {
+            compact: true,
+            ..Inner::default()
+        })
+        .await
+    }
+
+    async fn start_with(inner: Inner) -> Receiver {
         let shared = Shared {
-            inner: Arc::new(Mutex::new(Inner::default())),
+            inner: Arc::new(Mutex::new(inner)),
             arrived: Arc::new(Notify::new()),
         };
         let app = Router::new()
@@ -228,7 +266,10 @@ impl Receiver {
             if check(&self.shared.inner.lock().unwrap().requests) {
                 return true;
             }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            // A compact receiver wakes nobody: look again every few milliseconds.
+            let wake = deadline.min(tokio::time::Instant::now() + Duration::from_millis(5));
+            let woken = tokio::time::timeout_at(wake, notified).await.is_ok();
+            if !woken && tokio::time::Instant::now() >= deadline {
                 return check(&self.shared.inner.lock().unwrap().requests);
             }
         }

@@ -113,6 +113,9 @@ pub fn http_client(cfg: &WebhookConfig) -> Result<reqwest::Client, ClientBuildEr
         .connect_timeout(cfg.request_timeout.min(Duration::from_secs(10)))
         .dns_resolver(VettingResolver::shared(cfg.targets))
         .user_agent(concat!("statusmesh-webhooks/", env!("CARGO_PKG_VERSION")))
+        // Only the start of an answer is kept, as sent: no content negotiation, no decoder.
+        .no_gzip()
+        .no_brotli()
         // Enough idle connections for every request in flight to reuse one.
         .pool_max_idle_per_host(cfg.max_in_flight)
         .build()
@@ -353,9 +356,11 @@ impl Dispatcher {
     }
 
     async fn send(&self, job: &Job, at: Timestamp) -> Sent {
-        if let Err(e) = statusmesh_egress::check_url(&job.url, &self.cfg.targets) {
-            return Sent::failed(Response::Error, e.to_string());
-        }
+        // The vetted URL is the one requested: parsed once.
+        let url = match statusmesh_egress::check_url(&job.url, &self.cfg.targets) {
+            Ok(url) => url,
+            Err(e) => return Sent::failed(Response::Error, e.to_string()),
+        };
         let ts = at.0.div_euclid(1000);
         let secrets: Vec<&str> = job.secrets.iter().map(String::as_str).collect();
         let signature = match signature_header(&secrets, &job.webhook_id, ts, &job.body) {
@@ -364,7 +369,7 @@ impl Dispatcher {
         };
         let result = self
             .client
-            .post(&job.url)
+            .post(url)
             .header("content-type", "application/json")
             .header("webhook-id", &job.webhook_id)
             .header("webhook-timestamp", ts.to_string())
