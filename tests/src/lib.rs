@@ -11,6 +11,7 @@ pub mod backups;
 pub mod faultnet;
 pub mod history;
 pub mod notify;
+pub mod procstat;
 pub mod receiver;
 pub mod tools;
 

@@ -27,7 +27,7 @@ pub async fn run_maintenance_scheduler(node: Arc<ClusterNode>, shutdown: watch::
 async fn schedule(
     node: Arc<ClusterNode>,
     mut shutdown: watch::Receiver<bool>,
-    span: tracing::Span,
+    span: worker::WorkerSpan,
 ) {
     let mut tick = tokio::time::interval(SCHEDULER_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -33,7 +33,7 @@ pub async fn run_election_watchdog(node: Arc<ClusterNode>, shutdown: watch::Rece
 async fn watch_elections(
     node: Arc<ClusterNode>,
     mut shutdown: watch::Receiver<bool>,
-    span: tracing::Span,
+    span: worker::WorkerSpan,
 ) {
     let t = node.profile.timings();
     let lease = t.election_max.as_millis() as u64;

@@ -2,6 +2,7 @@
 //! worker is doing (so every line it logs carries it), and one small jittered backoff for
 //! their waits and retries, so that several workers or several nodes never fall into step.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
@@ -10,22 +11,47 @@ use tracing::Instrument as _;
 /// Runs `body` as the worker `name`: in its span, which `body` gets to record states on.
 pub async fn run<F, Fut>(name: &'static str, body: F)
 where
-    F: FnOnce(tracing::Span) -> Fut,
+    F: FnOnce(WorkerSpan) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let span = span(name);
-    body(span.clone()).instrument(span).await;
+    let span = WorkerSpan::new(name);
+    let inner = span.span.clone();
+    body(span).instrument(inner).await;
 }
 
-/// The span a worker runs in: `worker=<name>`, with a `state` recorded by [`set_state`].
-fn span(name: &'static str) -> tracing::Span {
-    tracing::info_span!("worker", worker = name, state = tracing::field::Empty)
+/// A worker's span, `worker=<name>` with a `state` recorded by [`set_state`], and the state
+/// last recorded on it.
+///
+/// Invariant: a state is recorded only when it changes. The log formatter appends every
+/// recorded value to the span's fields rather than replacing the old one, so a worker that
+/// recorded its state on every loop would grow the span (memory, and every line it logs)
+/// without bound.
+#[derive(Debug, Clone)]
+pub struct WorkerSpan {
+    span: tracing::Span,
+    state: Arc<Mutex<&'static str>>,
 }
 
-/// Records what the worker is doing now on its span (from [`span`]): every line it logs
+impl WorkerSpan {
+    fn new(name: &'static str) -> Self {
+        WorkerSpan {
+            span: tracing::info_span!("worker", worker = name, state = tracing::field::Empty),
+            state: Arc::new(Mutex::new("")),
+        }
+    }
+}
+
+/// Records what the worker is doing now on its span, if that changed: every line it logs
 /// from then on carries the state.
-pub fn set_state(span: &tracing::Span, state: &'static str) {
-    span.record("state", state);
+pub fn set_state(span: &WorkerSpan, state: &'static str) {
+    let mut last = span
+        .state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if *last != state {
+        *last = state;
+        span.span.record("state", state);
+    }
 }
 
 /// Jitter applied to every wait: up to this fraction either way.
@@ -70,6 +96,50 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Log output kept in memory.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_state_recorded_again_and_again_appears_once_on_the_workers_lines() {
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let w = WorkerSpan::new("test_worker");
+            let _in = w.span.enter();
+            for _ in 0..100 {
+                set_state(&w, "watching");
+            }
+            set_state(&w, "leaderless");
+            tracing::info!("first");
+            for _ in 0..100 {
+                set_state(&w, "leaderless");
+            }
+            tracing::info!("second");
+        });
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        for line in lines {
+            assert_eq!(line.matches("state=").count(), 2, "{line}");
+            assert_eq!(line.matches("state=\"watching\"").count(), 1, "{line}");
+        }
+    }
 
     fn within(d: Duration, base_ms: u64) -> bool {
         let ms = d.as_secs_f64() * 1000.0;

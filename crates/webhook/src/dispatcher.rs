@@ -145,7 +145,7 @@ impl Dispatcher {
         .await;
     }
 
-    async fn serve_terms(self, mut shutdown: watch::Receiver<bool>, span: tracing::Span) {
+    async fn serve_terms(self, mut shutdown: watch::Receiver<bool>, span: worker::WorkerSpan) {
         let mut roles = self.node.role_changes();
         // Role changes wake it; this only bounds the wait if one is missed.
         let mut idle = Backoff::new(IDLE_RECHECK, IDLE_RECHECK_MAX);
@@ -174,7 +174,12 @@ impl Dispatcher {
     }
 
     /// Dispatches while this node leads in `term`.
-    async fn lead(&self, term: u64, shutdown: &mut watch::Receiver<bool>, span: &tracing::Span) {
+    async fn lead(
+        &self,
+        term: u64,
+        shutdown: &mut watch::Receiver<bool>,
+        span: &worker::WorkerSpan,
+    ) {
         let replica = self.node.replica().clone();
         let mut applied = replica.subscribe();
         let (report_tx, mut report_rx) = mpsc::unbounded_channel::<Finished>();

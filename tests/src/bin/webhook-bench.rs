@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use statusmesh_proto::admin::{self as pb, write_reply::Entity};
 use statusmesh_server::config::WebhooksConfig;
+use statusmesh_tests::procstat::{cpu_all, mib_list, nodes_kib};
 use statusmesh_tests::receiver::Receiver;
 use statusmesh_tests::*;
 
@@ -51,49 +52,6 @@ fn wrk_post(url: &str, body_file: &std::path::Path, secs: u64) -> anyhow::Result
 }
 
 /// CPU time (user + system) of a process so far, in ms.
-fn cpu_ms(pid: &str) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) * 10
-}
-
-fn cpu_all(cluster: &TestCluster) -> Vec<u64> {
-    let mut v: Vec<u64> = cluster
-        .nodes
-        .iter()
-        .map(|n| n.pid().map_or(0, |p| cpu_ms(&p.to_string())))
-        .collect();
-    v.push(cpu_ms("self"));
-    v
-}
-
-/// `VmRSS` (or, with `field` `VmHWM`, the peak) of a process, in KiB.
-fn proc_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// `field` (`VmRSS:`, or `VmHWM:` for the peak) of every node, in KiB.
-fn nodes_kib(cluster: &TestCluster, field: &str) -> Vec<u64> {
-    cluster
-        .nodes
-        .iter()
-        .map(|n| n.pid().map_or(0, |p| proc_kib(p, field)))
-        .collect()
-}
-
 fn tokio_stream_iter<T>(items: Vec<T>) -> futures::stream::Iter<std::vec::IntoIter<T>> {
     futures::stream::iter(items)
 }
@@ -280,23 +238,12 @@ async fn run(n: usize, kill: bool) -> anyhow::Result<()> {
     );
     println!(
         "  node RSS after the import         {:>8}  MiB",
-        rss_imported
-            .iter()
-            .map(|r| format!("{:.0}", *r as f64 / 1024.0))
-            .collect::<Vec<_>>()
-            .join(" / ")
+        mib_list(&rss_imported)
     );
     println!(
         "  node RSS after the fan-out        {:>8}  MiB (peak {} MiB)",
-        rss_after
-            .iter()
-            .map(|r| format!("{:.0}", *r as f64 / 1024.0))
-            .collect::<Vec<_>>()
-            .join(" / "),
-        peak.iter()
-            .map(|r| format!("{:.0}", *r as f64 / 1024.0))
-            .collect::<Vec<_>>()
-            .join(" / ")
+        mib_list(&rss_after),
+        mib_list(&peak)
     );
     println!(
         "  delivered total (outbox)          {:>8}",

@@ -10,11 +10,16 @@ use super::{reply, AdminService, Reply};
 use crate::errors::membership_status;
 
 impl AdminService {
-    pub(super) fn cluster_view(&self) -> pb::ClusterStatusReply {
+    pub(super) async fn cluster_view(&self) -> Result<pb::ClusterStatusReply, Status> {
         let s = self.node.status();
-        // The digest serialises the whole state: computed here, where it is asked for.
-        let state_digest = self.node.replica().read().state.digest();
-        pb::ClusterStatusReply {
+        // The digest serialises the whole state (seconds at a million subscribers): computed
+        // where it is asked for, on a copy taken under the replica's lock (the subscribers are
+        // shared, not copied) and hashed off it, so applies never wait for it.
+        let state = self.node.replica().read().state.clone();
+        let state_digest = tokio::task::spawn_blocking(move || state.digest())
+            .await
+            .map_err(|e| Status::internal(format!("computing the state digest failed: {e}")))?;
+        Ok(pb::ClusterStatusReply {
             node_id: s.id,
             region: s.region.clone(),
             state: s.state.into(),
@@ -27,7 +32,7 @@ impl AdminService {
             millis_since_leader_contact: s.millis_since_leader_contact,
             timing_profile: s.profile.to_string(),
             disk_bytes: s.disk_bytes,
-        }
+        })
     }
 
     pub(super) async fn add_member(

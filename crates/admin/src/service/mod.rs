@@ -379,7 +379,7 @@ impl Admin for AdminService {
         req: Request<pb::ClusterStatusRequest>,
     ) -> Reply<pb::ClusterStatusReply> {
         self.authorize(&req, "ClusterStatus").await?;
-        Ok(Response::new(self.cluster_view()))
+        Ok(Response::new(self.cluster_view().await?))
     }
 
     async fn add_node(&self, req: Request<pb::AddNodeRequest>) -> Reply<pb::MembershipReply> {

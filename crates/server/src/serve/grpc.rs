@@ -167,7 +167,7 @@ async fn report_health(
     node: Arc<ClusterNode>,
     reporter: tonic_health::server::HealthReporter,
     mut stop: watch::Receiver<bool>,
-    span: tracing::Span,
+    span: statusmesh_cluster::worker::WorkerSpan,
 ) {
     let mut applied = node.replica().subscribe();
     let mut last = None;
