@@ -116,3 +116,25 @@ pub async fn add_subscriber(
         other => panic!("expected a subscriber, got {other:?}"),
     }
 }
+
+/// Imports one webhook subscriber per URL through `ImportSubscribers` (one call, one
+/// idempotency key); answers how many were imported.
+pub async fn import_webhooks(
+    c: &mut pb::admin_client::AdminClient<tonic::transport::Channel>,
+    urls: impl IntoIterator<Item = String>,
+) -> Result<u64, tonic::Status> {
+    let rows: Vec<pb::ImportSubscriberRow> = urls
+        .into_iter()
+        .map(|url| pb::ImportSubscriberRow {
+            subscriber: Some(pb::AddSubscriberRequest {
+                url,
+                ..Default::default()
+            }),
+            secret: None,
+        })
+        .collect();
+    let reply = c
+        .import_subscribers(write(futures::stream::iter(rows), &key("import")))
+        .await?;
+    Ok(reply.into_inner().imported)
+}

@@ -100,32 +100,22 @@ async fn handle(
             return StatusCode::NO_CONTENT.into_response();
         }
         let path = format!("/{path}");
-        let received = if inner.compact {
-            Received {
-                path: path.clone(),
-                webhook_id: header(&headers, "webhook-id"),
-                timestamp: None,
-                signature: None,
-                content_type: None,
-                headers: HeaderMap::new(),
-                body: if inner.requests.is_empty() {
-                    body
-                } else {
-                    Bytes::new()
-                },
-                at: Instant::now(),
-            }
-        } else {
-            Received {
-                path: path.clone(),
-                webhook_id: header(&headers, "webhook-id"),
-                timestamp: header(&headers, "webhook-timestamp"),
-                signature: header(&headers, "webhook-signature"),
-                content_type: header(&headers, "content-type"),
-                headers,
-                body,
-                at: Instant::now(),
-            }
+        // A compact receiver keeps the path, the webhook-id, the arrival and the first body.
+        let full = !inner.compact;
+        let keep_body = full || inner.requests.is_empty();
+        let received = Received {
+            path: path.clone(),
+            webhook_id: header(&headers, "webhook-id"),
+            timestamp: full
+                .then(|| header(&headers, "webhook-timestamp"))
+                .flatten(),
+            signature: full
+                .then(|| header(&headers, "webhook-signature"))
+                .flatten(),
+            content_type: full.then(|| header(&headers, "content-type")).flatten(),
+            headers: if full { headers } else { HeaderMap::new() },
+            body: if keep_body { body } else { Bytes::new() },
+            at: Instant::now(),
         };
         inner.requests.push(received);
         let hit = {

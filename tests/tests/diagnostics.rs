@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use statusmesh_tests::notify::add_subscriber;
+use statusmesh_tests::notify::{add_subscriber, import_webhooks};
 use statusmesh_tests::receiver::Receiver;
 use statusmesh_tests::*;
 
@@ -165,21 +165,13 @@ async fn public_diagnostics_on_a_large_state_do_not_slow_writes() {
     // The outbox no longer grows with subscribers × events, so the state is made large the
     // way a big page is: 20,000 more subscribers, imported after the events (not their
     // recipients), about 8 MB of state to hash and walk.
-    let rows: Vec<pb::ImportSubscriberRow> = (0..IMPORTED)
-        .map(|i| pb::ImportSubscriberRow {
-            subscriber: Some(pb::AddSubscriberRequest {
-                url: recv.url(&format!("/later/{i}")),
-                ..Default::default()
-            }),
-            secret: None,
-        })
-        .collect();
-    let imported = c
-        .import_subscribers(write(futures::stream::iter(rows), &key("import")))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(imported.imported, IMPORTED as u64);
+    let imported = import_webhooks(
+        &mut c,
+        (0..IMPORTED).map(|i| recv.url(&format!("/later/{i}"))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(imported, IMPORTED as u64);
     let (loaded, served) =
         load_while_writing(&mut c, paths("/api/cluster", "/metrics"), CLIENTS, LOAD).await;
     for i in 0..cluster.nodes.len() {

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use statusmesh_proto::admin as pb;
 use statusmesh_server::config::WebhooksConfig;
+use statusmesh_tests::notify::import_webhooks;
 use statusmesh_tests::procstat::{mib_list, nodes_kib, proc_kib};
 use statusmesh_tests::*;
 
@@ -99,21 +100,10 @@ async fn measure(cluster: &mut TestCluster, n: usize) -> anyhow::Result<()> {
     let mut admin = cluster.admin(follower).await?;
     let mut imported = 0;
     for start in (0..n).step_by(100_000) {
-        let rows: Vec<pb::ImportSubscriberRow> = (start..n.min(start + 100_000))
-            .map(|i| pb::ImportSubscriberRow {
-                subscriber: Some(pb::AddSubscriberRequest {
-                    url: format!("http://127.0.0.1:9/hooks/{i}"),
-                    ..Default::default()
-                }),
-                secret: None,
-            })
-            .collect();
-        imported += admin
-            .import_subscribers(write(futures::stream::iter(rows), &key("import")))
+        let urls = (start..n.min(start + 100_000)).map(|i| format!("http://127.0.0.1:9/hooks/{i}"));
+        imported += import_webhooks(&mut admin, urls)
             .await
-            .with_context(|| format!("the import of rows {start}.. failed"))?
-            .into_inner()
-            .imported;
+            .with_context(|| format!("the import of rows {start}.. failed"))?;
     }
     let import_secs = started.elapsed().as_secs_f64();
 

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use statusmesh_proto::admin::{self as pb, write_reply::Entity};
 use statusmesh_server::config::WebhooksConfig;
+use statusmesh_tests::notify::import_webhooks;
 use statusmesh_tests::procstat::{cpu_all, mib_list, nodes_kib};
 use statusmesh_tests::receiver::Receiver;
 use statusmesh_tests::*;
@@ -52,10 +53,6 @@ fn wrk_post(url: &str, body_file: &std::path::Path, secs: u64) -> anyhow::Result
 }
 
 /// CPU time (user + system) of a process so far, in ms.
-fn tokio_stream_iter<T>(items: Vec<T>) -> futures::stream::Iter<std::vec::IntoIter<T>> {
-    futures::stream::iter(items)
-}
-
 async fn leader_index(cluster: &mut TestCluster) -> anyhow::Result<u64> {
     let l = cluster.wait_leader(LIMIT).await;
     Ok(cluster.status(l).await?.last_log_index)
@@ -113,23 +110,10 @@ async fn run(n: usize, kill: bool) -> anyhow::Result<()> {
     println!("importing {n} subscribers...");
     let started = Instant::now();
     let url = recv.url("");
-    let rows: Vec<pb::ImportSubscriberRow> = (0..n)
-        .map(|i| pb::ImportSubscriberRow {
-            subscriber: Some(pb::AddSubscriberRequest {
-                url: format!("{url}/s/{i}"),
-                ..Default::default()
-            }),
-            secret: None,
-        })
-        .collect();
-    let imported = c
-        .clone()
-        .import_subscribers(write(tokio_stream_iter(rows), &key("import")))
-        .await?
-        .into_inner();
+    let imported = import_webhooks(&mut c.clone(), (0..n).map(|i| format!("{url}/s/{i}"))).await?;
     println!(
         "  {} subscribers in {:.1} s",
-        imported.imported,
+        imported,
         started.elapsed().as_secs_f64()
     );
     let rss_imported = nodes_kib(&cluster, "VmRSS:");
