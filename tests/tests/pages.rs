@@ -19,6 +19,7 @@ async fn the_html_page_feeds_and_badges_carry_the_status() {
         url: Some("https://status.acme.test/".into()),
         time_zone: Some("Europe/Paris".into()),
         emit_maintenance_status: None,
+        email_subscriptions: None,
     };
     c.set_page(write(page, &key("p"))).await.unwrap();
     let api = pb::CreateComponentRequest {

@@ -158,6 +158,10 @@ pub enum PageCmd {
         /// Whether public output uses under_maintenance / maintenance (false: strict clients).
         #[arg(long)]
         emit_maintenance_status: Option<bool>,
+        /// Whether customers may subscribe themselves by email on the public page (double
+        /// opt-in; needs an [email] relay in the nodes' configuration).
+        #[arg(long)]
+        email_subscriptions: Option<bool>,
     },
 }
 

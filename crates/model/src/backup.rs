@@ -10,7 +10,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::codec::CodecError;
 use crate::error::CommandError;
-use crate::format::{self, STATE_V1, STATE_V2, STATE_V3};
+use crate::format::{self, STATE_V1, STATE_V2, STATE_V3, STATE_V4};
 use crate::ids::Timestamp;
 use crate::state::State;
 
@@ -18,10 +18,12 @@ use crate::state::State;
 pub const BACKUP_V1: u32 = 1;
 /// Backup format 2: `state` is the state's JSON in state format 2.
 pub const BACKUP_V2: u32 = 2;
-/// Backup format 3 (written now): `state` is the state's JSON in state format 3.
+/// Backup format 3: `state` is the state's JSON in state format 3.
 pub const BACKUP_V3: u32 = 3;
+/// Backup format 4 (written now): `state` is the state's JSON in state format 4.
+pub const BACKUP_V4: u32 = 4;
 /// The backup formats this build reads, for messages.
-pub const READS: &str = "1, 2 or 3";
+pub const READS: &str = "1, 2, 3 or 4";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Backup {
@@ -50,7 +52,7 @@ impl Backup {
     ) -> Result<Backup, CodecError> {
         let json = serde_json::to_string(state)?;
         Ok(Backup {
-            format: BACKUP_V3,
+            format: BACKUP_V4,
             taken_at,
             node_id,
             applied_index,
@@ -65,6 +67,7 @@ impl Backup {
             BACKUP_V1 => Ok(STATE_V1),
             BACKUP_V2 => Ok(STATE_V2),
             BACKUP_V3 => Ok(STATE_V3),
+            BACKUP_V4 => Ok(STATE_V4),
             other => Err(CommandError::invalid(
                 "backup",
                 format!("format {other} is not one this build reads ({READS})"),
@@ -98,7 +101,7 @@ impl Backup {
         // In the current format the decoded state must encode back to the same bytes; a
         // difference is a round-trip bug, and restoring would give a different digest.
         let digest = state.digest();
-        if version == STATE_V3 && digest != self.digest {
+        if version == STATE_V4 && digest != self.digest {
             return Err(CommandError::invalid(
                 "backup",
                 format!(

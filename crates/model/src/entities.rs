@@ -25,7 +25,15 @@ pub struct PageSettings {
     /// maintenance as `operational` and a maintenance-only page as `none`.
     #[serde(default = "default_true")]
     pub emit_maintenance_status: bool,
+    /// Whether customers may subscribe themselves by email on the public page (double opt-in).
+    /// Off until an operator turns it on; absent from states written before it existed.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub email_subscriptions: bool,
     pub updated_at: Timestamp,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn default_true() -> bool {
@@ -40,6 +48,7 @@ impl Default for PageSettings {
             url: "http://localhost/".into(),
             time_zone: "UTC".into(),
             emit_maintenance_status: true,
+            email_subscriptions: false,
             updated_at: Timestamp(0),
         }
     }
@@ -179,6 +188,9 @@ pub enum PayloadFormat {
     Slack,
     /// A Discord webhook message: content and one embed.
     Discord,
+    /// An email through the configured SMTP relay; the subscriber's `url` is
+    /// `mailto:<address>` and its id is derived from the address ([`email_subscriber_id`]).
+    Email,
 }
 
 impl PayloadFormat {
@@ -187,7 +199,13 @@ impl PayloadFormat {
             PayloadFormat::Statuspage => "statuspage",
             PayloadFormat::Slack => "slack",
             PayloadFormat::Discord => "discord",
+            PayloadFormat::Email => "email",
         }
+    }
+
+    /// Whether deliveries go through the SMTP relay rather than an HTTP POST.
+    pub fn is_email(self) -> bool {
+        self == PayloadFormat::Email
     }
 
     /// Whether a subscriber URL of this format is itself a credential (whoever knows a Slack
@@ -201,9 +219,10 @@ impl PayloadFormat {
             "" | "statuspage" => Ok(PayloadFormat::Statuspage),
             "slack" => Ok(PayloadFormat::Slack),
             "discord" => Ok(PayloadFormat::Discord),
+            "email" => Ok(PayloadFormat::Email),
             other => Err(crate::CommandError::invalid(
                 field,
-                format!("{other:?} is not a payload format (statuspage, slack, discord)"),
+                format!("{other:?} is not a payload format (statuspage, slack, discord, email)"),
             )),
         }
     }
@@ -219,6 +238,11 @@ pub enum SubscriberState {
     Disabled { at: Timestamp, reason: String },
     /// Turned off because deliveries kept failing; `statusctl subscriber enable` brings it back.
     Quarantined { at: Timestamp, reason: String },
+    /// An email subscription asked for on the public page and not yet confirmed: it receives
+    /// only its confirmation mail until the link in it is followed (before `expires`).
+    Unconfirmed { expires: Timestamp },
+    /// The relay refused the address permanently (a 5xx for the recipient): no more mail.
+    Bounced { at: Timestamp, reason: String },
 }
 
 impl SubscriberState {
@@ -227,14 +251,17 @@ impl SubscriberState {
             SubscriberState::Active => "active",
             SubscriberState::Disabled { .. } => "disabled",
             SubscriberState::Quarantined { .. } => "quarantined",
+            SubscriberState::Unconfirmed { .. } => "unconfirmed",
+            SubscriberState::Bounced { .. } => "bounced",
         }
     }
 
     pub fn reason(&self) -> Option<&str> {
         match self {
-            SubscriberState::Active => None,
+            SubscriberState::Active | SubscriberState::Unconfirmed { .. } => None,
             SubscriberState::Disabled { reason, .. }
-            | SubscriberState::Quarantined { reason, .. } => Some(reason),
+            | SubscriberState::Quarantined { reason, .. }
+            | SubscriberState::Bounced { reason, .. } => Some(reason),
         }
     }
 }
@@ -272,6 +299,10 @@ pub struct Subscriber {
     /// state formats before 3, which all events kept then were already queued for.
     #[serde(default)]
     pub since: u64,
+    /// When its last confirmation or manage-link mail was queued (self-service requests are
+    /// limited per recipient). Absent for subscribers that never asked on the page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice_at: Option<Timestamp>,
 }
 
 impl Subscriber {
@@ -294,7 +325,18 @@ impl Subscriber {
         if !reveal_urls && s.format.url_is_credential() {
             s.url = redact_url(&s.url);
         }
+        if !reveal_urls && s.format.is_email() {
+            s.url = redact_email_url(&s.url);
+        }
         s
+    }
+
+    /// The address of an email subscriber.
+    pub fn email(&self) -> Option<&str> {
+        self.format
+            .is_email()
+            .then(|| self.url.strip_prefix(MAILTO))
+            .flatten()
     }
 
     pub fn is_active(&self) -> bool {
@@ -329,6 +371,31 @@ pub fn redact_url(url: &str) -> String {
         return "…".into();
     }
     format!("{scheme}://{host}/…")
+}
+
+/// The scheme of an email subscriber's `url`.
+pub const MAILTO: &str = "mailto:";
+
+/// `mailto:jane.doe@example.com` -> `mailto:j…@example.com`: enough for an operator to tell
+/// subscribers apart, not an address to write to.
+pub fn redact_email_url(url: &str) -> String {
+    let address = url.strip_prefix(MAILTO).unwrap_or(url);
+    match address.rsplit_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{MAILTO}{first}…@{domain}")
+        }
+        None => format!("{MAILTO}…"),
+    }
+}
+
+/// The id of the email subscriber for `address` (already normalised by
+/// [`crate::limits::email_address`]): `e` + 24 hex digits of the SHA-256 of the lower-cased
+/// address. One subscription per address, found without a scan, whoever adds it.
+pub fn email_subscriber_id(address: &str) -> Id {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("statusmesh-email:{}", address.to_lowercase()));
+    Id::parse("id", &format!("e{}", &hex::encode(digest)[..24])).expect("e + hex digits is an id")
 }
 
 pub fn redact_secret(secret: &str) -> String {

@@ -3,8 +3,8 @@
 //!
 //! | value | where it is kept | writes | also reads |
 //! |---|---|---|---|
-//! | the state | snapshot data (RocksDB and the peer wire) | [`STATE_V3`] | [`STATE_V1`], [`STATE_V2`] |
-//! | a backup | `statusctl backup` files, `Command::Restore` | [`BACKUP_V3`](crate::backup::BACKUP_V3) | [`BACKUP_V1`](crate::backup::BACKUP_V1), [`BACKUP_V2`](crate::backup::BACKUP_V2) |
+//! | the state | snapshot data (RocksDB and the peer wire) | [`STATE_V4`] | [`STATE_V1`], [`STATE_V2`], [`STATE_V3`] |
+//! | a backup | `statusctl backup` files, `Command::Restore` | [`BACKUP_V4`](crate::backup::BACKUP_V4) | [`BACKUP_V1`](crate::backup::BACKUP_V1), [`BACKUP_V2`](crate::backup::BACKUP_V2), [`BACKUP_V3`](crate::backup::BACKUP_V3) |
 //! | everything else | log entries, votes, snapshot meta, peer messages | [`codec::FORMAT_V1`] | — |
 //!
 //! Rules (the golden fixtures in `crates/model/tests/golden/` hold every build to them):
@@ -24,15 +24,21 @@ use crate::state::State;
 pub const STATE_V1: u8 = 1;
 /// The second: an outbox that stored one delivery per subscriber per event (see [`v2`]).
 pub const STATE_V2: u8 = 2;
-/// The current state format: fan-out cursors, incident events without update copies, one
-/// attempt log bounded in bytes, subscribers that know when they were added.
+/// The third: fan-out cursors, incident events without update copies, one attempt log bounded
+/// in bytes, subscribers that know when they were added. Read as it is: format 4 only adds.
 pub const STATE_V3: u8 = 3;
+/// The current state format: format 3 plus email subscribers (`PayloadFormat::Email`, the
+/// `unconfirmed` and `bounced` subscriber states, `bounced` attempts, the subscription events,
+/// the page's `email_subscriptions`). A build of format 3 would refuse such a state with an
+/// unknown variant somewhere inside; the new version makes it refuse at the first byte, saying
+/// which format it found.
+pub const STATE_V4: u8 = 4;
 
-const READS: &str = "state formats 1, 2 and 3";
+const READS: &str = "state formats 1, 2, 3 and 4";
 
-/// A snapshot's data: [`STATE_V3`], then the state's JSON.
+/// A snapshot's data: [`STATE_V4`], then the state's JSON.
 pub fn encode_state(state: &State) -> Result<Vec<u8>, CodecError> {
-    codec::encode_as(STATE_V3, state)
+    codec::encode_as(STATE_V4, state)
 }
 
 /// Reads a snapshot's data in any state format this build knows.
@@ -46,7 +52,7 @@ pub fn state_from_json(version: u8, json: &[u8]) -> Result<State, CodecError> {
     match version {
         STATE_V1 => v1::read(json),
         STATE_V2 => v2::read(serde_json::from_slice(json)?),
-        STATE_V3 => Ok(serde_json::from_slice(json)?),
+        STATE_V3 | STATE_V4 => Ok(serde_json::from_slice(json)?),
         found => Err(CodecError::Version {
             found,
             reads: READS,
@@ -166,12 +172,12 @@ mod tests {
     #[test]
     fn an_unknown_state_version_names_the_ones_read() {
         let mut bytes = encode_state(&State::default()).unwrap();
-        assert_eq!(bytes[0], STATE_V3);
+        assert_eq!(bytes[0], STATE_V4);
         assert_eq!(decode_state(&bytes).unwrap(), State::default());
         bytes[0] = 7;
         assert_eq!(
             decode_state(&bytes).unwrap_err().to_string(),
-            "unsupported format version 7 (this build reads state formats 1, 2 and 3)"
+            "unsupported format version 7 (this build reads state formats 1, 2, 3 and 4)"
         );
     }
 

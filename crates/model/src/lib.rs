@@ -15,6 +15,7 @@ pub mod error;
 pub mod format;
 pub mod ids;
 pub mod limits;
+pub mod links;
 pub mod outbox;
 pub mod restore;
 pub mod rollup;
@@ -25,6 +26,7 @@ pub mod testkit;
 
 pub use access::{ApiToken, AuditRecord, Role};
 pub use command::{Applied, Command, MembershipChange, Outcome, Proposal};
+pub use entities::{email_subscriber_id, MAILTO};
 pub use entities::{
     AffectedComponent, Component, Incident, IncidentUpdate, Maintenance, MaintenanceUpdate,
     PageSettings, PayloadFormat, Postmortem, RetiringSecret, StatusChange, Subscriber,

@@ -94,6 +94,59 @@ pub fn http_url(field: &str, value: &str) -> Result<url::Url, CommandError> {
     Ok(url)
 }
 
+/// How long a self-service subscription waits for its confirmation link to be followed.
+pub const SUBSCRIPTION_CONFIRM_MS: i64 = 24 * 60 * 60 * 1000;
+/// A recipient gets at most one confirmation or manage-link mail per this long, however often
+/// the page's form is sent with its address.
+pub const SUBSCRIPTION_NOTICE_INTERVAL_MS: i64 = 10 * 60 * 1000;
+
+/// The longest email address accepted (RFC 5321's path limit, less the brackets).
+pub const MAX_EMAIL_CHARS: usize = 254;
+
+/// A mailbox address as customers type it: `local@domain`, trimmed, the domain lower-cased.
+/// Deliberately narrower than RFC 5322 (no quoted local parts, comments or address literals):
+/// a dot-atom local part of at most 64 characters and a domain of at least two DNS labels.
+/// Nothing that could end or add a mail header (spaces, control characters, `<>`, `,`) passes.
+pub fn email_address(field: &str, value: &str) -> Result<String, CommandError> {
+    let value = value.trim();
+    let bad = |why: &str| {
+        CommandError::invalid(field, format!("{value:?} is not an email address: {why}"))
+    };
+    if value.len() > MAX_EMAIL_CHARS {
+        return Err(bad(&format!("longer than {MAX_EMAIL_CHARS} characters")));
+    }
+    let Some((local, domain)) = value.rsplit_once('@') else {
+        return Err(bad("no @"));
+    };
+    const LOCAL_EXTRA: &[u8] = b"!#$%&'*+-/=?^_`{|}~.";
+    if local.is_empty() || local.len() > 64 {
+        return Err(bad("the part before @ must be 1 to 64 characters"));
+    }
+    if !local
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || LOCAL_EXTRA.contains(&b))
+        || local.starts_with('.')
+        || local.ends_with('.')
+        || local.contains("..")
+    {
+        return Err(bad(
+            "the part before @ has a character or dot that is not allowed",
+        ));
+    }
+    let domain = domain.to_ascii_lowercase();
+    let labels: Vec<&str> = domain.split('.').collect();
+    let label_ok = |l: &&str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if labels.len() < 2 || !labels.iter().all(label_ok) {
+        return Err(bad("the domain must be a name like example.com"));
+    }
+    Ok(format!("{local}@{domain}"))
+}
+
 pub fn count(field: &str, n: usize, max: usize) -> Result<(), CommandError> {
     if n > max {
         return Err(CommandError::invalid(
@@ -125,5 +178,34 @@ mod tests {
         assert!(http_url("url", "ftp://example.com").is_err());
         assert!(http_url("url", "not a url").is_err());
         assert!(http_url("url", "https://example.com/#frag").is_err());
+    }
+
+    #[test]
+    fn email_addresses_are_plain_mailboxes() {
+        assert_eq!(
+            email_address("email", "  Jane.Doe+status@Example.COM ").unwrap(),
+            "Jane.Doe+status@example.com"
+        );
+        for bad in [
+            "",
+            "jane",
+            "@example.com",
+            "jane@",
+            "jane@localhost",
+            "jane@exa mple.com",
+            "jane doe@example.com",
+            "jane@example.com\r\nBcc: x@y.z",
+            "<jane@example.com>",
+            "a,b@example.com",
+            ".jane@example.com",
+            "ja..ne@example.com",
+            "jane@-example.com",
+            "\"jane\"@example.com",
+        ] {
+            let e = email_address("email", bad).unwrap_err();
+            assert!(e.to_string().starts_with("invalid email: "), "{bad:?}: {e}");
+        }
+        let long = format!("{}@example.com", "a".repeat(65));
+        assert!(email_address("email", &long).is_err());
     }
 }

@@ -63,6 +63,10 @@ pub enum EventKind {
     Ping,
     /// For operators: a subscriber was quarantined. Not delivered to anyone.
     SubscriberQuarantined,
+    /// The confirmation mail of a self-service email subscription: to that subscriber only.
+    SubscriptionConfirm,
+    /// An address already subscribed asked again on the page: its manage link, to it only.
+    SubscriptionManage,
 }
 
 impl EventKind {
@@ -80,12 +84,20 @@ impl EventKind {
             EventKind::MaintenanceCancelled => "maintenance.cancelled",
             EventKind::Ping => "ping",
             EventKind::SubscriberQuarantined => "subscriber.quarantined",
+            EventKind::SubscriptionConfirm => "subscription.confirm",
+            EventKind::SubscriptionManage => "subscription.manage",
         }
     }
 
     /// Whether subscribers receive this kind through the component filter.
     pub fn is_broadcast(self) -> bool {
-        !matches!(self, EventKind::Ping | EventKind::SubscriberQuarantined)
+        !matches!(
+            self,
+            EventKind::Ping
+                | EventKind::SubscriberQuarantined
+                | EventKind::SubscriptionConfirm
+                | EventKind::SubscriptionManage
+        )
     }
 }
 
@@ -261,6 +273,8 @@ pub enum AttemptOutcome {
     Exhausted,
     /// `410 Gone`: the endpoint asked to be removed.
     Gone,
+    /// The mail relay refused the recipient permanently (5xx): the subscriber is bounced.
+    Bounced,
 }
 
 impl AttemptOutcome {
@@ -270,6 +284,7 @@ impl AttemptOutcome {
             AttemptOutcome::Retry { .. } => "retry",
             AttemptOutcome::Exhausted => "exhausted",
             AttemptOutcome::Gone => "gone",
+            AttemptOutcome::Bounced => "bounced",
         }
     }
 }

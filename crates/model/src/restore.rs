@@ -20,7 +20,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::backup::{Backup, BACKUP_V1, BACKUP_V2, BACKUP_V3, READS};
+use crate::backup::{Backup, BACKUP_V1, BACKUP_V2, BACKUP_V3, BACKUP_V4, READS};
 use crate::command::{Applied, Command};
 use crate::error::CommandError;
 use crate::ids::Timestamp;
@@ -122,7 +122,7 @@ impl State {
         if !self.is_empty() {
             return Err(CommandError::precondition(NOT_EMPTY));
         }
-        if ![BACKUP_V1, BACKUP_V2, BACKUP_V3].contains(&progress.format) {
+        if ![BACKUP_V1, BACKUP_V2, BACKUP_V3, BACKUP_V4].contains(&progress.format) {
             return Err(CommandError::invalid(
                 "format",
                 format!(

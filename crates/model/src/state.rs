@@ -245,6 +245,13 @@ impl State {
                 overlap_ms,
             } => self.rotate_subscriber_secret(at, id, secret, *overlap_ms),
             Command::TestSubscriber { id } => self.test_subscriber(index, at, id),
+            Command::RequestSubscription { id, spec } => {
+                self.request_subscription(index, at, id, spec)
+            }
+            Command::ConfirmSubscription { id } => self.confirm_subscription(index, at, id),
+            Command::SetSubscriberComponents { id, component_ids } => {
+                self.set_subscriber_components(at, id, component_ids)
+            }
             Command::ReplayEvent { event, subscriber } => {
                 self.replay_event(at, event, subscriber.as_ref())
             }
@@ -318,6 +325,9 @@ impl State {
         }
         if let Some(tz) = &patch.time_zone {
             self.page.time_zone = tz.clone();
+        }
+        if let Some(on) = patch.email_subscriptions {
+            self.page.email_subscriptions = on;
         }
         if let Some(emit) = patch.emit_maintenance_status {
             self.page.emit_maintenance_status = emit;

@@ -180,6 +180,7 @@ pub fn rich() -> Scenario {
             url: Some("https://status.example.com".into()),
             time_zone: Some("Europe/Paris".into()),
             emit_maintenance_status: Some(true),
+            email_subscriptions: None,
         },
     });
     for (cid, name, group, is_group) in [
@@ -477,9 +478,58 @@ pub fn rich() -> Scenario {
             membership_index: index,
         });
     }
+    email_subscriptions(&mut s);
     s.ok(Command::RemoveSubscriber { id: id("sgone") });
     s.ok(Command::DeleteComponent { id: id("web") });
     s
+}
+
+/// The email part of the history: self-service turned on; one request left unconfirmed (its
+/// confirmation mail pending), one confirmed then filtered and asked again (a manage-link
+/// mail), one added by an operator and bounced by the relay.
+fn email_subscriptions(s: &mut Scenario) {
+    s.ok(Command::SetPage {
+        page_id: id("page1"),
+        patch: PagePatch {
+            email_subscriptions: Some(true),
+            ..PagePatch::default()
+        },
+    });
+    let request = |address: &str| Command::RequestSubscription {
+        id: email_subscriber_id(address),
+        spec: NewSubscriber {
+            secret: SECRET_A.into(),
+            ..subscriber(&format!("{MAILTO}{address}"), PayloadFormat::Email, &[])
+        },
+    };
+    s.ok(request("jane@example.com"));
+    s.ok(request("bob@example.com"));
+    let bob = email_subscriber_id("bob@example.com");
+    s.ok(Command::ConfirmSubscription { id: bob.clone() });
+    s.ok(Command::SetSubscriberComponents {
+        id: bob,
+        component_ids: vec![id("api")],
+    });
+    s.ok_at(
+        s.now + crate::limits::SUBSCRIPTION_NOTICE_INTERVAL_MS,
+        request("bob@example.com"),
+    );
+    let ops = email_subscriber_id("ops@example.com");
+    s.ok(Command::AddSubscriber {
+        id: ops.clone(),
+        spec: subscriber("mailto:ops@example.com", PayloadFormat::Email, &[]),
+    });
+    s.ok(Command::TestSubscriber { id: ops.clone() });
+    let ping = s.event(EventKind::Ping);
+    let mut bounced = s.report(ping, ops.as_str(), AttemptOutcome::Bounced);
+    bounced.http_status = None;
+    bounced.error = Some("permanent error (550): mailbox unavailable".into());
+    bounced.response_excerpt = "550 5.1.1 <recipient>: user unknown".into();
+    s.ok(Command::RecordAttempts {
+        policy: POLICY,
+        reports: vec![bounced],
+        progress: vec![],
+    });
 }
 
 /// A `Restore` of `state` (as `statusmesh restore` proposes it).

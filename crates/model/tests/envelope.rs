@@ -49,6 +49,7 @@ fn subscribers_and_page_settings() {
             url: Some("https://status.acme.test/".into()),
             time_zone: Some("Europe/Paris".into()),
             emit_maintenance_status: None,
+            email_subscriptions: None,
         },
     });
     assert_eq!(h.state.page.time_zone, "Europe/Paris");
@@ -59,6 +60,7 @@ fn subscribers_and_page_settings() {
             url: None,
             time_zone: Some("Mars/Olympus".into()),
             emit_maintenance_status: None,
+            email_subscriptions: None,
         },
     });
     assert!(e.to_string().contains("IANA"), "{e}");
@@ -114,6 +116,7 @@ fn keys_are_remembered_for_a_day_then_forgotten() {
             url: None,
             time_zone: None,
             emit_maintenance_status: None,
+            email_subscriptions: None,
         },
     });
     assert!(
@@ -128,6 +131,7 @@ fn keys_are_remembered_for_a_day_then_forgotten() {
             url: None,
             time_zone: None,
             emit_maintenance_status: None,
+            email_subscriptions: None,
         },
     });
     assert!(h.state.idempotency.get("old").is_none());

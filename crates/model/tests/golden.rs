@@ -8,8 +8,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use statusmesh_model::backup::{sha256_hex, Backup, BACKUP_V1, BACKUP_V2, BACKUP_V3};
-use statusmesh_model::format::{self, STATE_V1, STATE_V2, STATE_V3};
+use statusmesh_model::backup::{sha256_hex, Backup, BACKUP_V1, BACKUP_V2, BACKUP_V3, BACKUP_V4};
+use statusmesh_model::format::{self, STATE_V1, STATE_V2, STATE_V3, STATE_V4};
 use statusmesh_model::restore::RESTORE_CHUNK_BYTES;
 use statusmesh_model::*;
 
@@ -31,8 +31,12 @@ const V2_RESTORING_DIGEST: &str =
 const V2_DECODED_DIGEST: &str = V1_DECODED_DIGEST;
 /// v3: in the current format, the digest is the writer's.
 const V3_DECODED_DIGEST: &str = "f63091d90511d95010bed846d6c4b8648c06b28126dd231ecbda42f607a28373";
+/// v4: in the current format, the digest is the writer's (the scenario with email subscribers).
+const V4_DECODED_DIGEST: &str = "62306b796c9fa60cc063c805f74598992331b9c626c243588be2d68d069df364";
 const V3_RESTORING_DIGEST: &str =
     "94767d2e2be8028733dd6f997f89b88cbc3580a9ba3a924b552abb3713dda3a3";
+const V4_RESTORING_DIGEST: &str =
+    "068ac7a5c8599826d74205a54ebaef6a6a91aacf4e3160100dcf44ff7cf08880";
 
 fn golden(version: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -132,7 +136,11 @@ fn write_golden_restoring_snapshot() {
 
 #[test]
 fn snapshots_of_a_restore_under_way_decode_with_their_progress() {
-    for (version, digest) in [("v2", V2_RESTORING_DIGEST), ("v3", V3_RESTORING_DIGEST)] {
+    for (version, digest) in [
+        ("v2", V2_RESTORING_DIGEST),
+        ("v3", V3_RESTORING_DIGEST),
+        ("v4", V4_RESTORING_DIGEST),
+    ] {
         let bytes = read(version, "snapshot-restoring.bin");
         let state = format::decode_state(&bytes).unwrap();
         let p = state.restoring.as_ref().expect("the restore progress");
@@ -141,11 +149,10 @@ fn snapshots_of_a_restore_under_way_decode_with_their_progress() {
         assert_eq!(state.digest(), digest, "{version}");
         assert_eq!(state, restoring_state(version), "{version}");
     }
-    let current = read("v3", "snapshot-restoring.bin");
-    assert_eq!(
-        format::encode_state(&format::decode_state(&current).unwrap()).unwrap(),
-        current
-    );
+    // Format 4 only adds to format 3: a v3 state encodes to the same JSON.
+    let v3 = read("v3", "snapshot-restoring.bin");
+    let again = format::encode_state(&format::decode_state(&v3).unwrap()).unwrap();
+    assert_eq!((again[0], &again[1..]), (STATE_V4, &v3[1..]));
 }
 
 fn read_backup_state_len(version: &str) -> usize {
@@ -163,8 +170,10 @@ fn assert_rich(state: &State) {
     assert!(log
         .iter()
         .any(|r| r.report.event == 1 && r.webhook_id == "msg_page1_1"));
-    let outcomes: std::collections::BTreeSet<&str> =
+    let mut outcomes: std::collections::BTreeSet<&str> =
         log.iter().map(|r| r.report.outcome.as_str()).collect();
+    // (From v4 on, the scenario's operator-added email subscriber bounces.)
+    outcomes.remove("bounced");
     assert_eq!(
         outcomes,
         ["delivered", "exhausted", "retry"].into_iter().collect(),
@@ -207,7 +216,7 @@ fn v1_snapshot_with_duplicate_event_keys_decodes_through_the_migration() {
     );
     // Written again, it is the current format, and reads back equal.
     let again = format::encode_state(&state).unwrap();
-    assert_eq!(again[0], STATE_V3);
+    assert_eq!(again[0], STATE_V4);
     assert_eq!(format::decode_state(&again).unwrap(), state);
 }
 
@@ -278,7 +287,7 @@ fn v2_fixtures_migrate_without_losing_a_queued_delivery() {
         assert_eq!(e.incident_as_recorded(&state).unwrap(), copy, "event {seq}");
     }
     let again = format::encode_state(&state).unwrap();
-    assert_eq!(again[0], STATE_V3);
+    assert_eq!(again[0], STATE_V4);
     assert_eq!(format::decode_state(&again).unwrap(), state);
 
     let backup: Backup = codec::decode(&read("v2", "backup.smbackup")).unwrap();
@@ -301,7 +310,9 @@ fn v3_fixtures_decode_to_their_digest() {
         state.digest(),
         manifest("v3")["state_digest_as_written"].as_str().unwrap()
     );
-    assert_eq!(format::encode_state(&state).unwrap(), bytes);
+    // Format 4 only adds to format 3: the same JSON behind the new version byte.
+    let again = format::encode_state(&state).unwrap();
+    assert_eq!((again[0], &again[1..]), (STATE_V4, &bytes[1..]));
     assert!(state.subscribers.values().all(|s| s.since > 0));
 
     let backup: Backup = codec::decode(&read("v3", "backup.smbackup")).unwrap();
@@ -313,14 +324,66 @@ fn v3_fixtures_decode_to_their_digest() {
 }
 
 #[test]
-fn this_build_writes_the_v3_fixtures_byte_for_byte() {
-    // While v3 is current, the scenario encodes to the committed fixture: a change to the
-    // encoding (or to the scenario) shows up here first. When v4 is added, this test moves on
-    // to v4 and v3 stays decoded above.
+fn v4_fixtures_hold_email_subscribers_and_decode_to_their_digest() {
+    let bytes = read("v4", "snapshot.bin");
+    assert_eq!(bytes[0], STATE_V4);
+    let state = format::decode_state(&bytes).unwrap();
+    assert_rich(&state);
+    assert_eq!(state.digest(), V4_DECODED_DIGEST);
+    assert_eq!(
+        state.digest(),
+        manifest("v4")["state_digest_as_written"].as_str().unwrap()
+    );
+    assert_eq!(format::encode_state(&state).unwrap(), bytes);
+    assert!(state.page.email_subscriptions);
+    let states: std::collections::BTreeMap<&str, &str> = ["jane", "bob", "ops"]
+        .into_iter()
+        .map(|who| {
+            let id = email_subscriber_id(&format!("{who}@example.com"));
+            (who, state.subscribers[&id].state.as_str())
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("bob", "active"),
+            ("jane", "unconfirmed"),
+            ("ops", "bounced")
+        ]
+        .into_iter()
+        .collect()
+    );
+    let bob = &state.subscribers[&email_subscriber_id("bob@example.com")];
+    assert_eq!(bob.email(), Some("bob@example.com"));
+    assert_eq!(bob.component_ids.len(), 1);
+    assert!(bob.notice_at.is_some());
+    let kinds: std::collections::BTreeSet<EventKind> =
+        state.outbox.events.values().map(|e| e.kind).collect();
+    assert!(kinds.contains(&EventKind::SubscriptionConfirm));
+    assert!(kinds.contains(&EventKind::SubscriptionManage));
+    assert!(state
+        .outbox
+        .attempt_log
+        .iter()
+        .any(|r| r.report.outcome.as_str() == "bounced"));
+
+    let backup: Backup = codec::decode(&read("v4", "backup.smbackup")).unwrap();
+    assert_eq!(backup.format, BACKUP_V4);
+    assert_eq!(backup.verified_state().unwrap(), state);
+    let mut restored = State::default();
+    let applied = restore_in_chunks(&mut restored, &backup, RESTORE_CHUNK_BYTES);
+    assert_eq!(applied, Applied::Restored(V4_DECODED_DIGEST.into()));
+}
+
+#[test]
+fn this_build_writes_the_v4_fixtures_byte_for_byte() {
+    // While v4 is current, the scenario encodes to the committed fixture: a change to the
+    // encoding (or to the scenario) shows up here first. When v5 is added, this test moves on
+    // to v5 and v4 stays decoded above.
     let s = scenario::rich();
     assert_eq!(
         format::encode_state(&s.state).unwrap(),
-        read("v3", "snapshot.bin")
+        read("v4", "snapshot.bin")
     );
 }
 

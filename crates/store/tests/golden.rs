@@ -28,6 +28,11 @@ const V1_ENTRIES_DIGEST: &str = "85d552e91aab90a9b19ab7d70821017ded0b8bc6af99959
 /// The digest the v3 entries (this build's scenario, with fan-out reports and an import)
 /// replay to.
 const V3_ENTRIES_DIGEST: &str = "540092242a6019fc4ca4b162cbb30f732e09983f28c6d8bf8a7c308733079ef6";
+/// The digest of the state the v3 entries' restores hold (that build's scenario; the model's
+/// `V3_DECODED_DIGEST`).
+const V3_SCENARIO_DIGEST: &str = "f63091d90511d95010bed846d6c4b8648c06b28126dd231ecbda42f607a28373";
+/// The digest the v4 entries (the scenario with email subscriptions) replay to.
+const V4_ENTRIES_DIGEST: &str = "fe19d2e8dbc405c85cf12acf34d49c783c916526384cb87fa6d9d71ce1ceec36";
 /// The digest the v2 access fixtures name (the scenario's state as state format 2 wrote it).
 const V2_ACCESS_DIGEST: &str = "0a113fafea9323372440da18f300f9f10c88cc1b711f21077050705734d5e776";
 
@@ -161,8 +166,22 @@ async fn v3_log_entries_with_fan_out_reports_and_an_import_replay_to_the_scenari
     assert!(entries.iter().any(|(_, _, e)| matches!(&e.payload,
         EntryPayload::Normal(p) if matches!(&p.command,
             Command::RecordAttempts { progress, .. } if !progress.is_empty()))));
+    replay_entries("v3", V3_ENTRIES_DIGEST, V3_SCENARIO_DIGEST).await;
+}
+
+#[tokio::test]
+async fn v4_log_entries_with_email_subscriptions_replay_to_the_scenario_state() {
+    let entries = read_entries("v4");
+    let kinds: BTreeSet<String> = entries.iter().map(|(_, _, e)| entry_name(e)).collect();
+    for kind in [
+        "request_subscription",
+        "confirm_subscription",
+        "set_subscriber_components",
+    ] {
+        assert!(kinds.contains(kind), "no fixture entry of kind {kind}");
+    }
     let scenario = testkit::rich().state.digest();
-    replay_entries("v3", V3_ENTRIES_DIGEST, &scenario).await;
+    replay_entries("v4", V4_ENTRIES_DIGEST, &scenario).await;
 }
 
 /// Decodes `version`'s entries (byte for byte what this build writes), checks every command
@@ -280,7 +299,7 @@ async fn a_node_upgraded_in_place_over_a_v1_snapshot_starts_with_the_migrated_st
         .unwrap();
     assert_eq!(
         snap.snapshot.get_ref()[0],
-        statusmesh_model::format::STATE_V3
+        statusmesh_model::format::STATE_V4
     );
     drop((builder, sm, log));
     let (_log, sm) = statusmesh_store::open(dir.path(), 1).unwrap();

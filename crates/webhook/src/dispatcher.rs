@@ -27,8 +27,9 @@ use statusmesh_model::outbox::{AttemptOutcome, AttemptReport, FanoutProgress};
 use statusmesh_model::{Proposal, Timestamp};
 use tokio::sync::{mpsc, watch};
 
+use crate::email::{MailContent, Mailer, Recipient, Relayed};
 use crate::policy::{parse_retry_after, Response, WebhookConfig};
-use crate::ready::{DeliveryKey, Job, Limits, Queue};
+use crate::ready::{Body, DeliveryKey, Job, Limits, Queue};
 use crate::signature::signature_header;
 use crate::ssrf::VettingResolver;
 
@@ -95,6 +96,9 @@ pub struct Dispatcher {
     node: Arc<ClusterNode>,
     cfg: Arc<WebhookConfig>,
     client: reqwest::Client,
+    /// The SMTP relay for email subscribers; without one their deliveries fail and are
+    /// retried on the schedule (a node with a relay that leads later delivers them).
+    mailer: Option<Mailer>,
     stats: Arc<DispatchStats>,
 }
 
@@ -126,10 +130,17 @@ impl Dispatcher {
     pub fn new(node: Arc<ClusterNode>, cfg: WebhookConfig) -> Result<Self, ClientBuildError> {
         Ok(Dispatcher {
             client: http_client(&cfg)?,
+            mailer: None,
             node,
             cfg: Arc::new(cfg),
             stats: Arc::new(DispatchStats::default()),
         })
+    }
+
+    /// Sends email subscribers' deliveries through `mailer`.
+    pub fn with_mailer(mut self, mailer: Mailer) -> Self {
+        self.mailer = Some(mailer);
+        self
     }
 
     pub fn stats(&self) -> Arc<DispatchStats> {
@@ -361,6 +372,43 @@ impl Dispatcher {
     }
 
     async fn send(&self, job: &Job, at: Timestamp) -> Sent {
+        match &job.body {
+            Body::Http(body) => self.post(job, body, at).await,
+            Body::Mail(content, to) => self.mail(job, content, to).await,
+        }
+    }
+
+    /// Hands one message to the relay.
+    async fn mail(&self, job: &Job, content: &MailContent, to: &Recipient) -> Sent {
+        let Some(mailer) = &self.mailer else {
+            return Sent::failed(
+                Response::Error,
+                "this node has no [email] relay configured".into(),
+            );
+        };
+        match mailer.send(content, to, &job.webhook_id).await {
+            Relayed::Accepted => Sent {
+                response: Response::Accepted,
+                http_status: None,
+                error: None,
+                excerpt: String::new(),
+            },
+            Relayed::Bounced { reply } => Sent {
+                response: Response::Refused,
+                http_status: None,
+                error: Some("the relay refused the recipient".into()),
+                excerpt: reply,
+            },
+            Relayed::Failed { code, error } => Sent {
+                response: Response::Error,
+                http_status: None,
+                excerpt: code.map(|c| c.to_string()).unwrap_or_default(),
+                error: Some(error),
+            },
+        }
+    }
+
+    async fn post(&self, job: &Job, body: &bytes::Bytes, at: Timestamp) -> Sent {
         // The vetted URL is the one requested: parsed once.
         let url = match statusmesh_egress::check_url(&job.url, &self.cfg.targets) {
             Ok(url) => url,
@@ -368,7 +416,7 @@ impl Dispatcher {
         };
         let ts = at.0.div_euclid(1000);
         let secrets: Vec<&str> = job.secrets.iter().map(String::as_str).collect();
-        let signature = match signature_header(&secrets, &job.webhook_id, ts, &job.body) {
+        let signature = match signature_header(&secrets, &job.webhook_id, ts, body) {
             Ok(s) => s,
             Err(e) => return Sent::failed(Response::Error, e.to_string()),
         };
@@ -379,7 +427,7 @@ impl Dispatcher {
             .header("webhook-id", &job.webhook_id)
             .header("webhook-timestamp", ts.to_string())
             .header("webhook-signature", signature)
-            .body(job.body.clone())
+            .body(body.clone())
             .send()
             .await;
         match result {

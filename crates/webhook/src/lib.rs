@@ -9,6 +9,7 @@
 //! receivers that remember the ids they processed get effectively-once handling.
 
 pub mod dispatcher;
+pub mod email;
 mod fanout;
 pub mod payload;
 pub mod policy;
@@ -17,4 +18,5 @@ pub mod signature;
 pub mod ssrf;
 
 pub use dispatcher::Dispatcher;
+pub use email::{MailConfig, Mailer};
 pub use policy::WebhookConfig;

@@ -13,6 +13,9 @@ pub fn render(state: &State, event: &Event, format: PayloadFormat) -> Vec<u8> {
         PayloadFormat::Statuspage => statuspage(state, event),
         PayloadFormat::Slack => slack(state, event),
         PayloadFormat::Discord => discord(state, event),
+        // Email subscribers are written to through the relay (`crate::email`), never posted
+        // to; their JSON, should anyone ask, is the Statuspage envelope.
+        PayloadFormat::Email => statuspage(state, event),
     };
     serde_json::to_vec(&value).unwrap_or_default()
 }

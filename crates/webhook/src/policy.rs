@@ -68,8 +68,12 @@ pub enum Response {
         retry_after: Option<Duration>,
     },
     Timeout,
-    /// Connection refused, TLS failure, SSRF refusal, ...
+    /// Connection refused, TLS failure, SSRF refusal, a mail relay's temporary refusal...
     Error,
+    /// The mail relay accepted the message.
+    Accepted,
+    /// The mail relay refused the recipient for good: the subscriber is bounced.
+    Refused,
 }
 
 impl WebhookConfig {
@@ -80,6 +84,8 @@ impl WebhookConfig {
                 return AttemptOutcome::Delivered
             }
             Response::Status { code: 410, .. } => return AttemptOutcome::Gone,
+            Response::Accepted => return AttemptOutcome::Delivered,
+            Response::Refused => return AttemptOutcome::Bounced,
             Response::Status { code, .. } => *code == 429,
             Response::Timeout => true,
             Response::Error => false,

@@ -22,6 +22,9 @@ use statusmesh_model::{Id, PayloadFormat, State, Timestamp};
 use statusmesh_model::outbox::{AttemptOutcome, AttemptReport, Event, FanoutProgress};
 use statusmesh_model::Subscriber;
 
+use std::sync::Arc;
+
+use crate::email::{self, MailContent, Recipient};
 use crate::fanout::{Settled, Walks};
 use crate::payload;
 
@@ -32,13 +35,28 @@ pub(crate) struct DeliveryKey {
     pub subscriber: Id,
 }
 
+/// What a delivery sends: a webhook body, or a mail (rendered once per event) to one
+/// recipient.
+#[derive(Debug, Clone)]
+pub(crate) enum Body {
+    Http(bytes::Bytes),
+    Mail(Arc<MailContent>, Box<Recipient>),
+}
+
+/// A rendered event, kept between refills: shared by every recipient of one format.
+#[derive(Debug, Clone)]
+enum Rendered {
+    Http(bytes::Bytes),
+    Mail(Arc<MailContent>),
+}
+
 /// One request to make.
 #[derive(Debug)]
 pub(crate) struct Job {
     pub key: DeliveryKey,
     pub url: String,
     pub webhook_id: String,
-    pub body: bytes::Bytes,
+    pub body: Body,
     pub secrets: Vec<String>,
     pub attempt: u32,
     /// When the event was recorded (for the delivery lag).
@@ -78,7 +96,7 @@ pub(crate) struct Queue {
     sending: HashMap<Id, usize>,
     /// Requests running in all.
     active: usize,
-    bodies: HashMap<(u64, PayloadFormat), bytes::Bytes>,
+    bodies: HashMap<(u64, PayloadFormat), Rendered>,
     /// The fan-out walks, and the recipients they handed out that have not started.
     walks: Walks,
     walk_ready: VecDeque<Job>,
@@ -89,7 +107,7 @@ pub(crate) struct Queue {
 /// Builds the request for `sub`'s delivery of `event`, rendering its body once per event and
 /// format.
 fn job(
-    bodies: &mut HashMap<(u64, PayloadFormat), bytes::Bytes>,
+    bodies: &mut HashMap<(u64, PayloadFormat), Rendered>,
     state: &State,
     event: &Event,
     sub: &Subscriber,
@@ -97,10 +115,22 @@ fn job(
     now: Timestamp,
     walk: bool,
 ) -> Job {
-    let body = bodies
+    let rendered = bodies
         .entry((event.seq, sub.format))
-        .or_insert_with(|| payload::render(state, event, sub.format).into())
+        .or_insert_with(|| {
+            if sub.format.is_email() {
+                Rendered::Mail(Arc::new(email::render(state, event)))
+            } else {
+                Rendered::Http(payload::render(state, event, sub.format).into())
+            }
+        })
         .clone();
+    let body = match (rendered, Recipient::of(state, sub)) {
+        (Rendered::Mail(content), Some(to)) => Body::Mail(content, Box::new(to)),
+        // (An email subscriber whose URL is not `mailto:` cannot exist: apply checks it.)
+        (Rendered::Mail(_), None) => Body::Http(bytes::Bytes::new()),
+        (Rendered::Http(b), _) => Body::Http(b),
+    };
     Job {
         key: DeliveryKey {
             event: event.seq,

@@ -102,6 +102,7 @@ async fn seed(cluster: &TestCluster) -> anyhow::Result<()> {
         url: Some("https://status.bench.test/".into()),
         time_zone: Some("Europe/Paris".into()),
         emit_maintenance_status: None,
+        email_subscriptions: None,
     };
     c.set_page(write(page, &key("p"))).await?;
     let mut ids = Vec::new();

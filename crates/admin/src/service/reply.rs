@@ -47,7 +47,8 @@ pub(super) fn entity(s: &State, applied: Applied, reveal_urls: bool) -> Option<E
         | Applied::Restored(_)
         | Applied::RestoreReceived(_)
         | Applied::MembershipRecorded(_)
-        | Applied::AccessRecorded => None,
+        | Applied::AccessRecorded
+        | Applied::SubscriptionRequested => None,
         Applied::Token(name) | Applied::TokenRevoked(name) => s
             .tokens
             .by_name

@@ -71,12 +71,17 @@ impl AdminService {
         req: Request<pb::AddSubscriberRequest>,
     ) -> Reply<pb::WriteReply> {
         let caller = self.authorize(&req, "AddSubscriber").await?;
-        statusmesh_model::limits::http_url("url", &req.get_ref().url)
-            .map_err(|e| command_status(&e))?;
-        statusmesh_egress::vet(&req.get_ref().url, &self.targets)
-            .await
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let cmd = convert::add_subscriber(req.get_ref());
+        // An email subscriber's mail goes to the configured relay, not to a target of its own.
+        if let Ok(Command::AddSubscriber { spec, .. }) = &cmd {
+            if !spec.format.is_email() {
+                statusmesh_model::limits::http_url("url", &spec.url)
+                    .map_err(|e| command_status(&e))?;
+                statusmesh_egress::vet(&spec.url, &self.targets)
+                    .await
+                    .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            }
+        }
         self.write_as(caller, "AddSubscriber", &req, cmd).await
     }
 
@@ -106,9 +111,11 @@ impl AdminService {
                 ))
             };
             let parsed = convert::import_row(&row).map_err(|e| stopped(e.to_string()))?;
-            self.vet_cached(&parsed.spec.url, &mut vetted)
-                .await
-                .map_err(stopped)?;
+            if !parsed.spec.format.is_email() {
+                self.vet_cached(&parsed.spec.url, &mut vetted)
+                    .await
+                    .map_err(stopped)?;
+            }
             let size =
                 serde_json::to_vec(&parsed).map_or(usize::MAX / 2, |v| v.len()) + STAMPED_BYTES;
             if !chunk.rows.is_empty()

@@ -42,6 +42,7 @@ pub async fn page(ctx: &Ctx, cmd: PageCmd) -> anyhow::Result<()> {
             url,
             time_zone,
             emit_maintenance_status,
+            email_subscriptions,
         } => {
             ctx.write(
                 pb::SetPageRequest {
@@ -49,6 +50,7 @@ pub async fn page(ctx: &Ctx, cmd: PageCmd) -> anyhow::Result<()> {
                     url,
                     time_zone,
                     emit_maintenance_status,
+                    email_subscriptions,
                 },
                 async |c, r| c.set_page(r).await,
             )

@@ -221,20 +221,40 @@ impl State {
         id: &Id,
     ) -> Result<Applied, CommandError> {
         self.subscriber(id)?;
-        let event = self.new_event(
+        let seq = self.notify_one(
             index,
             at,
             EventKind::Ping,
+            id,
+            "test delivery requested by an operator",
+        );
+        Ok(Applied::Event(self.outbox.events[&seq].webhook_id.clone()))
+    }
+
+    /// Records an event for one subscriber only (a ping, a subscription's confirmation or
+    /// manage link), with its delivery queued; returns its sequence number.
+    pub(crate) fn notify_one(
+        &mut self,
+        index: u64,
+        at: Timestamp,
+        kind: EventKind,
+        id: &Id,
+        reason: &str,
+    ) -> u64 {
+        let event = self.new_event(
+            index,
+            at,
+            kind,
             BTreeSet::new(),
             EventSubject::Subscriber {
                 subscriber_id: id.clone(),
-                reason: "test delivery requested by an operator".into(),
+                reason: reason.into(),
             },
         );
         let prefix = self.webhook_id_prefix();
         let seq = self.outbox.record(event, &prefix, vec![id.clone()]);
         self.outbox.prune(at);
-        Ok(Applied::Event(self.outbox.events[&seq].webhook_id.clone()))
+        seq
     }
 
     pub(crate) fn replay_event(
@@ -479,7 +499,7 @@ impl State {
                 d.next_attempt_at = *next_at;
                 true
             }
-            AttemptOutcome::Exhausted | AttemptOutcome::Gone => {
+            AttemptOutcome::Exhausted | AttemptOutcome::Gone | AttemptOutcome::Bounced => {
                 d.state = DeliveryState::Failed {
                     at,
                     reason: format!("gave up after {attempts} attempts"),
@@ -505,6 +525,10 @@ impl State {
         match &r.outcome {
             AttemptOutcome::Gone => {
                 self.disable_subscriber(at, &r.subscriber, "the endpoint answered 410 Gone".into())
+            }
+            AttemptOutcome::Bounced => {
+                let reason = format!("the mail relay refused the address: {}", r.response_excerpt);
+                self.bounce_subscriber(at, &r.subscriber, reason)
             }
             AttemptOutcome::Exhausted => self.quarantine(
                 index,

@@ -1,10 +1,11 @@
 use std::collections::BTreeMap;
 
 use crate::command::{Applied, ImportedSubscriber, NewSubscriber};
-use crate::entities::{RetiringSecret, Subscriber, SubscriberState};
+use crate::entities::{email_subscriber_id, RetiringSecret, Subscriber, SubscriberState, MAILTO};
 use crate::error::{CommandError, EntityKind};
 use crate::ids::{Id, Timestamp};
 use crate::limits;
+use crate::outbox::EventKind;
 use crate::state::State;
 
 /// `whsec_` followed by base64 of 24 to 64 bytes (the Standard Webhooks secret format).
@@ -24,6 +25,25 @@ fn check_secret(secret: &str) -> Result<(), CommandError> {
             "must be whsec_ followed by base64 of 24 to 64 bytes",
         ))
     }
+}
+
+/// The subscriber's `url`, checked: an http(s) URL for a webhook; for an email subscriber
+/// `mailto:` and the normalised address, whose derived id must be `id`.
+fn subscriber_url(id: &Id, spec: &NewSubscriber) -> Result<String, CommandError> {
+    if !spec.format.is_email() {
+        return Ok(limits::http_url("url", &spec.url)?.to_string());
+    }
+    let given = spec.url.strip_prefix(MAILTO).unwrap_or(&spec.url);
+    let address = limits::email_address("email", given)?;
+    if *id != email_subscriber_id(&address) {
+        return Err(CommandError::invalid(
+            "id",
+            format!(
+                "{id} is not the id of this address (an email subscriber's id is derived from it)"
+            ),
+        ));
+    }
+    Ok(format!("{MAILTO}{address}"))
 }
 
 impl State {
@@ -94,7 +114,7 @@ impl State {
         id: &Id,
         spec: &NewSubscriber,
     ) -> Result<Subscriber, CommandError> {
-        let url = limits::http_url("url", &spec.url)?;
+        let url = subscriber_url(id, spec)?;
         if let Some(d) = &spec.description {
             limits::optional_text("description", d, limits::MAX_DESCRIPTION_CHARS)?;
         }
@@ -105,7 +125,7 @@ impl State {
         }
         Ok(Subscriber {
             id: id.clone(),
-            url: url.to_string(),
+            url,
             component_ids,
             secret: spec.secret.clone(),
             previous_secret: None,
@@ -117,6 +137,7 @@ impl State {
             created_at: at,
             updated_at: at,
             since: index,
+            notice_at: None,
         })
     }
 
@@ -198,6 +219,130 @@ impl State {
             self.outbox
                 .fail_all_of(id, at, &format!("subscriber disabled: {reason}"));
             s.state = SubscriberState::Disabled { at, reason };
+            s.updated_at = at;
+        }
+    }
+
+    /// A self-service email subscription request (see [`crate::command::Command::RequestSubscription`]).
+    pub(crate) fn request_subscription(
+        &mut self,
+        index: u64,
+        at: Timestamp,
+        id: &Id,
+        spec: &NewSubscriber,
+    ) -> Result<Applied, CommandError> {
+        if !self.page.email_subscriptions {
+            return Err(CommandError::precondition(
+                "this page does not take email subscriptions (page setting email_subscriptions)",
+            ));
+        }
+        if !spec.format.is_email() {
+            return Err(CommandError::invalid(
+                "format",
+                "only email subscriptions are taken from the public page",
+            ));
+        }
+        let expires = at.saturating_add_millis(limits::SUBSCRIPTION_CONFIRM_MS);
+        let notice_due = |s: &Subscriber| {
+            s.notice_at
+                .is_none_or(|t| at.0.saturating_sub(t.0) >= limits::SUBSCRIPTION_NOTICE_INTERVAL_MS)
+        };
+        let kind = match self.subscribers.get(id) {
+            None => {
+                limits::count(
+                    "subscribers",
+                    self.subscribers.len() + 1,
+                    limits::MAX_SUBSCRIBERS,
+                )?;
+                let mut sub = self.new_subscriber(index, at, id, spec)?;
+                sub.state = SubscriberState::Unconfirmed { expires };
+                self.subscribers.insert(id.clone(), sub);
+                Some(EventKind::SubscriptionConfirm)
+            }
+            Some(existing) => {
+                // Checked as a new one would be, so a malformed request is refused alike.
+                self.new_subscriber(index, at, id, spec)?;
+                let component_ids =
+                    self.check_component_set("component_ids", &spec.component_ids)?;
+                let due = notice_due(existing);
+                let sub = self.subscribers.get_mut(id).expect("looked up above");
+                match sub.state {
+                    // A new confirmation (new expiry, so the older links stop working) only
+                    // with a new mail: otherwise the link already sent must keep working.
+                    SubscriberState::Unconfirmed { .. } if due => {
+                        sub.state = SubscriberState::Unconfirmed { expires };
+                        sub.component_ids = component_ids;
+                        sub.updated_at = at;
+                        Some(EventKind::SubscriptionConfirm)
+                    }
+                    SubscriberState::Unconfirmed { .. } => None,
+                    SubscriberState::Active => due.then_some(EventKind::SubscriptionManage),
+                    // Bounced or turned off: no mail goes to it from a form anyone can send.
+                    _ => None,
+                }
+            }
+        };
+        if let Some(kind) = kind {
+            if let Some(sub) = self.subscribers.get_mut(id) {
+                sub.notice_at = Some(at);
+            }
+            self.notify_one(index, at, kind, id, kind.as_str());
+        }
+        Ok(Applied::SubscriptionRequested)
+    }
+
+    pub(crate) fn confirm_subscription(
+        &mut self,
+        index: u64,
+        at: Timestamp,
+        id: &Id,
+    ) -> Result<Applied, CommandError> {
+        let sub = self.subscriber(id)?;
+        match sub.state {
+            SubscriberState::Unconfirmed { expires } if at <= expires => {}
+            SubscriberState::Unconfirmed { .. } => {
+                return Err(CommandError::precondition(
+                    "the confirmation has expired; subscribe again",
+                ))
+            }
+            SubscriberState::Active => return Ok(Applied::SubscriberUpdated(id.clone())),
+            _ => {
+                return Err(CommandError::precondition(format!(
+                    "subscriber {id} is {}",
+                    sub.state.as_str()
+                )))
+            }
+        }
+        if let Some(s) = self.subscribers.get_mut(id) {
+            s.state = SubscriberState::Active;
+            // It receives what is recorded after its confirmation, not before.
+            s.since = index;
+            s.updated_at = at;
+        }
+        Ok(Applied::SubscriberUpdated(id.clone()))
+    }
+
+    pub(crate) fn set_subscriber_components(
+        &mut self,
+        at: Timestamp,
+        id: &Id,
+        component_ids: &[Id],
+    ) -> Result<Applied, CommandError> {
+        self.subscriber(id)?;
+        let set = self.check_component_set("component_ids", component_ids)?;
+        if let Some(s) = self.subscribers.get_mut(id) {
+            s.component_ids = set;
+            s.updated_at = at;
+        }
+        Ok(Applied::SubscriberUpdated(id.clone()))
+    }
+
+    /// Marks an email subscriber bounced and fails its pending deliveries. Never refuses.
+    pub(crate) fn bounce_subscriber(&mut self, at: Timestamp, id: &Id, reason: String) {
+        if let Some(s) = self.subscribers.get_mut(id) {
+            self.outbox
+                .fail_all_of(id, at, &format!("subscriber bounced: {reason}"));
+            s.state = SubscriberState::Bounced { at, reason };
             s.updated_at = at;
         }
     }

@@ -173,6 +173,26 @@ pub enum Command {
     TestSubscriber {
         id: Id,
     },
+    /// A customer asking on the public page to be told by email (double opt-in). `id` is the
+    /// address's [`crate::entities::email_subscriber_id`]; the secret (stamped) signs the
+    /// links of its mails. A new address becomes an unconfirmed subscriber with a
+    /// confirmation mail queued; an address already subscribed gets a mail with its manage
+    /// link instead. The answer is the same either way (no enumeration), and a recipient gets
+    /// at most one such mail per [`crate::limits::SUBSCRIPTION_NOTICE_INTERVAL_MS`].
+    RequestSubscription {
+        id: Id,
+        spec: NewSubscriber,
+    },
+    /// The confirmation link was followed: an unconfirmed subscriber becomes active and
+    /// receives the events recorded from now on. Refused once its confirmation has expired.
+    ConfirmSubscription {
+        id: Id,
+    },
+    /// A subscriber's component filter (empty: every event), from the manage page or an operator.
+    SetSubscriberComponents {
+        id: Id,
+        component_ids: Vec<Id>,
+    },
     /// Queues an event again (same `webhook-id`) for one subscriber or every active one it
     /// matches. `event` is the webhook id or the event's sequence number.
     ReplayEvent {
@@ -297,6 +317,10 @@ macro_rules! stamp_slots {
             Command::AddSubscriber {
                 id,
                 spec: NewSubscriber { secret, .. },
+            }
+            | Command::RequestSubscription {
+                id,
+                spec: NewSubscriber { secret, .. },
             } => {
                 $f(Slot::Id(id));
                 $f(Slot::Secret(secret));
@@ -319,6 +343,8 @@ macro_rules! stamp_slots {
             | Command::RemoveSubscriber { .. }
             | Command::SetSubscriberState { .. }
             | Command::TestSubscriber { .. }
+            | Command::ConfirmSubscription { .. }
+            | Command::SetSubscriberComponents { .. }
             | Command::ReplayEvent { .. }
             | Command::RecordAttempts { .. }
             | Command::CreateToken { .. }
@@ -377,6 +403,9 @@ impl Command {
                 | Command::SetSubscriberState { .. }
                 | Command::RotateSubscriberSecret { .. }
                 | Command::TestSubscriber { .. }
+                | Command::RequestSubscription { .. }
+                | Command::ConfirmSubscription { .. }
+                | Command::SetSubscriberComponents { .. }
                 | Command::ReplayEvent { .. }
                 | Command::RecordAttempts { .. }
                 | Command::CreateToken { .. }
@@ -411,7 +440,22 @@ impl Command {
                 "first": subscribers.first().map(|s| s.id.as_str()),
                 "last": subscribers.last().map(|s| s.id.as_str()),
             }),
-            other => serde_json::to_value(other).unwrap_or(serde_json::Value::Null),
+            other => {
+                let mut v = serde_json::to_value(other).unwrap_or(serde_json::Value::Null);
+                // An email subscriber's address stays out of the audit log (its id names it).
+                if let Some(url) = v.pointer_mut("/spec/url") {
+                    if url
+                        .as_str()
+                        .is_some_and(|u| u.starts_with(crate::entities::MAILTO))
+                    {
+                        *url = serde_json::Value::String(format!(
+                            "{}(address)",
+                            crate::entities::MAILTO
+                        ));
+                    }
+                }
+                v
+            }
         }
     }
 
@@ -435,7 +479,10 @@ impl Command {
             | Command::RemoveSubscriber { id }
             | Command::SetSubscriberState { id, .. }
             | Command::RotateSubscriberSecret { id, .. }
-            | Command::TestSubscriber { id } => Some(id.to_string()),
+            | Command::TestSubscriber { id }
+            | Command::RequestSubscription { id, .. }
+            | Command::ConfirmSubscription { id }
+            | Command::SetSubscriberComponents { id, .. } => Some(id.to_string()),
             Command::ReplayEvent { event, .. } => Some(event.clone()),
             Command::CreateToken { name, .. } | Command::RevokeToken { name } => Some(name.clone()),
             Command::RecordMembershipChange { node, .. } => Some(format!("node {node}")),
@@ -475,6 +522,9 @@ impl Command {
             Command::SetSubscriberState { .. } => "set_subscriber_state",
             Command::RotateSubscriberSecret { .. } => "rotate_subscriber_secret",
             Command::TestSubscriber { .. } => "test_subscriber",
+            Command::RequestSubscription { .. } => "request_subscription",
+            Command::ConfirmSubscription { .. } => "confirm_subscription",
+            Command::SetSubscriberComponents { .. } => "set_subscriber_components",
             Command::ReplayEvent { .. } => "replay_event",
             Command::RecordAttempts { .. } => "record_attempts",
             Command::CreateToken { .. } => "create_token",

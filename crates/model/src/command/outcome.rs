@@ -21,6 +21,9 @@ pub enum Applied {
     /// A subscriber changed state; its secret stays hidden.
     SubscriberUpdated(Id),
     SubscriberRemoved(Id),
+    /// A self-service subscription request was taken (the same answer whether or not the
+    /// address was already subscribed).
+    SubscriptionRequested,
     /// This many subscribers were imported.
     Imported(u32),
     /// An event was recorded (its webhook id).

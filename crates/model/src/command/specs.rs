@@ -14,6 +14,9 @@ pub struct PagePatch {
     pub url: Option<String>,
     pub time_zone: Option<String>,
     pub emit_maintenance_status: Option<bool>,
+    /// Absent from the entries of builds before self-service subscriptions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_subscriptions: Option<bool>,
 }
 
 /// One component's new status, as part of an incident update.

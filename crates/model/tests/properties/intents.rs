@@ -36,7 +36,8 @@ fn report(
             next_at: Timestamp(at + 2_000),
         },
         2 => AttemptOutcome::Exhausted,
-        _ => AttemptOutcome::Gone,
+        3 => AttemptOutcome::Gone,
+        _ => AttemptOutcome::Bounced,
     };
     let _ = state;
     AttemptReport {

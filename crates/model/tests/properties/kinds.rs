@@ -8,7 +8,7 @@ use statusmesh_model::outbox::{AttemptOutcome, DeliveryState};
 use statusmesh_model::*;
 
 /// The number of `Command` variants; `kind` gives each one a number below it.
-pub const KINDS: usize = 28;
+pub const KINDS: usize = 31;
 
 /// A number per `Command` variant. No wildcard: a new variant does not compile until it is
 /// numbered here (and `KINDS` raised), and then the coverage check fails until the generator
@@ -43,6 +43,9 @@ pub fn kind(c: &Command) -> usize {
         Command::RecordMembershipChange { .. } => 25,
         Command::RecordAccess { .. } => 26,
         Command::ImportSubscribers { .. } => 27,
+        Command::RequestSubscription { .. } => 28,
+        Command::ConfirmSubscription { .. } => 29,
+        Command::SetSubscriberComponents { .. } => 30,
     }
 }
 
@@ -53,10 +56,13 @@ pub enum Reached {
     AttemptRetry,
     AttemptExhausted,
     AttemptGone,
+    AttemptBounced,
     DeliveryPending,
     DeliveryFailed,
     SubscriberDisabled,
     SubscriberQuarantined,
+    SubscriberUnconfirmed,
+    SubscriberBounced,
     RetiringSecret,
     RecentFailures,
     EventOfEveryKind,
@@ -74,7 +80,7 @@ pub enum Reached {
     FanoutPartWay,
 }
 
-pub const ALL_REACHED: usize = 23;
+pub const ALL_REACHED: usize = 26;
 
 pub fn reached(s: &State) -> BTreeSet<Reached> {
     use Reached::*;
@@ -92,6 +98,7 @@ pub fn reached(s: &State) -> BTreeSet<Reached> {
             AttemptOutcome::Retry { .. } => AttemptRetry,
             AttemptOutcome::Exhausted => AttemptExhausted,
             AttemptOutcome::Gone => AttemptGone,
+            AttemptOutcome::Bounced => AttemptBounced,
         });
     }
     for d in s.outbox.deliveries.values().flat_map(|m| m.values()) {
@@ -107,6 +114,12 @@ pub fn reached(s: &State) -> BTreeSet<Reached> {
             }
             SubscriberState::Quarantined { .. } => {
                 r.insert(SubscriberQuarantined);
+            }
+            SubscriberState::Unconfirmed { .. } => {
+                r.insert(SubscriberUnconfirmed);
+            }
+            SubscriberState::Bounced { .. } => {
+                r.insert(SubscriberBounced);
             }
             SubscriberState::Active => {}
         }

@@ -3,6 +3,7 @@
 use proptest::prelude::*;
 use statusmesh_model::access::Role;
 use statusmesh_model::command::*;
+use statusmesh_model::limits;
 use statusmesh_model::*;
 
 use crate::common::scenario;
@@ -115,15 +116,21 @@ fn a_format() -> impl Strategy<Value = PayloadFormat> {
 
 fn page_commands() -> impl Strategy<Value = Command> {
     prop_oneof![
-        (a_name(), any::<bool>()).prop_map(|(name, emit)| Command::SetPage {
-            page_id: Id::parse("id", "page").unwrap(),
-            patch: PagePatch {
-                name: Some(name),
-                url: None,
-                time_zone: Some("Europe/Paris".into()),
-                emit_maintenance_status: Some(emit),
-            },
-        }),
+        (
+            a_name(),
+            any::<bool>(),
+            prop::option::weighted(0.5, prop::bool::weighted(0.8))
+        )
+            .prop_map(|(name, emit, email)| Command::SetPage {
+                page_id: Id::parse("id", "page").unwrap(),
+                patch: PagePatch {
+                    name: Some(name),
+                    url: None,
+                    time_zone: Some("Europe/Paris".into()),
+                    emit_maintenance_status: Some(emit),
+                    email_subscriptions: email,
+                },
+            }),
         (
             an_id(),
             a_name(),
@@ -266,6 +273,60 @@ fn maintenance_commands() -> impl Strategy<Value = Command> {
     ]
 }
 
+/// An address from a small pool, so requests meet the subscribers earlier ones made; now and
+/// then one that is refused.
+fn an_address() -> impl Strategy<Value = String> {
+    prop_oneof![
+        8 => (0u8..4).prop_map(|n| format!("a{n}@example.com")),
+        1 => Just("not an address".to_owned()),
+    ]
+}
+
+fn email_id(address: &str) -> Id {
+    limits::email_address("email", address)
+        .map(|a| email_subscriber_id(&a))
+        .unwrap_or_else(|_| Id::parse("id", "e0").unwrap())
+}
+
+/// An email subscriber's id, or one of the webhook subscribers'.
+fn a_subscriber_id() -> impl Strategy<Value = Id> {
+    prop_oneof![an_id(), an_address().prop_map(|a| email_id(&a))]
+}
+
+fn email_commands() -> impl Strategy<Value = Command> {
+    prop_oneof![
+        3 => (an_address(), prop::collection::vec(an_id(), 0..2)).prop_map(|(address, component_ids)| {
+            Command::RequestSubscription {
+                id: email_id(&address),
+                spec: NewSubscriber {
+                    url: format!("{MAILTO}{address}"),
+                    component_ids,
+                    description: None,
+                    secret: scenario::SECRET_A.into(),
+                    format: PayloadFormat::Email,
+                    owner: None,
+                },
+            }
+        }),
+        2 => a_subscriber_id().prop_map(|id| Command::ConfirmSubscription { id }),
+        3 => (a_subscriber_id(), prop::collection::vec(an_id(), 0..2)).prop_map(|(id, component_ids)| {
+            Command::SetSubscriberComponents { id, component_ids }
+        }),
+        1 => an_address().prop_map(|address| Command::AddSubscriber {
+            id: email_id(&address),
+            spec: NewSubscriber {
+                url: format!("{MAILTO}{address}"),
+                component_ids: vec![],
+                description: None,
+                secret: scenario::SECRET_B.into(),
+                format: PayloadFormat::Email,
+                owner: Some("ops".into()),
+            },
+        }),
+        1 => a_subscriber_id().prop_map(|id| Command::TestSubscriber { id }),
+    ]
+}
+
 fn subscriber_commands() -> impl Strategy<Value = Command> {
     prop_oneof![
         3 => (an_id(), prop::collection::vec(an_id(), 0..2), a_format()).prop_map(
@@ -389,13 +450,14 @@ fn a_step() -> impl Strategy<Value = Step> {
         8 => page_commands().prop_map(Step::Do),
         3 => maintenance_commands().prop_map(Step::Do),
         4 => subscriber_commands().prop_map(Step::Do),
+        2 => email_commands().prop_map(Step::Do),
         2 => access_commands().prop_map(Step::Do),
         1 => access_records().prop_map(Step::Do),
-        5 => prop::collection::vec((any::<usize>(), 0u8..4, prop::bool::weighted(0.1)), 1..4)
+        5 => prop::collection::vec((any::<usize>(), 0u8..5, prop::bool::weighted(0.1)), 1..4)
             .prop_map(Step::Attempts),
         5 => (
             prop::option::weighted(0.5, any::<usize>()),
-            prop::collection::vec((any::<usize>(), 0u8..5), 0..3),
+            prop::collection::vec((any::<usize>(), 0u8..6), 0..3),
             prop::bool::weighted(0.1),
         )
             .prop_map(|(through, picks, stale)| Step::Walk { through, picks, stale }),

@@ -15,6 +15,7 @@ pub fn page(state: &State) -> pb::Page {
     pb::Page {
         id: state.page.id.to_string(),
         emit_maintenance_status: state.page.emit_maintenance_status,
+        email_subscriptions: state.page.email_subscriptions,
         name: state.page.name.clone(),
         url: state.page.url.clone(),
         time_zone: state.page.time_zone.clone(),

@@ -5,6 +5,7 @@ use statusmesh_model::command::{
     ComponentChange, ComponentPatch, ImportedSubscriber, IncidentUpdateSpec, MaintenancePatch,
     NewComponent, NewIncident, NewMaintenance, NewSubscriber, PagePatch,
 };
+use statusmesh_model::{email_subscriber_id, limits, MAILTO};
 use statusmesh_model::{
     Command, CommandError, ComponentStatus, Id, Impact, IncidentStatus, MaintenanceStatus,
     PayloadFormat, Timestamp,
@@ -43,6 +44,7 @@ pub fn set_page(r: &pb::SetPageRequest) -> Result<Command> {
         url: r.url.clone(),
         time_zone: r.time_zone.clone(),
         emit_maintenance_status: r.emit_maintenance_status,
+        email_subscriptions: r.email_subscriptions,
     };
     if patch == PagePatch::default() {
         return Err(CommandError::invalid("page", "nothing to change"));
@@ -239,19 +241,40 @@ pub fn cancel_maintenance(r: &pb::CancelMaintenanceRequest) -> Result<Command> {
 }
 
 pub fn add_subscriber(r: &pb::AddSubscriberRequest) -> Result<Command> {
+    let spec = new_subscriber(r, String::new())?;
     Ok(Command::AddSubscriber {
-        id: Id::pending(),
-        spec: new_subscriber(r, String::new())?,
+        id: subscriber_id(&spec),
+        spec,
     })
 }
 
+/// Pending (the leader chooses it), except for an email subscriber, whose id is derived from
+/// its address.
+fn subscriber_id(spec: &NewSubscriber) -> Id {
+    match spec.url.strip_prefix(MAILTO) {
+        Some(address) if spec.format.is_email() => email_subscriber_id(address),
+        _ => Id::pending(),
+    }
+}
+
+/// The subscriber a request describes. `mailto:<address>` (or a bare address with format
+/// `email`) is an email subscriber, its address normalised here so that its id can be derived.
 fn new_subscriber(r: &pb::AddSubscriberRequest, secret: String) -> Result<NewSubscriber> {
+    let mut format = PayloadFormat::parse("format", &r.format)?;
+    let mut url = r.url.clone();
+    if r.format.is_empty() && url.starts_with(MAILTO) {
+        format = PayloadFormat::Email;
+    }
+    if format.is_email() {
+        let given = url.strip_prefix(MAILTO).unwrap_or(&url);
+        url = format!("{MAILTO}{}", limits::email_address("url", given)?);
+    }
     Ok(NewSubscriber {
-        url: r.url.clone(),
+        url,
         component_ids: ids("component_ids", &r.component_ids)?,
         description: r.description.clone(),
         secret,
-        format: PayloadFormat::parse("format", &r.format)?,
+        format,
         owner: r.owner.clone(),
     })
 }
@@ -262,9 +285,10 @@ pub fn import_row(r: &pb::ImportSubscriberRow) -> Result<ImportedSubscriber> {
         .subscriber
         .as_ref()
         .ok_or_else(|| CommandError::invalid("subscriber", "the row has no subscriber"))?;
+    let spec = new_subscriber(sub, r.secret.clone().unwrap_or_default())?;
     Ok(ImportedSubscriber {
-        id: Id::pending(),
-        spec: new_subscriber(sub, r.secret.clone().unwrap_or_default())?,
+        id: subscriber_id(&spec),
+        spec,
     })
 }
 

@@ -40,6 +40,7 @@ pub(super) async fn seed_if_empty(
             url: Some(page_url.into()),
             time_zone: Some("Europe/Paris".into()),
             emit_maintenance_status: None,
+            email_subscriptions: None,
         },
         key(),
     )?)
