@@ -175,6 +175,8 @@ pub struct ClusterOptions {
     pub nofile: Option<u64>,
     /// Extra environment variables for one node: `(node id, name, value)`.
     pub node_env: Vec<(u64, String, String)>,
+    /// The nodes' `[email]` relay, if any.
+    pub email: Option<statusmesh_server::config::EmailConfig>,
 }
 
 impl Default for ClusterOptions {
@@ -191,6 +193,7 @@ impl Default for ClusterOptions {
             limits: Default::default(),
             nofile: None,
             node_env: Vec::new(),
+            email: None,
         }
     }
 }
@@ -374,6 +377,7 @@ impl TestCluster {
                 token: TOKEN.into(),
             }],
             webhooks: self.webhooks.clone(),
+            email: self.options.email.clone(),
             peer_source_ip: self
                 .peer_listen
                 .contains_key(&m.id)

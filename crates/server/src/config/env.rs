@@ -21,6 +21,8 @@ const ENV_NOT_KEYS: &[&str] = &[
     "ADMIN_TOKEN",
     // statusmesh_cluster::node::CLOCK_OFFSET_ENV, a fault-drill knob read by the clock.
     "FAULT_CLOCK_OFFSET_MS",
+    // The SMTP relay's password (`[email]`), kept out of the config file.
+    "EMAIL_PASSWORD",
 ];
 
 pub(super) fn apply_env(

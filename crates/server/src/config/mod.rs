@@ -18,9 +18,11 @@ mod limits;
 mod tls;
 mod validate;
 mod webhooks;
+mod email;
 
 pub use limits::LimitsConfig;
 pub use tls::TlsConfig;
+pub use email::EmailConfig;
 pub use webhooks::WebhooksConfig;
 
 /// A member of the initial cluster.
@@ -104,6 +106,9 @@ pub struct Config {
     pub tokens: Vec<TokenConfig>,
     #[serde(default)]
     pub webhooks: WebhooksConfig,
+    /// The SMTP relay for email notifications (absent: none from this node).
+    #[serde(default)]
+    pub email: Option<EmailConfig>,
     /// Connection caps and timeouts of the ports.
     #[serde(default)]
     pub limits: LimitsConfig,

@@ -88,6 +88,9 @@ impl Config {
             ));
         }
         self.webhooks.validate()?;
+        if let Some(email) = &self.email {
+            email.validate()?;
+        }
         self.limits.validate()?;
         match (&self.tls, self.insecure_plaintext) {
             (Some(_), true) => {

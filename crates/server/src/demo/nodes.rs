@@ -202,6 +202,7 @@ pub fn demo_configs(opts: &DemoOptions, token: &str) -> Vec<Config> {
                 allow_loopback: true,
                 ..WebhooksConfig::default()
             },
+            email: None,
         })
         .collect()
 }

@@ -154,7 +154,12 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
     );
     let webhooks = config.webhooks.to_webhook_config();
     let targets = webhooks.targets;
-    let dispatcher = statusmesh_webhook::Dispatcher::new(node.clone(), webhooks)?;
+    let mut dispatcher = statusmesh_webhook::Dispatcher::new(node.clone(), webhooks)?;
+    if let Some(email) = &config.email {
+        let password = std::env::var("STATUSMESH_EMAIL_PASSWORD").ok();
+        let mailer = statusmesh_webhook::Mailer::new(email.to_mail_config(password)?)?;
+        dispatcher = dispatcher.with_mailer(mailer);
+    }
     let admin = AdminService::new(node.clone(), auth, config.write_timeout())
         .with_webhooks(targets, dispatcher.stats())
         .with_tls(tls.clone());
