@@ -12,7 +12,7 @@ use crate::view::Representation;
 /// attributes: no scripts, no frames, no forms, no external resources), so everything else is
 /// refused, and no other site may frame it. Badges (SVG, `img-src 'self'`) may be embedded by
 /// other sites as images, which CSP does not restrict.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 pub const REFERRER_POLICY: &str = "strict-origin-when-cross-origin";
 /// Two years, subdomains included (the HSTS preload list's minimum is one year).
 pub const STRICT_TRANSPORT_SECURITY: &str = "max-age=63072000; includeSubDomains";

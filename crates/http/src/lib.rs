@@ -13,11 +13,13 @@ pub mod feeds;
 pub mod headers;
 pub mod html;
 pub mod routes;
+pub mod subscribe;
 pub mod table;
 pub mod uptime;
 pub mod view;
 
 pub use diagnostics::Diagnostics;
 pub use routes::{router, MetricsRenderer, PublicOptions};
+pub use subscribe::ClientAddr;
 pub use table::{route_index, route_labels, UNMATCHED};
 pub use view::{spawn_renderer, View};

@@ -13,7 +13,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, MethodRouter};
+use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -23,8 +23,10 @@ use tokio::sync::watch;
 use crate::diagnostics::Diagnostics;
 use crate::headers::{respond, secure};
 use crate::html::{stale_notice, STALE_MARKER};
+use crate::subscribe::{ClientAddr, Desk, Limiter, MAX_FORM_BYTES};
 use crate::table::{Handler, ROUTES};
 use crate::view::View;
+use statusmesh_model::links::Purpose;
 
 /// How the public port behaves.
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +52,8 @@ struct AppInner {
     diagnostics: Arc<Diagnostics>,
     options: PublicOptions,
     metrics: Option<MetricsRenderer>,
+    /// Subscription form submissions per client address.
+    limiter: Limiter,
     /// Header values that never change, built once.
     node_header: HeaderValue,
     region_header: HeaderValue,
@@ -81,6 +85,7 @@ pub fn router(
         diagnostics,
         options,
         metrics,
+        limiter: Limiter::default(),
         node_header,
         region_header,
     }));
@@ -107,6 +112,8 @@ fn methods(handler: Handler) -> MethodRouter<App> {
     let route = get(answer(Answer::Route(handler)));
     if handler == Handler::ApiV2 {
         route.options(answer(Answer::Preflight))
+    } else if handler.takes_post() {
+        route.merge(post(answer(Answer::Route(handler))))
     } else {
         route
     }
@@ -139,10 +146,47 @@ async fn dispatch(app: App, answer: Answer, req: Request) -> Response {
                 .into_response(),
             None => no_such_page(req.uri()),
         },
+        Answer::Route(Handler::Subscribe | Handler::SubscriptionLink) => {
+            subscription(&app, req).await
+        }
         Answer::Preflight => preflight(),
         Answer::NotFound => no_such_page(req.uri()),
     };
     stamp(&app, resp)
+}
+
+/// The self-service subscription pages (see [`crate::subscribe`]).
+async fn subscription(app: &App, req: Request) -> Response {
+    let desk = Desk {
+        node: &app.node,
+        limiter: &app.limiter,
+        stale: is_stale(app).0,
+    };
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let is_post = req.method() == Method::POST;
+    let client = req.extensions().get::<ClientAddr>().copied();
+    let purpose = match path.strip_prefix("/subscriptions/") {
+        None => None,
+        Some("confirm") => Some(Purpose::Confirm),
+        Some("manage") => Some(Purpose::Manage),
+        Some("unsubscribe") => Some(Purpose::Unsubscribe),
+        Some(_) => return no_such_page(req.uri()),
+    };
+    if !is_post {
+        return match purpose {
+            None => desk.form(),
+            Some(p) => desk.show(p, &query),
+        };
+    }
+    let (head, body) = req.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "the form is too large\n").into_response();
+    };
+    match purpose {
+        None => desk.subscribe(client, &head.headers, &body).await,
+        Some(p) => desk.act(p, &query, &body).await,
+    }
 }
 
 fn no_such_page(uri: &axum::http::Uri) -> Response {

@@ -17,6 +17,17 @@ pub(crate) enum Handler {
     Cluster,
     /// The server's Prometheus exposition.
     Metrics,
+    /// The self-service subscription form (GET shows it, POST sends it).
+    Subscribe,
+    /// What a subscription mail's link leads to: `confirm`, `manage`, `unsubscribe`.
+    SubscriptionLink,
+}
+
+impl Handler {
+    /// Whether the route takes POST as well as GET (the subscription forms).
+    pub(crate) fn takes_post(self) -> bool {
+        matches!(self, Handler::Subscribe | Handler::SubscriptionLink)
+    }
 }
 
 /// How [`route_index`] recognises a route's paths without routing them (a few string
@@ -78,6 +89,15 @@ pub(crate) const ROUTES: &[RouteSpec] = &[
     route("/readyz", Shape::Exact, Handler::Readyz),
     route("/api/cluster", Shape::Exact, Handler::Cluster),
     route("/metrics", Shape::Exact, Handler::Metrics),
+    route("/subscribe", Shape::Exact, Handler::Subscribe),
+    route(
+        "/subscriptions/{id}",
+        Shape::Param {
+            prefix: "/subscriptions/",
+            suffix: "",
+        },
+        Handler::SubscriptionLink,
+    ),
 ];
 
 /// The label of requests no route takes.

@@ -397,6 +397,26 @@ pub fn wants(sub: &Subscriber, event_components: &BTreeSet<Id>, groups: &BTreeMa
 }
 
 impl Outbox {
+    /// Whether `event` is a component change recorded by an incident or maintenance command
+    /// (the events of one command are consecutive and share its log index; the incident or
+    /// maintenance event comes first). Once that event has aged out the answer turns false —
+    /// events age out oldest first, so only after days, and only for a fan-out still walking
+    /// then; the worst case is a redundant component mail counted without being sent.
+    pub fn accompanies_update(&self, event: &Event) -> bool {
+        event.kind == EventKind::ComponentStatusChanged
+            && self
+                .events
+                .range(..event.seq)
+                .rev()
+                .take_while(|(_, e)| e.index == event.index)
+                .any(|(_, e)| {
+                    matches!(
+                        e.subject,
+                        EventSubject::Incident { .. } | EventSubject::Maintenance { .. }
+                    )
+                })
+    }
+
     /// Parses `msg_..._<seq>` (or a bare number) to the event's sequence number.
     pub fn parse_event_ref(&self, s: &str) -> Option<u64> {
         let tail = s.rsplit('_').next()?;

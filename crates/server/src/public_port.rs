@@ -15,6 +15,7 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -39,20 +40,47 @@ pub struct HttpLimits {
 /// Where the public port's connections come from: plain TCP or finished TLS handshakes.
 pub trait Incoming: Send + 'static {
     type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
-    fn next(&mut self) -> impl Future<Output = Self::Io> + Send;
+    /// The next connection and the address it comes from.
+    fn next(&mut self) -> impl Future<Output = (Self::Io, SocketAddr)> + Send;
 }
 
 impl Incoming for TcpIncoming {
     type Io = Admitted<TcpStream>;
-    async fn next(&mut self) -> Self::Io {
-        self.next_connection().await.0
+    async fn next(&mut self) -> (Self::Io, SocketAddr) {
+        self.next_connection().await
     }
 }
 
 impl Incoming for TlsIncoming {
     type Io = Admitted<tokio_rustls::server::TlsStream<TcpStream>>;
-    async fn next(&mut self) -> Self::Io {
-        self.next_connection().await.0
+    async fn next(&mut self) -> (Self::Io, SocketAddr) {
+        self.next_connection().await
+    }
+}
+
+/// The router with the connection's client address in every request's extensions
+/// ([`statusmesh_http::ClientAddr`], read by the subscription form's rate limit).
+#[derive(Clone)]
+struct WithClient<S> {
+    inner: S,
+    client: statusmesh_http::ClientAddr,
+}
+
+impl<S, B> tower_service::Service<axum::http::Request<B>> for WithClient<S>
+where
+    S: tower_service::Service<axum::http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: axum::http::Request<B>) -> Self::Future {
+        req.extensions_mut().insert(self.client);
+        self.inner.call(req)
     }
 }
 
@@ -80,13 +108,17 @@ pub async fn serve<I, S>(
         .keep_alive(true);
     let mut stopping = stop.clone();
     loop {
-        let io = tokio::select! {
-            io = incoming.next() => io,
+        let (io, from) = tokio::select! {
+            next = incoming.next() => next,
             () = stopped(&mut stopping) => break,
+        };
+        let service = WithClient {
+            inner: service.clone(),
+            client: statusmesh_http::ClientAddr(from.ip()),
         };
         let conn = http.serve_connection(
             TokioIo::new(StallGuard::new(io, limits.write_stall_timeout)),
-            TowerToHyperService::new(service.clone()),
+            TowerToHyperService::new(service),
         );
         let mut stop = stop.clone();
         tokio::spawn(async move {

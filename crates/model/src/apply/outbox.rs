@@ -10,15 +10,24 @@ use crate::ids::{Id, Timestamp};
 use crate::limits;
 use crate::outbox::{
     self, AttemptOutcome, AttemptRecord, AttemptReport, Delivery, DeliveryState, Event, EventKind,
-    EventSubject, Fanout, FanoutProgress, QuarantinePolicy,
+    EventSubject, Fanout, FanoutProgress, Outbox, QuarantinePolicy,
 };
 use crate::state::State;
 use crate::status::{ComponentStatus, IncidentStatus, MaintenanceStatus};
 
 /// Whether broadcast `event` is for `sub`, whatever its state: it was added before the event
-/// and its filter matches.
-fn is_recipient(event: &Event, sub: &Subscriber, groups: &BTreeMap<Id, Id>) -> bool {
-    sub.since < event.index && outbox::wants(sub, &event.component_ids, groups)
+/// and its filter matches — and, for an email subscriber, it is not a component change that
+/// an incident or maintenance update made (that update's own mail lists the components; one
+/// change, one mail).
+fn is_recipient(
+    outbox: &Outbox,
+    event: &Event,
+    sub: &Subscriber,
+    groups: &BTreeMap<Id, Id>,
+) -> bool {
+    sub.since < event.index
+        && outbox::wants(sub, &event.component_ids, groups)
+        && !(sub.format.is_email() && outbox.accompanies_update(event))
 }
 
 /// Component statuses before a command, to tell which ones it changed.
@@ -93,7 +102,7 @@ impl State {
         groups: &BTreeMap<Id, Id>,
     ) -> bool {
         sub.is_active()
-            && is_recipient(event, sub, groups)
+            && is_recipient(&self.outbox, event, sub, groups)
             && self.outbox.delivery(event.seq, &sub.id).is_none()
     }
 
@@ -311,7 +320,7 @@ impl State {
         let targets = self
             .subscribers
             .values()
-            .filter(|s| s.is_active() && is_recipient(event, s, &groups))
+            .filter(|s| s.is_active() && is_recipient(&self.outbox, event, s, &groups))
             .count();
         if targets == 0 {
             return Err(CommandError::precondition(format!(
@@ -343,7 +352,9 @@ impl State {
             .outbox
             .events
             .values()
-            .filter(|e| e.at >= since && e.kind.is_broadcast() && is_recipient(e, s, &groups))
+            .filter(|e| {
+                e.at >= since && e.kind.is_broadcast() && is_recipient(&self.outbox, e, s, &groups)
+            })
             .filter(|e| {
                 !self
                     .outbox

@@ -13,16 +13,16 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use statusmesh_cluster::TimingProfile;
 
+mod email;
 mod env;
 mod limits;
 mod tls;
 mod validate;
 mod webhooks;
-mod email;
 
+pub use email::EmailConfig;
 pub use limits::LimitsConfig;
 pub use tls::TlsConfig;
-pub use email::EmailConfig;
 pub use webhooks::WebhooksConfig;
 
 /// A member of the initial cluster.
