@@ -473,3 +473,87 @@ async fn customers_subscribe_on_any_node_confirm_get_threaded_mail_and_unsubscri
         .unwrap();
     assert_eq!(page.status(), StatusCode::OK);
 }
+
+/// The leader SIGKILLed while it is mailing 600 subscribers: every subscriber gets the
+/// incident's mail from the next leader, and a repeat carries the same `Message-ID`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_killed_mid_email_fan_out_loses_no_subscriber_and_repeats_only_the_same_message() {
+    const N: usize = 600;
+    let sink = SmtpSink::start();
+    let mut cluster = TestCluster::start_options(
+        3,
+        ClusterOptions {
+            email: Some(EmailConfig {
+                connections: 2,
+                ..email_config(&sink)
+            }),
+            ..ClusterOptions::default()
+        },
+    );
+    let leader = cluster.wait_leader(WAIT).await;
+    let mut c = cluster.admin(leader).await.unwrap();
+    let addresses: Vec<String> = (0..N).map(|i| format!("user{i}@example.com")).collect();
+    let imported = statusmesh_tests::notify::import_webhooks(
+        &mut c,
+        addresses.iter().map(|a| format!("mailto:{a}")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(imported, N as u64);
+    let inc = pb::CreateIncidentRequest {
+        name: "Datacenter fire".into(),
+        body: "We are moving traffic to the other regions.".into(),
+        impact: Some("critical".into()),
+        ..Default::default()
+    };
+    // A relay taking 20 ms a message over 2 connections: about 100 messages a second.
+    sink.delay(20);
+    c.create_incident(write(inc, &key("i"))).await.unwrap();
+    // Some mail is out, most is not: kill the leader.
+    eventually(WAIT, "the first mails", || async {
+        (sink.count() >= 100).then_some(())
+    })
+    .await;
+    cluster.kill(leader);
+    let sent_before_kill = sink.count();
+    assert!(
+        sent_before_kill < N / 2,
+        "the fan-out was over before the kill"
+    );
+    let next = cluster.wait_leader(WAIT).await;
+    assert_ne!(next, leader);
+    let survivor = cluster.admin(next).await.unwrap();
+    wait_outbox_drained(&survivor, Duration::from_secs(120)).await;
+
+    let mails = sink.messages();
+    let mut by_address: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for m in &mails {
+        assert!(subject(m).contains("Datacenter fire"), "{}", subject(m));
+        by_address
+            .entry(m.envelope_to[0].to_lowercase())
+            .or_default()
+            .push(m.header("Message-ID").unwrap().to_owned());
+    }
+    let missing: Vec<&String> = addresses
+        .iter()
+        .filter(|a| !by_address.contains_key(*a))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} subscribers got no mail: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    let mut repeated = 0;
+    for (address, ids) in &by_address {
+        assert!(
+            ids.iter().all(|id| id == &ids[0]),
+            "{address} got different messages: {ids:?}"
+        );
+        repeated += ids.len() - 1;
+    }
+    println!(
+        "{N} subscribers: {sent_before_kill} mails before the SIGKILL, {} in all, {repeated} repeats (same Message-ID)",
+        mails.len()
+    );
+}

@@ -106,6 +106,22 @@ impl SmtpSink {
         std::fs::rename(tmp, path).expect("rules");
     }
 
+    /// Slows every message down by `ms` milliseconds from now on.
+    pub fn delay(&self, ms: u64) {
+        std::fs::write(self.out().join("delay_ms"), ms.to_string()).expect("delay_ms");
+    }
+
+    /// How many messages were accepted so far (without parsing them).
+    pub fn count(&self) -> usize {
+        std::fs::read_dir(self.out())
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
     /// Every message accepted so far, parsed, in arrival order.
     pub fn messages(&self) -> Vec<Mail> {
         parse_dir(&self.python, &self.dir.path().join("parse.py"), &self.out())

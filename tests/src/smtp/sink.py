@@ -1,7 +1,10 @@
 """A real SMTP server on loopback for the tests (aiosmtpd): every accepted message is written
 to OUT/NNNNNNN.eml (renamed into place once complete) with its envelope in NNNNNNN.json.
 OUT/rules.json, re-read at every RCPT TO, maps a lower-cased recipient to the reply to refuse
-it with ("550 5.1.1 no such user", "451 4.3.0 try later"). Runs until stdin closes."""
+it with ("550 5.1.1 no such user", "451 4.3.0 try later"); OUT/delay_ms, if present, slows
+every DATA by that many milliseconds (a relay under load). Runs until stdin closes."""
+
+import asyncio
 
 import json
 import os
@@ -32,6 +35,11 @@ class Sink:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        try:
+            with open(os.path.join(OUT, "delay_ms")) as f:
+                await asyncio.sleep(int(f.read()) / 1000)
+        except FileNotFoundError:
+            pass
         self.count += 1
         name = os.path.join(OUT, f"{self.count:07d}")
         with open(name + ".json", "w") as f:
