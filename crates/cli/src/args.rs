@@ -336,18 +336,21 @@ pub enum MaintenanceCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum SubscriberCmd {
-    /// Add a webhook subscriber; its signing secret is shown once, in this reply.
+    /// Add a webhook or email subscriber; a webhook's signing secret is shown once, in this
+    /// reply. An email subscriber (--url mailto:ADDRESS) is mailed through the nodes' [email]
+    /// relay, with no confirmation (the operator vouches for the address).
     Add {
         /// The endpoint deliveries are POSTed to (http:// or https://; must not reach private
-        /// or loopback addresses unless the nodes allow it).
+        /// or loopback addresses unless the nodes allow it), or mailto:ADDRESS.
         #[arg(long)]
         url: String,
         /// Only events touching this component (repeatable; a group covers its components;
         /// default: every event).
         #[arg(long = "component", value_name = "ID")]
         components: Vec<String>,
-        /// Body format: statuspage (the Statuspage envelope), slack or discord.
-        #[arg(long, default_value = "statuspage")]
+        /// Body format: statuspage (the Statuspage envelope; the default), slack, discord, or
+        /// email (the default for a mailto: URL).
+        #[arg(long, default_value = "")]
         format: String,
         /// Who to tell when the endpoint is quarantined (e-mail address or name).
         #[arg(long)]

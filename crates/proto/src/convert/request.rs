@@ -262,7 +262,7 @@ fn subscriber_id(spec: &NewSubscriber) -> Id {
 fn new_subscriber(r: &pb::AddSubscriberRequest, secret: String) -> Result<NewSubscriber> {
     let mut format = PayloadFormat::parse("format", &r.format)?;
     let mut url = r.url.clone();
-    if r.format.is_empty() && url.starts_with(MAILTO) {
+    if format == PayloadFormat::Statuspage && url.starts_with(MAILTO) {
         format = PayloadFormat::Email;
     }
     if format.is_email() {
