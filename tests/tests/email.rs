@@ -370,7 +370,7 @@ async fn customers_subscribe_on_any_node_confirm_get_threaded_mail_and_unsubscri
             id: inc.id.clone(),
             body: "After the unsubscribe.".into(),
             component_changes: vec![pb::ComponentChange {
-                component_id: web.clone(),
+                component_id: web,
                 status: "degraded_performance".into(),
             }],
             ..Default::default()
@@ -556,4 +556,116 @@ async fn a_leader_killed_mid_email_fan_out_loses_no_subscriber_and_repeats_only_
         "{N} subscribers: {sent_before_kill} mails before the SIGKILL, {} in all, {repeated} repeats (same Message-ID)",
         mails.len()
     );
+}
+
+/// The whole self-service path as a person does it, in Debian's headless Chromium: the form
+/// on one region's page, the confirmation link from the mail, an incident's mail, and the
+/// mail's unsubscribe link, one click.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_subscribes_confirms_and_unsubscribes_in_a_real_browser() {
+    let sink = SmtpSink::start();
+    let mut cluster = TestCluster::start_options(
+        3,
+        ClusterOptions {
+            email: Some(email_config(&sink)),
+            ..ClusterOptions::default()
+        },
+    );
+    let leader = cluster.wait_leader(WAIT).await;
+    let follower_base = cluster.nodes[(leader + 1) % 3].public_url("/");
+    let other_base = cluster.nodes[(leader + 2) % 3].public_url("/");
+    let mut c = cluster.admin(leader).await.unwrap();
+    c.set_page(write(
+        pb::SetPageRequest {
+            name: Some("Acme".into()),
+            url: Some(other_base.clone()),
+            time_zone: None,
+            emit_maintenance_status: None,
+            email_subscriptions: Some(true),
+        },
+        &key("p"),
+    ))
+    .await
+    .unwrap();
+    create_component(&mut c, "API").await;
+    let web = create_component(&mut c, "Website").await;
+    open_form(&reqwest::Client::new(), &follower_base).await;
+
+    let form = format!("{follower_base}subscribe");
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            statusmesh_tests::smtp::browser(&args)
+        })
+    };
+    let heading = run(vec![
+        "subscribe".into(),
+        form,
+        "ann@example.com".into(),
+        "Website".into(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(heading, "Check your inbox");
+
+    let confirm = sink
+        .wait_for("ann@example.com", WAIT, |m| !m.is_empty())
+        .await
+        .remove(0);
+    let link = confirm.link("/subscriptions/confirm?").unwrap();
+    let heading = run(vec!["click".into(), link, "Confirm".into()])
+        .await
+        .unwrap();
+    assert_eq!(heading, "Subscribed");
+    // What the form chose is what is stored: one active subscription, to the website only.
+    let listed = c
+        .list_subscribers(read(pb::ListSubscribersRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    let states: Vec<(&str, &[String])> = listed
+        .subscribers
+        .iter()
+        .map(|s| (s.state.as_str(), s.component_ids.as_slice()))
+        .collect();
+    assert_eq!(states, [("active", std::slice::from_ref(&web))]);
+
+    c.create_incident(write(
+        pb::CreateIncidentRequest {
+            name: "Website down".into(),
+            body: "The website does not load.".into(),
+            component_changes: vec![pb::ComponentChange {
+                component_id: web.clone(),
+                status: "major_outage".into(),
+            }],
+            ..Default::default()
+        },
+        &key("i"),
+    ))
+    .await
+    .unwrap();
+    let mails = sink
+        .wait_for("ann@example.com", WAIT, |m| {
+            m.iter().any(|m| subject(m).contains("Website down"))
+        })
+        .await;
+    let incident = mails
+        .iter()
+        .find(|m| subject(m).contains("Website down"))
+        .unwrap();
+    let unsubscribe = incident
+        .header("List-Unsubscribe")
+        .unwrap()
+        .trim_matches(['<', '>'])
+        .to_owned();
+    let heading = run(vec!["click".into(), unsubscribe, "Unsubscribe".into()])
+        .await
+        .unwrap();
+    assert_eq!(heading, "Unsubscribed");
+    let listed = c
+        .list_subscribers(read(pb::ListSubscribersRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.subscribers.is_empty(), "{:?}", listed.subscribers);
 }

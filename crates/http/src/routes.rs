@@ -185,7 +185,7 @@ async fn subscription(app: &App, req: Request) -> Response {
     };
     match purpose {
         None => desk.subscribe(client, &head.headers, &body).await,
-        Some(p) => desk.act(p, &query, &body).await,
+        Some(p) => desk.act(client, p, &query, &body).await,
     }
 }
 

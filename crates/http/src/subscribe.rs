@@ -10,7 +10,8 @@
 //! - A link's authority is its token (an HMAC keyed by the subscriber's replicated secret,
 //!   `statusmesh_model::links`); the form's is a double-submit CSRF cookie, a honeypot field
 //!   (filled in: answered as a success, nothing written) and a per-address rate limit
-//!   ([`Limiter`]); the per-recipient limit is the state machine's.
+//!   ([`Limiter`], which counts the link POSTs too: each is a log entry); the per-recipient
+//!   limit is the state machine's.
 //! - Confirming, managing and unsubscribing are POSTs: a GET shows a button, so a mail
 //!   scanner that follows links changes nothing. The unsubscribe URL takes the RFC 8058
 //!   one-click POST (`List-Unsubscribe=One-Click`) with no cookie and no further question.
@@ -287,7 +288,9 @@ impl Desk<'_> {
         links::verify(purpose, &sub, query.get("t")?).then_some(sub)
     }
 
-    async fn propose(&self, key: String, command: Command) -> Result<(), Response> {
+    /// Proposes `command` under `key`; `Ok(true)` when the key had been used before and the
+    /// answer is the remembered one (a link already followed).
+    async fn propose(&self, key: String, command: Command) -> Result<bool, Response> {
         if self.stale {
             return Err(paused(&self.state()));
         }
@@ -302,7 +305,7 @@ impl Desk<'_> {
         };
         match self.node.propose(proposal, WRITE_DEADLINE).await {
             Ok(outcome) => match outcome.result {
-                Ok(_) => Ok(()),
+                Ok(_) => Ok(outcome.replayed),
                 Err(e) => {
                     tracing::info!(error = %e, "a public subscription write was refused");
                     Err(page(
@@ -324,6 +327,25 @@ impl Desk<'_> {
                 Err(paused(&self.state()))
             }
         }
+    }
+
+    /// The answer for a client over its limit of writes, if it is.
+    fn over_limit(&self, client: Option<ClientAddr>, state: &State) -> Option<Response> {
+        let ClientAddr(ip) = client?;
+        if self.limiter.allow(ip, Instant::now()) {
+            return None;
+        }
+        let mut resp = page(
+            StatusCode::TOO_MANY_REQUESTS,
+            state,
+            "Too many requests",
+            "<p class=\"err\">Too many subscription requests came from your network. Please try again later.</p>",
+        );
+        resp.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from_static("3600"),
+        );
+        Some(resp)
     }
 
     /// `GET /subscribe`: the form, with a fresh CSRF cookie.
@@ -368,20 +390,8 @@ impl Desk<'_> {
                 "<p class=\"err\">This form has expired or was not sent from this page. Please <a href=\"subscribe\">reload it</a> and try again.</p>",
             );
         }
-        if let Some(ClientAddr(ip)) = client {
-            if !self.limiter.allow(ip, Instant::now()) {
-                let mut resp = page(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    &state,
-                    "Too many requests",
-                    "<p class=\"err\">Too many subscription requests came from your network. Please try again later.</p>",
-                );
-                resp.headers_mut().insert(
-                    header::RETRY_AFTER,
-                    header::HeaderValue::from_static("3600"),
-                );
-                return resp;
-            }
+        if let Some(over) = self.over_limit(client, &state) {
+            return over;
         }
         let sent = || {
             page(
@@ -435,7 +445,7 @@ impl Desk<'_> {
             .propose(format!("public:subscribe:{id}:{csrf}"), command)
             .await
         {
-            Ok(()) => sent(),
+            Ok(_) => sent(),
             Err(resp) => resp,
         }
     }
@@ -485,12 +495,22 @@ impl Desk<'_> {
     }
 
     /// `POST /subscriptions/{confirm,manage,unsubscribe}?s=&t=`: the change the link allows.
-    pub async fn act(&self, purpose: Purpose, query: &str, body: &[u8]) -> Response {
+    pub async fn act(
+        &self,
+        client: Option<ClientAddr>,
+        purpose: Purpose,
+        query: &str,
+        body: &[u8],
+    ) -> Response {
         let state = self.state();
         let q = Form::parse(query.as_bytes());
         let Some(sub) = self.linked(&q, purpose) else {
             return invalid_link(&state);
         };
+        // Each of these is a log entry too: the same limit as the form's.
+        if let Some(over) = self.over_limit(client, &state) {
+            return over;
+        }
         let token = q.get("t").unwrap_or("");
         let (key, command, title, text) = match purpose {
             Purpose::Confirm => (
@@ -530,7 +550,10 @@ impl Desk<'_> {
             }
         };
         match self.propose(key, command).await {
-            Ok(()) => page(StatusCode::OK, &state, title, &format!("<p>{text}</p>")),
+            // An unsubscribe link works once: followed again (on a replica that has not yet
+            // applied the removal, say), it is as spent as on one that has.
+            Ok(true) if purpose == Purpose::Unsubscribe => invalid_link(&state),
+            Ok(_) => page(StatusCode::OK, &state, title, &format!("<p>{text}</p>")),
             Err(resp) => resp,
         }
     }

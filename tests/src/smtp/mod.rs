@@ -11,6 +11,31 @@ use serde::Deserialize;
 const SINK: &str = include_str!("sink.py");
 const PARSE: &str = include_str!("parse.py");
 const AIOSMTPD: &str = "aiosmtpd==1.4.6";
+const BROWSER: &str = include_str!("browser.py");
+const SELENIUM: &str = "selenium==4.27.1";
+
+/// Runs `browser.py` (headless Chromium from Debian, driven by selenium from PyPI) with
+/// `args`; returns the heading of the page it ended on.
+pub fn browser(args: &[&str]) -> String {
+    assert!(
+        Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists(),
+        "Debian's chromium and chromium-driver are missing: run .ci/run (it installs them)"
+    );
+    let bin = crate::tools::python_venv("statusmesh-selenium", &[SELENIUM]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = dir.path().join("browser.py");
+    std::fs::write(&script, BROWSER).expect("browser.py");
+    crate::tools::run_ok(
+        Command::new(bin.join("python3"))
+            .arg(&script)
+            .args(args)
+            // Selenium Manager must not look for drivers on the network: both paths are given.
+            .env("SE_OFFLINE", "true")
+            .env("HOME", dir.path()),
+    )
+    .trim()
+    .to_owned()
+}
 
 /// One accepted message, parsed.
 #[derive(Debug, Clone, Deserialize)]

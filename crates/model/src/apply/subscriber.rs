@@ -215,10 +215,16 @@ impl State {
 
     /// Turns a subscriber off and fails its pending deliveries. Never refuses.
     pub(crate) fn disable_subscriber(&mut self, at: Timestamp, id: &Id, reason: String) {
+        let failed = format!("subscriber disabled: {reason}");
+        self.turn_off(at, id, &failed, SubscriberState::Disabled { at, reason });
+    }
+
+    /// Puts a subscriber in a state that receives nothing (`state`), failing its pending
+    /// deliveries with `failed`. Never refuses.
+    fn turn_off(&mut self, at: Timestamp, id: &Id, failed: &str, state: SubscriberState) {
         if let Some(s) = self.subscribers.get_mut(id) {
-            self.outbox
-                .fail_all_of(id, at, &format!("subscriber disabled: {reason}"));
-            s.state = SubscriberState::Disabled { at, reason };
+            self.outbox.fail_all_of(id, at, failed);
+            s.state = state;
             s.updated_at = at;
         }
     }
@@ -339,11 +345,7 @@ impl State {
 
     /// Marks an email subscriber bounced and fails its pending deliveries. Never refuses.
     pub(crate) fn bounce_subscriber(&mut self, at: Timestamp, id: &Id, reason: String) {
-        if let Some(s) = self.subscribers.get_mut(id) {
-            self.outbox
-                .fail_all_of(id, at, &format!("subscriber bounced: {reason}"));
-            s.state = SubscriberState::Bounced { at, reason };
-            s.updated_at = at;
-        }
+        let failed = format!("subscriber bounced: {reason}");
+        self.turn_off(at, id, &failed, SubscriberState::Bounced { at, reason });
     }
 }
