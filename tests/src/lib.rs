@@ -507,6 +507,16 @@ impl TestCluster {
         }
     }
 
+    /// Sets an environment variable for node `id`'s next start (see [`ClusterOptions::node_env`]).
+    pub fn set_node_env(&mut self, id: u64, name: &str, value: &str) {
+        self.options
+            .node_env
+            .retain(|(n, k, _)| !(*n == id && k == name));
+        self.options
+            .node_env
+            .push((id, name.to_owned(), value.to_owned()));
+    }
+
     pub fn index_of(&self, id: u64) -> usize {
         self.nodes.iter().position(|n| n.id == id).expect("node id")
     }

@@ -130,6 +130,7 @@ async fn customers_subscribe_on_any_node_confirm_get_threaded_mail_and_unsubscri
             time_zone: Some("Europe/Paris".into()),
             emit_maintenance_status: None,
             email_subscriptions: Some(true),
+            ..Default::default()
         },
         &key("p"),
     ))
@@ -582,6 +583,7 @@ async fn a_customer_subscribes_confirms_and_unsubscribes_in_a_real_browser() {
             time_zone: None,
             emit_maintenance_status: None,
             email_subscriptions: Some(true),
+            ..Default::default()
         },
         &key("p"),
     ))
@@ -668,4 +670,108 @@ async fn a_customer_subscribes_confirms_and_unsubscribes_in_a_real_browser() {
         .unwrap()
         .into_inner();
     assert!(listed.subscribers.is_empty(), "{:?}", listed.subscribers);
+}
+
+/// Each subscriber as "url state", sorted.
+async fn subscriber_states(
+    c: &mut pb::admin_client::AdminClient<tonic::transport::Channel>,
+) -> Vec<String> {
+    let mut v: Vec<String> = c
+        .list_subscribers(read(pb::ListSubscribersRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .subscribers
+        .into_iter()
+        .map(|s| format!("{} {}", s.url, s.state))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Addresses are kept no longer than they serve, on the cluster's clock: a subscription never
+/// confirmed is forgotten by the leader's scheduler once its link has expired (every node's
+/// clock moved 25 hours on, as a day passing would), its link then answers as invalid, and
+/// the confirmed subscriber stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_never_confirmed_is_forgotten_when_its_link_expires() {
+    let sink = SmtpSink::start();
+    let mut cluster = TestCluster::start_options(
+        3,
+        ClusterOptions {
+            email: Some(email_config(&sink)),
+            ..ClusterOptions::default()
+        },
+    );
+    let leader = cluster.wait_leader(WAIT).await;
+    let base = cluster.nodes[leader].public_url("/");
+    let mut c = cluster.admin(leader).await.unwrap();
+    c.set_page(write(
+        pb::SetPageRequest {
+            name: Some("Acme".into()),
+            url: Some(base.clone()),
+            time_zone: None,
+            emit_maintenance_status: None,
+            email_subscriptions: Some(true),
+            ..Default::default()
+        },
+        &key("p"),
+    ))
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let form = open_form(&http, &base).await;
+    for address in ["late@example.com", "keen@example.com"] {
+        let (status, answer) =
+            send_form(&http, &form, &[("email", address), ("scope", "all")]).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    let link_of = async |address: &str| {
+        sink.wait_for(address, WAIT, |m| !m.is_empty()).await[0]
+            .link("/subscriptions/confirm?")
+            .unwrap()
+    };
+    let late_link = link_of("late@example.com").await;
+    let keen_link = link_of("keen@example.com").await;
+    let (status, _) = follow(&http, &keen_link).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        subscriber_states(&mut c).await,
+        [
+            "mailto:keen@example.com active",
+            "mailto:late@example.com unconfirmed"
+        ]
+    );
+
+    // A day passes on every node (a majority agrees, so the cluster's clock follows).
+    let day_on = (25 * 3_600_000).to_string();
+    for i in 0..3 {
+        cluster.stop(i);
+        let id = cluster.nodes[i].id;
+        cluster.set_node_env(id, "STATUSMESH_FAULT_CLOCK_OFFSET_MS", &day_on);
+    }
+    for i in 0..3 {
+        cluster.spawn(i);
+    }
+    let leader = cluster.wait_leader(WAIT).await;
+    let mut c = cluster.admin(leader).await.unwrap();
+    eventually(WAIT, "the unconfirmed address forgotten", || {
+        let mut c = c.clone();
+        async move {
+            let now = subscriber_states(&mut c).await;
+            (now == ["mailto:keen@example.com active"]).then_some(())
+        }
+    })
+    .await;
+    let resp = http.post(&late_link).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    // The audit log records the scheduler's deletion without the address.
+    let audit = c
+        .list_audit(read(pb::ListAuditRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    let text = format!("{audit:?}");
+    assert!(text.contains("expire_subscribers"), "{text}");
+    assert!(!text.contains("late@example.com"), "{text}");
 }

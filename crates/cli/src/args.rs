@@ -162,6 +162,13 @@ pub enum PageCmd {
         /// opt-in; needs an [email] relay in the nodes' configuration).
         #[arg(long)]
         email_subscriptions: Option<bool>,
+        /// Plain text at the top of every subscriber mail ("" removes it).
+        #[arg(long)]
+        mail_header: Option<String>,
+        /// Plain text at the end of every subscriber mail, above its subscription links (""
+        /// removes it).
+        #[arg(long)]
+        mail_footer: Option<String>,
     },
 }
 
@@ -361,7 +368,7 @@ pub enum SubscriberCmd {
     },
     /// List subscribers in subscriber order: state, pending deliveries (secrets masked).
     /// Every page by default; with --page-size or --page-token one page, and the token of
-    /// the next.
+    /// the next (a filtered page may be short and still have a next).
     List {
         /// Subscribers per page (at most 10000).
         #[arg(long)]
@@ -369,15 +376,48 @@ pub enum SubscriberCmd {
         /// Start after this subscriber (the token a previous page printed).
         #[arg(long)]
         page_token: Option<String>,
+        /// Only this kind: email, webhook (every HTTP kind), statuspage, slack or discord.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only this state: active, unconfirmed, bounced, disabled or quarantined.
+        #[arg(long)]
+        state: Option<String>,
     },
-    /// Add many subscribers from a CSV file with a header row (a page moving from another
-    /// provider). Columns: url (required), format, components (separated by ';'),
-    /// description, owner, secret (a whsec_ secret the receiver already verifies; empty:
-    /// a new one, see rotate-secret). Committed in chunks; if it stops, the error names the
-    /// row, and running it again with the same --idempotency-key continues where it stopped.
+    /// Add many subscribers from a CSV file (a page moving from another provider), in
+    /// either layout. statusmesh's: a header row naming the columns url (required), format,
+    /// components (ids separated by ';'), description, owner, secret (a whsec_ secret the
+    /// receiver already verifies; empty: a new one, see rotate-secret). Statuspage's
+    /// (recognised by a first field type, email or webhook): type, the address or endpoint,
+    /// skip-confirmation (yes: the addresses opted in where they came from) or a webhook's
+    /// contact address, then component names, one per column. Committed in chunks; if it
+    /// stops, the error names the row, and running it again with the same
+    /// --idempotency-key continues where it stopped.
     Import {
         /// The CSV file ('-' for standard input).
-        file: std::path::PathBuf,
+        #[arg(long = "csv", value_name = "FILE")]
+        csv: Option<std::path::PathBuf>,
+        /// The CSV file, as a plain argument (the same as --csv).
+        #[arg(
+            value_name = "FILE",
+            conflicts_with = "csv",
+            required_unless_present = "csv"
+        )]
+        file: Option<std::path::PathBuf>,
+    },
+    /// Write the subscribers as CSV to standard output: statusmesh's layout (what import
+    /// reads back; secrets are never exported, so imported webhooks get new ones), or
+    /// Statuspage's with --statuspage (chat subscribers have no row there). Email addresses
+    /// and chat URLs are shown to admins only, so this needs the admin role.
+    Export {
+        /// Statuspage's import layout instead of statusmesh's.
+        #[arg(long)]
+        statuspage: bool,
+        /// Only this kind (as for list).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only this state (as for list).
+        #[arg(long)]
+        state: Option<String>,
     },
     /// Show a subscriber (secret masked).
     Get { id: String },

@@ -3,7 +3,7 @@
 mod args;
 mod client;
 mod commands;
-mod import;
+mod csv;
 mod output;
 
 use clap::Parser;

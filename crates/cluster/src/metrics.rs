@@ -33,13 +33,21 @@ impl NodeMetrics {
             let m = raft.borrow_and_update();
             (m.state, m.current_term, m.current_leader)
         };
+        // The term whose candidacy was counted last.
+        let mut counted = None;
         while raft.changed().await.is_ok() {
             let m = raft.borrow_and_update();
             // A new candidacy, or another round of one (a new term while still a candidate).
-            if m.state == ServerState::Candidate
-                && (state != ServerState::Candidate || m.current_term > term)
-            {
+            let candidacy = m.state == ServerState::Candidate
+                && (state != ServerState::Candidate || m.current_term > term);
+            // A node leads only in a term it campaigned in: when the watch skipped the
+            // candidate state (a quick election), the leadership shows the candidacy.
+            let skipped = m.state == ServerState::Leader
+                && state != ServerState::Leader
+                && counted != Some(m.current_term);
+            if candidacy || skipped {
                 self.elections.fetch_add(1, Ordering::Relaxed);
+                counted = Some(m.current_term);
             }
             term = m.current_term;
             if m.current_leader.is_some() && m.current_leader != leader {

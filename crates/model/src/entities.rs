@@ -29,6 +29,12 @@ pub struct PageSettings {
     /// Off until an operator turns it on; absent from states written before it existed.
     #[serde(default, skip_serializing_if = "is_false")]
     pub email_subscriptions: bool,
+    /// Plain text at the top of every subscriber mail (empty: none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mail_header: String,
+    /// Plain text at the end of every subscriber mail's message, above the subscription links.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mail_footer: String,
     pub updated_at: Timestamp,
 }
 
@@ -49,6 +55,8 @@ impl Default for PageSettings {
             time_zone: "UTC".into(),
             emit_maintenance_status: true,
             email_subscriptions: false,
+            mail_header: String::new(),
+            mail_footer: String::new(),
             updated_at: Timestamp(0),
         }
     }
@@ -341,6 +349,18 @@ impl Subscriber {
 
     pub fn is_active(&self) -> bool {
         self.state == SubscriberState::Active
+    }
+
+    /// Whether its address is kept no longer at `at`: a subscription never confirmed whose
+    /// link has expired, or an address bounced [`crate::limits::BOUNCED_RETENTION_MS`] ago.
+    pub fn expired(&self, at: Timestamp) -> bool {
+        match &self.state {
+            SubscriberState::Unconfirmed { expires } => *expires <= at,
+            SubscriberState::Bounced { at: bounced, .. } => {
+                bounced.saturating_add_millis(crate::limits::BOUNCED_RETENTION_MS) <= at
+            }
+            _ => false,
+        }
     }
 
     /// The secrets that sign a delivery at `now`: the current one, and the previous one while

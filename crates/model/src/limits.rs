@@ -100,6 +100,14 @@ pub const SUBSCRIPTION_CONFIRM_MS: i64 = 24 * 60 * 60 * 1000;
 /// the page's form is sent with its address.
 pub const SUBSCRIPTION_NOTICE_INTERVAL_MS: i64 = 10 * 60 * 1000;
 
+/// The longest mail header or footer text a page may set.
+pub const MAX_MAIL_TEXT_CHARS: usize = 2_000;
+
+/// How long a bounced address stays listed for operators before it is deleted.
+pub const BOUNCED_RETENTION_MS: i64 = 30 * 24 * 60 * 60 * 1000;
+/// The most subscribers one [`crate::Command::ExpireSubscribers`] forgets.
+pub const MAX_EXPIRED_PER_COMMAND: usize = 1_000;
+
 /// The longest email address accepted (RFC 5321's path limit, less the brackets).
 pub const MAX_EMAIL_CHARS: usize = 254;
 

@@ -252,6 +252,7 @@ impl State {
             Command::SetSubscriberComponents { id, component_ids } => {
                 self.set_subscriber_components(at, id, component_ids)
             }
+            Command::ExpireSubscribers { ids } => self.expire_subscribers(at, ids),
             Command::ReplayEvent { event, subscriber } => {
                 self.replay_event(at, event, subscriber.as_ref())
             }
@@ -314,6 +315,14 @@ impl State {
         if let Some(tz) = &patch.time_zone {
             check_time_zone(tz)?;
         }
+        for (field, text) in [
+            ("mail_header", &patch.mail_header),
+            ("mail_footer", &patch.mail_footer),
+        ] {
+            if let Some(t) = text {
+                limits::optional_text(field, t, limits::MAX_MAIL_TEXT_CHARS)?;
+            }
+        }
         if self.page.id.is_pending() {
             self.page.id = page_id.clone();
         }
@@ -328,6 +337,12 @@ impl State {
         }
         if let Some(on) = patch.email_subscriptions {
             self.page.email_subscriptions = on;
+        }
+        if let Some(t) = &patch.mail_header {
+            self.page.mail_header = t.trim().to_owned();
+        }
+        if let Some(t) = &patch.mail_footer {
+            self.page.mail_footer = t.trim().to_owned();
         }
         if let Some(emit) = patch.emit_maintenance_status {
             self.page.emit_maintenance_status = emit;

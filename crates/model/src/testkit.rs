@@ -181,6 +181,8 @@ pub fn rich() -> Scenario {
             time_zone: Some("Europe/Paris".into()),
             emit_maintenance_status: Some(true),
             email_subscriptions: None,
+            mail_header: None,
+            mail_footer: None,
         },
     });
     for (cid, name, group, is_group) in [
@@ -492,6 +494,10 @@ fn email_subscriptions(s: &mut Scenario) {
         page_id: id("page1"),
         patch: PagePatch {
             email_subscriptions: Some(true),
+            mail_header: Some(
+                "Acme status updates: what is broken and when it will be fixed.".into(),
+            ),
+            mail_footer: Some("Acme Ltd, 1 Example Street, Paris".into()),
             ..PagePatch::default()
         },
     });
@@ -529,6 +535,10 @@ fn email_subscriptions(s: &mut Scenario) {
         policy: POLICY,
         reports: vec![bounced],
         progress: vec![],
+    });
+    // The scheduler's look comes too early for both: nothing is forgotten yet.
+    s.ok(Command::ExpireSubscribers {
+        ids: vec![email_subscriber_id("jane@example.com"), ops],
     });
 }
 

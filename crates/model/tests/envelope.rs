@@ -50,6 +50,8 @@ fn subscribers_and_page_settings() {
             time_zone: Some("Europe/Paris".into()),
             emit_maintenance_status: None,
             email_subscriptions: None,
+            mail_header: None,
+            mail_footer: None,
         },
     });
     assert_eq!(h.state.page.time_zone, "Europe/Paris");
@@ -61,6 +63,8 @@ fn subscribers_and_page_settings() {
             time_zone: Some("Mars/Olympus".into()),
             emit_maintenance_status: None,
             email_subscriptions: None,
+            mail_header: None,
+            mail_footer: None,
         },
     });
     assert!(e.to_string().contains("IANA"), "{e}");
@@ -117,6 +121,8 @@ fn keys_are_remembered_for_a_day_then_forgotten() {
             time_zone: None,
             emit_maintenance_status: None,
             email_subscriptions: None,
+            mail_header: None,
+            mail_footer: None,
         },
     });
     assert!(
@@ -132,6 +138,8 @@ fn keys_are_remembered_for_a_day_then_forgotten() {
             time_zone: None,
             emit_maintenance_status: None,
             email_subscriptions: None,
+            mail_header: None,
+            mail_footer: None,
         },
     });
     assert!(h.state.idempotency.get("old").is_none());

@@ -32,11 +32,11 @@ const V2_DECODED_DIGEST: &str = V1_DECODED_DIGEST;
 /// v3: in the current format, the digest is the writer's.
 const V3_DECODED_DIGEST: &str = "f63091d90511d95010bed846d6c4b8648c06b28126dd231ecbda42f607a28373";
 /// v4: in the current format, the digest is the writer's (the scenario with email subscribers).
-const V4_DECODED_DIGEST: &str = "62306b796c9fa60cc063c805f74598992331b9c626c243588be2d68d069df364";
+const V4_DECODED_DIGEST: &str = "3dd36dec1eddff67cc15c733d2ca6da1cf320ee87dc6249eb49e1f28dc685194";
 const V3_RESTORING_DIGEST: &str =
     "94767d2e2be8028733dd6f997f89b88cbc3580a9ba3a924b552abb3713dda3a3";
 const V4_RESTORING_DIGEST: &str =
-    "068ac7a5c8599826d74205a54ebaef6a6a91aacf4e3160100dcf44ff7cf08880";
+    "5989beb614ee5a52ab86dfc187ed74b7a56559f8e8a0e99a7610299bb6677aea";
 
 fn golden(version: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

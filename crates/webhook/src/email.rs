@@ -239,6 +239,17 @@ pub fn render(state: &State, event: &Event) -> MailContent {
             (subject, text, None, false)
         }
     };
+    // The page's own words around the message (an operator's header and footer).
+    let text = [
+        state.page.mail_header.as_str(),
+        text.trim_end(),
+        state.page.mail_footer.as_str(),
+    ]
+    .into_iter()
+    .filter(|part| !part.is_empty())
+    .collect::<Vec<_>>()
+    .join("\n\n")
+        + "\n";
     MailContent {
         kind: event.kind,
         html: paragraphs(&text),
@@ -499,6 +510,23 @@ mod tests {
             "{}",
             first.text
         );
+        // The page's header and footer frame the message, in both parts.
+        assert!(
+            first.text.starts_with("Acme status updates: "),
+            "{}",
+            first.text
+        );
+        assert!(
+            first.text.ends_with("Acme Ltd, 1 Example Street, Paris\n"),
+            "{}",
+            first.text
+        );
+        assert!(
+            first.html.starts_with("<p>Acme status updates: "),
+            "{}",
+            first.html
+        );
+        assert!(first.html.contains("<p>Acme Ltd, 1 Example Street, Paris"));
         let m1 = message(&cfg(), &first, &to, &created.webhook_id).unwrap();
         let m2 = message(&cfg(), &second, &to, &updated.webhook_id).unwrap();
         let raw1 = String::from_utf8(m1.formatted()).unwrap();

@@ -103,6 +103,8 @@ async fn seed(cluster: &TestCluster) -> anyhow::Result<()> {
         time_zone: Some("Europe/Paris".into()),
         emit_maintenance_status: None,
         email_subscriptions: None,
+        mail_header: None,
+        mail_footer: None,
     };
     c.set_page(write(page, &key("p"))).await?;
     let mut ids = Vec::new();

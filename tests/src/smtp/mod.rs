@@ -136,6 +136,46 @@ impl SmtpSink {
         std::fs::write(self.out().join("delay_ms"), ms.to_string()).expect("delay_ms");
     }
 
+    /// The bytes of the `n`th accepted message (from 1), as the relay received them.
+    pub fn raw(&self, n: usize) -> Option<Vec<u8>> {
+        std::fs::read(self.out().join(format!("{n:07}.eml"))).ok()
+    }
+
+    /// The relay's process id (for its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The envelope recipients of every accepted message, in arrival order (without parsing
+    /// the messages).
+    pub fn recipients(&self) -> Vec<String> {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(self.out())
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                    .filter(|p| p.with_extension("eml").exists())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+            .iter()
+            .filter_map(|p| std::fs::read(p).ok())
+            .filter_map(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .flat_map(|v| {
+                v["to"]
+                    .as_array()
+                    .map(|to| {
+                        to.iter()
+                            .filter_map(|t| t.as_str().map(str::to_owned))
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
     /// How many messages were accepted so far (without parsing them).
     pub fn count(&self) -> usize {
         std::fs::read_dir(self.out())

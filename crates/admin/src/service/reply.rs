@@ -44,6 +44,7 @@ pub(super) fn entity(s: &State, applied: Applied, reveal_urls: bool) -> Option<E
         Applied::Requeued(n) => Some(Entity::Requeued(n)),
         Applied::AttemptsRecorded(_)
         | Applied::Imported(_)
+        | Applied::Expired(_)
         | Applied::Restored(_)
         | Applied::RestoreReceived(_)
         | Applied::MembershipRecorded(_)

@@ -1,6 +1,6 @@
 //! Webhook subscribers, the events kept in the outbox, and their deliveries.
 
-use anyhow::{anyhow, Context as _};
+use anyhow::{anyhow, bail, Context as _};
 use statusmesh_proto::admin as pb;
 
 use super::Ctx;
@@ -28,43 +28,89 @@ pub async fn subscriber(ctx: &Ctx, cmd: SubscriberCmd) -> anyhow::Result<()> {
         SubscriberCmd::List {
             page_size,
             page_token,
+            kind,
+            state,
         } => {
             let one_page = page_size.is_some() || page_token.is_some();
-            let mut req = pb::ListSubscribersRequest {
+            let req = pb::ListSubscribersRequest {
                 consistency: ctx.consistency(),
                 page_size: page_size.unwrap_or(0),
                 page_token: page_token.unwrap_or_default(),
+                kind: kind.unwrap_or_default(),
+                state: state.unwrap_or_default(),
             };
-            let mut all = pb::SubscriberList::default();
-            loop {
-                let page = ctx
-                    .ask(req.clone(), async |c, r| c.list_subscribers(r).await)
-                    .await?;
-                all.subscribers.extend(page.subscribers);
-                all.total = page.total;
-                all.next_page_token = page.next_page_token;
-                if one_page || all.next_page_token.is_empty() {
-                    break;
-                }
-                req.page_token = all.next_page_token.clone();
-            }
+            let all = list_subscribers(ctx, req, one_page).await?;
             output::show(ctx.out, &all)
         }
-        SubscriberCmd::Import { file } => {
+        SubscriberCmd::Import { csv, file } => {
+            let file = csv.or(file).expect("clap requires one of them");
             let text = if file.as_os_str() == "-" {
                 std::io::read_to_string(std::io::stdin()).context("reading standard input")?
             } else {
                 std::fs::read_to_string(&file)
                     .with_context(|| format!("cannot read {}", file.display()))?
             };
-            let rows = crate::import::rows(&text).with_context(|| format!("{}", file.display()))?;
+            let mut import =
+                crate::csv::rows(&text).with_context(|| format!("{}", file.display()))?;
+            if import.names_components {
+                let components = ctx
+                    .ask(ctx.read(), async |c, r| c.list_components(r).await)
+                    .await?;
+                import
+                    .resolve_components(&components.components)
+                    .with_context(|| format!("{}", file.display()))?;
+            }
             let reply = ctx
                 .client
-                .call(true, rows, async |c, r| {
+                .call(true, import.rows, async |c, r| {
                     c.import_subscribers(r.map(tokio_stream::iter)).await
                 })
                 .await?;
             output::show(ctx.out, &reply)
+        }
+        SubscriberCmd::Export {
+            statuspage,
+            kind,
+            state,
+        } => {
+            let me = ctx
+                .ask(ctx.read(), async |c, r| c.who_am_i(r).await)
+                .await?;
+            if me.role != "admin" {
+                bail!(
+                    "export needs the admin role (addresses and chat URLs are masked below it); \
+                     {} has the role {}",
+                    me.name,
+                    me.role
+                );
+            }
+            let req = pb::ListSubscribersRequest {
+                consistency: ctx.consistency(),
+                kind: kind.unwrap_or_default(),
+                state: state.unwrap_or_default(),
+                ..Default::default()
+            };
+            let all = list_subscribers(ctx, req, false).await?;
+            let text = if statuspage {
+                let components = ctx
+                    .ask(ctx.read(), async |c, r| c.list_components(r).await)
+                    .await?;
+                let (text, left_out) =
+                    crate::csv::export_statuspage(&all.subscribers, &components.components);
+                if left_out > 0 {
+                    eprintln!(
+                        "{left_out} chat subscribers (Slack, Discord) left out: Statuspage's \
+                         layout has no row for them"
+                    );
+                }
+                text
+            } else {
+                crate::csv::export(&all.subscribers)
+            };
+            use std::io::Write as _;
+            std::io::stdout()
+                .write_all(text.as_bytes())
+                .context("writing standard output")
         }
         SubscriberCmd::Get { id } => {
             let s = ctx
@@ -181,4 +227,25 @@ pub(super) fn parse_duration_secs(s: &str) -> anyhow::Result<u64> {
         other => return Err(anyhow!("unknown unit {other:?} (use s, m, h or d)")),
     };
     Ok(n.saturating_mul(mult))
+}
+
+/// The subscribers `req` lists: its page only, or every page from it on.
+async fn list_subscribers(
+    ctx: &Ctx,
+    mut req: pb::ListSubscribersRequest,
+    one_page: bool,
+) -> anyhow::Result<pb::SubscriberList> {
+    let mut all = pb::SubscriberList::default();
+    loop {
+        let page = ctx
+            .ask(req.clone(), async |c, r| c.list_subscribers(r).await)
+            .await?;
+        all.subscribers.extend(page.subscribers);
+        all.total = page.total;
+        all.next_page_token = page.next_page_token;
+        if one_page || all.next_page_token.is_empty() {
+            return Ok(all);
+        }
+        req.page_token = all.next_page_token.clone();
+    }
 }

@@ -43,6 +43,8 @@ pub async fn page(ctx: &Ctx, cmd: PageCmd) -> anyhow::Result<()> {
             time_zone,
             emit_maintenance_status,
             email_subscriptions,
+            mail_header,
+            mail_footer,
         } => {
             ctx.write(
                 pb::SetPageRequest {
@@ -51,6 +53,8 @@ pub async fn page(ctx: &Ctx, cmd: PageCmd) -> anyhow::Result<()> {
                     time_zone,
                     emit_maintenance_status,
                     email_subscriptions,
+                    mail_header,
+                    mail_footer,
                 },
                 async |c, r| c.set_page(r).await,
             )

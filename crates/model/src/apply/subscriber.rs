@@ -149,6 +149,35 @@ impl State {
         Ok(Applied::SubscriberRemoved(id.clone()))
     }
 
+    /// Deletes the listed subscribers that are, at `at`, kept no longer ([`Subscriber::expired`]).
+    pub(crate) fn expire_subscribers(
+        &mut self,
+        at: Timestamp,
+        ids: &[Id],
+    ) -> Result<Applied, CommandError> {
+        limits::count("ids", ids.len(), limits::MAX_EXPIRED_PER_COMMAND)?;
+        let mut forgotten = 0;
+        for id in ids {
+            if self.subscribers.get(id).is_some_and(|s| s.expired(at)) {
+                self.subscribers.remove(id);
+                self.outbox.forget_subscriber(id);
+                forgotten += 1;
+            }
+        }
+        Ok(Applied::Expired(forgotten))
+    }
+
+    /// Up to `max` subscribers kept no longer at `at`, in subscriber order: what the leader's
+    /// scheduler proposes to forget.
+    pub fn expired_subscribers(&self, at: Timestamp, max: usize) -> Vec<Id> {
+        self.subscribers
+            .values()
+            .filter(|s| s.expired(at))
+            .take(max)
+            .map(|s| s.id.clone())
+            .collect()
+    }
+
     pub(crate) fn subscriber(&self, id: &Id) -> Result<&Subscriber, CommandError> {
         self.subscribers
             .get(id)

@@ -193,6 +193,13 @@ pub enum Command {
         id: Id,
         component_ids: Vec<Id>,
     },
+    /// The leader's scheduler forgetting email addresses kept no longer: subscriptions never
+    /// confirmed once their link has expired, and bounced addresses
+    /// [`crate::limits::BOUNCED_RETENTION_MS`] after the bounce. Each listed subscriber is
+    /// deleted only if, at this command's time, it is still one of those; others are left.
+    ExpireSubscribers {
+        ids: Vec<Id>,
+    },
     /// Queues an event again (same `webhook-id`) for one subscriber or every active one it
     /// matches. `event` is the webhook id or the event's sequence number.
     ReplayEvent {
@@ -345,6 +352,7 @@ macro_rules! stamp_slots {
             | Command::TestSubscriber { .. }
             | Command::ConfirmSubscription { .. }
             | Command::SetSubscriberComponents { .. }
+            | Command::ExpireSubscribers { .. }
             | Command::ReplayEvent { .. }
             | Command::RecordAttempts { .. }
             | Command::CreateToken { .. }
@@ -406,6 +414,7 @@ impl Command {
                 | Command::RequestSubscription { .. }
                 | Command::ConfirmSubscription { .. }
                 | Command::SetSubscriberComponents { .. }
+                | Command::ExpireSubscribers { .. }
                 | Command::ReplayEvent { .. }
                 | Command::RecordAttempts { .. }
                 | Command::CreateToken { .. }
@@ -496,6 +505,7 @@ impl Command {
             Command::ImportSubscribers { subscribers, .. } => {
                 Some(format!("{} subscribers", subscribers.len()))
             }
+            Command::ExpireSubscribers { ids } => Some(format!("{} subscribers", ids.len())),
             Command::RecordAttempts { .. } | Command::Restore { .. } => None,
         }
     }
@@ -525,6 +535,7 @@ impl Command {
             Command::RequestSubscription { .. } => "request_subscription",
             Command::ConfirmSubscription { .. } => "confirm_subscription",
             Command::SetSubscriberComponents { .. } => "set_subscriber_components",
+            Command::ExpireSubscribers { .. } => "expire_subscribers",
             Command::ReplayEvent { .. } => "replay_event",
             Command::RecordAttempts { .. } => "record_attempts",
             Command::CreateToken { .. } => "create_token",

@@ -26,6 +26,8 @@ pub enum Applied {
     SubscriptionRequested,
     /// This many subscribers were imported.
     Imported(u32),
+    /// This many subscribers' addresses were forgotten (expired or long bounced).
+    Expired(u32),
     /// An event was recorded (its webhook id).
     Event(String),
     /// This many deliveries were queued again.

@@ -8,7 +8,7 @@ use statusmesh_model::outbox::{AttemptOutcome, DeliveryState};
 use statusmesh_model::*;
 
 /// The number of `Command` variants; `kind` gives each one a number below it.
-pub const KINDS: usize = 31;
+pub const KINDS: usize = 32;
 
 /// A number per `Command` variant. No wildcard: a new variant does not compile until it is
 /// numbered here (and `KINDS` raised), and then the coverage check fails until the generator
@@ -46,6 +46,7 @@ pub fn kind(c: &Command) -> usize {
         Command::RequestSubscription { .. } => 28,
         Command::ConfirmSubscription { .. } => 29,
         Command::SetSubscriberComponents { .. } => 30,
+        Command::ExpireSubscribers { .. } => 31,
     }
 }
 

@@ -119,9 +119,10 @@ fn page_commands() -> impl Strategy<Value = Command> {
         (
             a_name(),
             any::<bool>(),
-            prop::option::weighted(0.5, prop::bool::weighted(0.8))
+            prop::option::weighted(0.5, prop::bool::weighted(0.8)),
+            prop::option::weighted(0.2, a_name()),
         )
-            .prop_map(|(name, emit, email)| Command::SetPage {
+            .prop_map(|(name, emit, email, mail_text)| Command::SetPage {
                 page_id: Id::parse("id", "page").unwrap(),
                 patch: PagePatch {
                     name: Some(name),
@@ -129,6 +130,8 @@ fn page_commands() -> impl Strategy<Value = Command> {
                     time_zone: Some("Europe/Paris".into()),
                     emit_maintenance_status: Some(emit),
                     email_subscriptions: email,
+                    mail_header: mail_text.clone(),
+                    mail_footer: mail_text,
                 },
             }),
         (
@@ -324,6 +327,8 @@ fn email_commands() -> impl Strategy<Value = Command> {
             },
         }),
         1 => a_subscriber_id().prop_map(|id| Command::TestSubscriber { id }),
+        1 => prop::collection::vec(a_subscriber_id(), 0..3)
+            .prop_map(|ids| Command::ExpireSubscribers { ids }),
     ]
 }
 

@@ -45,6 +45,8 @@ pub fn set_page(r: &pb::SetPageRequest) -> Result<Command> {
         time_zone: r.time_zone.clone(),
         emit_maintenance_status: r.emit_maintenance_status,
         email_subscriptions: r.email_subscriptions,
+        mail_header: r.mail_header.clone(),
+        mail_footer: r.mail_footer.clone(),
     };
     if patch == PagePatch::default() {
         return Err(CommandError::invalid("page", "nothing to change"));

@@ -1,0 +1,95 @@
+//! Email addresses are kept no longer than they serve: a subscription never confirmed is
+//! forgotten once its link has expired, a bounced address after its retention, and nothing
+//! else, whatever the scheduler lists.
+
+#![allow(clippy::unwrap_used)]
+
+use statusmesh_model::command::*;
+use statusmesh_model::testkit as scenario;
+use statusmesh_model::*;
+
+fn at(s: &mut scenario::Scenario, ms: i64, ids: Vec<Id>) -> u32 {
+    match s.ok_at(ms, Command::ExpireSubscribers { ids }) {
+        Applied::Expired(n) => n,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn expired_confirmations_and_old_bounces_are_forgotten_and_nothing_else() {
+    let mut s = scenario::rich();
+    let jane = email_subscriber_id("jane@example.com");
+    let bob = email_subscriber_id("bob@example.com");
+    let ops = email_subscriber_id("ops@example.com");
+    let state_of =
+        |s: &scenario::Scenario, id: &Id| s.state.subscribers.get(id).map(|x| x.state.clone());
+    let Some(SubscriberState::Unconfirmed { expires }) = state_of(&s, &jane) else {
+        panic!("the scenario leaves jane unconfirmed");
+    };
+    let Some(SubscriberState::Bounced { at: bounced, .. }) = state_of(&s, &ops) else {
+        panic!("the scenario bounces ops");
+    };
+    assert!(
+        s.state.outbox.pending().any(|(_, id, _)| *id == jane),
+        "her confirmation mail is pending"
+    );
+    let everyone: Vec<Id> = s.state.subscribers.keys().cloned().collect();
+
+    // Just before the link expires: nothing, though every subscriber is listed.
+    assert!(s
+        .state
+        .expired_subscribers(Timestamp(expires.0 - 1), 10)
+        .is_empty());
+    assert_eq!(at(&mut s, expires.0 - 1, everyone.clone()), 0);
+    // At expiry, only jane: what the scheduler would list is what goes.
+    assert_eq!(
+        s.state.expired_subscribers(expires, 10),
+        std::slice::from_ref(&jane)
+    );
+    assert_eq!(at(&mut s, expires.0, everyone.clone()), 1);
+    assert!(state_of(&s, &jane).is_none());
+    assert!(
+        !s.state.outbox.pending().any(|(_, id, _)| *id == jane),
+        "and her pending mail"
+    );
+    assert_eq!(state_of(&s, &bob), Some(SubscriberState::Active));
+
+    // The bounced address is listed for operators for its retention, then forgotten.
+    let retained = bounced.0 + limits::BOUNCED_RETENTION_MS;
+    assert_eq!(at(&mut s, retained - 1, vec![ops.clone()]), 0);
+    assert!(state_of(&s, &ops).is_some());
+    assert_eq!(at(&mut s, retained, vec![ops.clone(), bob.clone()]), 1);
+    assert!(state_of(&s, &ops).is_none());
+    assert_eq!(
+        state_of(&s, &bob),
+        Some(SubscriberState::Active),
+        "an active one never goes"
+    );
+    assert!(s
+        .state
+        .expired_subscribers(Timestamp(retained + 365 * 24 * scenario::HOUR), 10)
+        .is_empty());
+
+    // The audit log names how many, never an address.
+    let audit = serde_json::to_string(&s.state.audit).unwrap();
+    assert!(audit.contains("expire_subscribers"));
+    assert!(!audit.contains("jane@example.com"), "{audit}");
+
+    // A batch is bounded.
+    let too_many = vec![bob; limits::MAX_EXPIRED_PER_COMMAND + 1];
+    s.now += 1000;
+    let p = Proposal::internal(
+        "k-many".into(),
+        "scheduler",
+        1,
+        Command::ExpireSubscribers { ids: too_many },
+    );
+    let out = s.state.apply(
+        s.index + 1,
+        &Proposal {
+            at: Timestamp(s.now),
+            ..p
+        },
+    );
+    assert!(out.result.unwrap_err().to_string().contains("ids"));
+}
