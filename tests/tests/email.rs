@@ -775,3 +775,73 @@ async fn an_address_never_confirmed_is_forgotten_when_its_link_expires() {
     assert!(text.contains("expire_subscribers"), "{text}");
     assert!(!text.contains("late@example.com"), "{text}");
 }
+
+/// The relay's TLS, both ways a relay offers it (STARTTLS on a plain port, TLS from the first
+/// byte), verified against the configured CA: mail goes through each; a relay whose
+/// certificate the node does not trust gets nothing, and the attempt says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_reaches_a_relay_over_starttls_and_tls_and_never_an_untrusted_one() {
+    let pki = tempfile::TempDir::new().unwrap();
+    let ca = statusmesh_tls::pki::create_ca(pki.path(), "relay test CA", 30).unwrap();
+    let (cert, cert_key) =
+        statusmesh_tls::pki::issue_node(pki.path(), 99, &["localhost".into()], 30).unwrap();
+    for (mode, trusted) in [("starttls", true), ("tls", true), ("tls", false)] {
+        let sink = SmtpSink::start_tls(mode, &cert, &cert_key);
+        let mut email = email_config(&sink);
+        email.host = "localhost".into();
+        email.security = mode.into();
+        email.ca_cert = trusted.then(|| ca.clone());
+        let mut cluster = TestCluster::start_options(
+            1,
+            ClusterOptions {
+                email: Some(email),
+                ..ClusterOptions::default()
+            },
+        );
+        let leader = cluster.wait_leader(WAIT).await;
+        let mut c = cluster.admin(leader).await.unwrap();
+        let r = c
+            .add_subscriber(write(
+                pb::AddSubscriberRequest {
+                    url: "mailto:ops@example.com".into(),
+                    ..Default::default()
+                },
+                &key("s"),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let Some(Entity::Subscriber(ops)) = r.entity else {
+            panic!("expected a subscriber")
+        };
+        c.test_subscriber(write(pb::IdRequest { id: ops.id.clone() }, &key("t")))
+            .await
+            .unwrap();
+        if trusted {
+            let mails = sink
+                .wait_for("ops@example.com", WAIT, |m| !m.is_empty())
+                .await;
+            assert!(
+                subject(&mails[0]).contains("Test notification"),
+                "{mode}: {}",
+                subject(&mails[0])
+            );
+            continue;
+        }
+        let error = eventually(WAIT, "the failed attempt", || {
+            let mut c = c.clone();
+            let id = ops.id.clone();
+            async move {
+                let list = c
+                    .list_deliveries(read(pb::ListDeliveriesRequest { id, limit: 5 }))
+                    .await
+                    .ok()?
+                    .into_inner();
+                list.attempts.into_iter().find_map(|a| a.error)
+            }
+        })
+        .await;
+        assert!(error.contains("certificate"), "{error}");
+        assert_eq!(sink.count(), 0, "nothing reached the untrusted relay");
+    }
+}

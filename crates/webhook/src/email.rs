@@ -20,13 +20,12 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::transport::smtp::PoolConfig;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::Message;
 use statusmesh_model::links::{self, Purpose};
 use statusmesh_model::outbox::EventSubject;
 use statusmesh_model::{Event, EventKind, State, Subscriber, Timestamp};
+
+use crate::relay::{Protection, Relay};
 
 /// How the connection to the relay is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -382,10 +381,10 @@ pub enum Relayed {
 /// refuses everything (authentication, policy) — those must not bounce every subscriber.
 const BOUNCE_CODES: &[u16] = &[550, 551, 553, 556];
 
-/// The relay, through a pool of connections.
+/// The relay, through a bounded set of reused connections ([`crate::relay`]).
 #[derive(Clone)]
 pub struct Mailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    relay: Arc<Relay>,
     cfg: Arc<MailConfig>,
 }
 
@@ -402,30 +401,11 @@ pub struct MailerError(String);
 
 impl Mailer {
     pub fn new(cfg: MailConfig) -> Result<Self, MailerError> {
-        let tls = |cfg: &MailConfig| -> Result<TlsParameters, MailerError> {
-            let mut b = TlsParameters::builder(cfg.host.clone());
-            if let Some(pem) = &cfg.ca_pem {
-                let cert = Certificate::from_pem(pem).map_err(|e| MailerError(e.to_string()))?;
-                b = b.add_root_certificate(cert);
-            }
-            b.build_rustls().map_err(|e| MailerError(e.to_string()))
-        };
-        let security = match cfg.security {
-            Security::Tls => Tls::Wrapper(tls(&cfg)?),
-            Security::StartTls => Tls::Required(tls(&cfg)?),
-            Security::None => Tls::None,
-        };
-        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(cfg.host.clone())
-            .port(cfg.port)
-            .tls(security)
-            .timeout(Some(cfg.timeout))
-            .pool_config(PoolConfig::new().max_size(cfg.connections.max(1)));
-        if let (Some(user), Some(password)) = (&cfg.username, &cfg.password) {
-            b = b.credentials(Credentials::new(user.clone(), password.clone()));
-        }
+        let protection = Protection::of(&cfg).map_err(MailerError)?;
+        let cfg = Arc::new(cfg);
         Ok(Mailer {
-            transport: b.build(),
-            cfg: Arc::new(cfg),
+            relay: Arc::new(Relay::new(cfg.clone(), protection)),
+            cfg,
         })
     }
 
@@ -440,10 +420,10 @@ impl Mailer {
             Err(error) => return Relayed::Failed { code: None, error },
         };
         let hide = |s: String| s.replace(&to.address, "<recipient>");
-        match self.transport.send(msg).await {
+        match self.relay.send(msg.envelope(), &msg.formatted()).await {
             Ok(_) => Relayed::Accepted,
             Err(e) => {
-                let code = e.status().map(u16::from);
+                let code = e.code();
                 let error = hide(e.to_string());
                 match code {
                     Some(c) if e.is_permanent() && BOUNCE_CODES.contains(&c) => {

@@ -14,6 +14,7 @@ mod fanout;
 pub mod payload;
 pub mod policy;
 mod ready;
+pub mod relay;
 pub mod signature;
 pub mod ssrf;
 

@@ -82,6 +82,20 @@ pub struct SmtpSink {
 
 impl SmtpSink {
     pub fn start() -> SmtpSink {
+        SmtpSink::start_args(&[])
+    }
+
+    /// A relay speaking TLS with `cert` and `key` (PEM files): `mode` is "starttls" (required
+    /// before MAIL) or "tls" (from the first byte).
+    pub fn start_tls(mode: &str, cert: &Path, key: &Path) -> SmtpSink {
+        SmtpSink::start_args(&[
+            mode,
+            cert.to_str().expect("a UTF-8 path"),
+            key.to_str().expect("a UTF-8 path"),
+        ])
+    }
+
+    fn start_args(tls: &[&str]) -> SmtpSink {
         let bin = crate::tools::python_venv("statusmesh-aiosmtpd", &[AIOSMTPD]);
         let dir = tempfile::tempdir().expect("tempdir");
         let out = dir.path().join("mail");
@@ -94,6 +108,7 @@ impl SmtpSink {
             .arg(dir.path().join("sink.py"))
             .arg(&out)
             .arg(port.to_string())
+            .args(tls)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -2,9 +2,12 @@
 to OUT/NNNNNNN.eml (renamed into place once complete) with its envelope in NNNNNNN.json.
 OUT/rules.json, re-read at every RCPT TO, maps a lower-cased recipient to the reply to refuse
 it with ("550 5.1.1 no such user", "451 4.3.0 try later"); OUT/delay_ms, if present, slows
-every DATA by that many milliseconds (a relay under load). Runs until stdin closes."""
+every DATA by that many milliseconds (a relay under load). With MODE CERT KEY after the port,
+it speaks TLS: MODE "starttls" requires STARTTLS before anything else, "tls" is TLS from the
+first byte (port 465 style). Runs until stdin closes."""
 
 import asyncio
+import ssl
 
 import json
 import os
@@ -50,7 +53,18 @@ class Sink:
         return "250 2.0.0 accepted"
 
 
-controller = Controller(Sink(), hostname="127.0.0.1", port=PORT)
+options = {}
+if len(sys.argv) > 3:
+    mode, cert, key = sys.argv[3:6]
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    if mode == "starttls":
+        options = {"tls_context": context, "require_starttls": True}
+    elif mode == "tls":
+        options = {"ssl_context": context}
+    else:
+        raise SystemExit(f"unknown TLS mode {mode!r}")
+controller = Controller(Sink(), hostname="127.0.0.1", port=PORT, **options)
 controller.start()
 print("ready", flush=True)
 sys.stdin.read()
