@@ -845,3 +845,145 @@ async fn mail_reaches_a_relay_over_starttls_and_tls_and_never_an_untrusted_one()
         assert_eq!(sink.count(), 0, "nothing reached the untrusted relay");
     }
 }
+
+/// A developer subscribes a webhook on the page (a page setting, off by default): the form's
+/// write goes through a follower, the confirmation goes by mail to the contact address — not
+/// to the endpoint —, the confirm page shows the signing secret, and the incident then posted
+/// to the endpoint verifies with it; the mail's unsubscribe link removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_subscribed_on_the_page_is_confirmed_by_mail_and_signed_with_the_shown_secret() {
+    let sink = SmtpSink::start();
+    let recv = statusmesh_tests::receiver::Receiver::start().await;
+    let mut cluster = TestCluster::start_options(
+        3,
+        ClusterOptions {
+            email: Some(email_config(&sink)),
+            ..ClusterOptions::default()
+        },
+    );
+    let leader = cluster.wait_leader(WAIT).await;
+    let base = cluster.nodes[(leader + 1) % 3].public_url("/");
+    let mut c = cluster.admin(leader).await.unwrap();
+    let http = reqwest::Client::new();
+    // Email only: a webhook form post is answered as closed.
+    c.set_page(write(
+        pb::SetPageRequest {
+            url: Some(base.clone()),
+            email_subscriptions: Some(true),
+            ..Default::default()
+        },
+        &key("p"),
+    ))
+    .await
+    .unwrap();
+    let form = open_form(&http, &base).await;
+    let endpoint = recv.url("/hook");
+    let webhook_fields = [
+        ("kind", "webhook"),
+        ("url", endpoint.as_str()),
+        ("contact", "dev@example.net"),
+        ("scope", "all"),
+    ];
+    let (status, _) = send_form(&http, &form, &webhook_fields).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    c.set_page(write(
+        pb::SetPageRequest {
+            webhook_subscriptions: Some(true),
+            ..Default::default()
+        },
+        &key("p2"),
+    ))
+    .await
+    .unwrap();
+    eventually(WAIT, "the webhook form", || {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let html = http
+                .get(format!("{base}subscribe"))
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            html.contains("name=\"contact\"").then_some(())
+        }
+    })
+    .await;
+    let form = open_form(&http, &base).await;
+    // A target the dispatcher may not reach is refused at the form, naming why.
+    let (status, answer) = send_form(
+        &http,
+        &form,
+        &[
+            ("kind", "webhook"),
+            ("url", "http://169.254.169.254/latest"),
+            ("contact", "dev@example.net"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(answer.contains("169.254.169.254"), "{answer}");
+    let (status, answer) = send_form(&http, &form, &webhook_fields).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(answer.contains("Check your inbox"), "{answer}");
+
+    let mail = sink
+        .wait_for("dev@example.net", WAIT, |m| !m.is_empty())
+        .await
+        .remove(0);
+    assert!(
+        subject(&mail).contains("Confirm your webhook subscription"),
+        "{}",
+        subject(&mail)
+    );
+    assert!(mail.text().contains("127.0.0.1"), "{}", mail.text());
+    assert_eq!(recv.count(), 0, "nothing is posted before the confirmation");
+    let link = mail.link("/subscriptions/confirm?").unwrap();
+    let (status, page) = follow(&http, &link).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let secret = page
+        .split("<code id=\"secret\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .unwrap()
+        .to_owned();
+    assert!(secret.starts_with("whsec_"), "{page}");
+
+    c.create_incident(write(
+        pb::CreateIncidentRequest {
+            name: "Checkout errors".into(),
+            body: "Payments fail for some customers.".into(),
+            ..Default::default()
+        },
+        &key("i"),
+    ))
+    .await
+    .unwrap();
+    assert!(recv.wait_for(WAIT, |r| !r.is_empty()).await);
+    let got = recv.on("/hook").remove(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    statusmesh_webhook::signature::verify(
+        &secret,
+        got.webhook_id.as_deref(),
+        got.timestamp.as_deref(),
+        got.signature.as_deref(),
+        &got.body,
+        now,
+    )
+    .expect("signed with the secret the confirm page showed");
+    let listed = subscriber_states(&mut c).await;
+    assert_eq!(listed, [format!("{endpoint} active")]);
+
+    // The confirmation mail's unsubscribe link (a mail of its own within 10 minutes would
+    // be held back: one notice per recipient per interval) removes it.
+    let unsubscribe = mail.link("/subscriptions/unsubscribe?").unwrap();
+    let (status, page) = follow(&http, &unsubscribe).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("nothing more will be posted"), "{page}");
+    assert!(subscriber_states(&mut c).await.is_empty());
+}

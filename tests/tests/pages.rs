@@ -20,6 +20,7 @@ async fn the_html_page_feeds_and_badges_carry_the_status() {
         time_zone: Some("Europe/Paris".into()),
         emit_maintenance_status: None,
         email_subscriptions: None,
+        webhook_subscriptions: None,
         mail_header: None,
         mail_footer: None,
     };

@@ -162,6 +162,10 @@ pub enum PageCmd {
         /// opt-in; needs an [email] relay in the nodes' configuration).
         #[arg(long)]
         email_subscriptions: Option<bool>,
+        /// Whether customers may subscribe a webhook endpoint on the public page (confirmed by
+        /// a mail to the contact address they give; needs an [email] relay).
+        #[arg(long)]
+        webhook_subscriptions: Option<bool>,
         /// Plain text at the top of every subscriber mail ("" removes it).
         #[arg(long)]
         mail_header: Option<String>,

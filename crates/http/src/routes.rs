@@ -37,6 +37,8 @@ pub struct PublicOptions {
     pub min_index_wait: Duration,
     /// The port serves HTTPS: responses carry `Strict-Transport-Security`.
     pub hsts: bool,
+    /// The webhook targets a customer may subscribe on the page (the dispatcher's policy).
+    pub targets: statusmesh_egress::TargetPolicy,
 }
 
 /// Renders the `/metrics` exposition (the server's: it knows every instrument).
@@ -161,6 +163,7 @@ async fn subscription(app: &App, req: Request) -> Response {
         node: &app.node,
         limiter: &app.limiter,
         stale: is_stale(app).0,
+        targets: &app.options.targets,
     };
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();

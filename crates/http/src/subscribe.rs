@@ -30,7 +30,8 @@ use statusmesh_cluster::{ClusterNode, ProposeError};
 use statusmesh_model::command::NewSubscriber;
 use statusmesh_model::links::{self, Purpose};
 use statusmesh_model::{
-    email_subscriber_id, limits, Command, Id, PayloadFormat, Proposal, State, Subscriber, MAILTO,
+    email_subscriber_id, limits, webhook_subscriber_id, Command, Id, PayloadFormat, Proposal,
+    State, Subscriber, MAILTO,
 };
 
 use crate::html::esc;
@@ -232,23 +233,69 @@ fn chosen_components(state: &State, form: &Form) -> Result<Vec<Id>, String> {
         .collect()
 }
 
+/// The page's subscription forms: email, and webhook when the page takes them; each with
+/// the CSRF field, the honeypot and the component choice.
 fn subscribe_form(state: &State, csrf: &str, error: Option<&str>) -> String {
-    let error = error.map_or(String::new(), |e| {
+    let mut out = error.map_or(String::new(), |e| {
         format!("<p class=\"err\">{}</p>", esc(e))
     });
-    format!(
-        "{error}<p>Get an email when something is wrong and when it is fixed. You will receive \
-         a message to confirm the address first.</p>\
-         <form method=\"post\" action=\"subscribe\">\
-         <label>Email address <input type=\"email\" name=\"email\" required autocomplete=\"email\"></label>\
-         <fieldset><legend>About</legend>\
-         <label><input type=\"radio\" name=\"scope\" value=\"all\" checked> every component</label><br>\
-         <label><input type=\"radio\" name=\"scope\" value=\"some\"> only these:</label><br>{choices}</fieldset>\
-         <div class=\"hp\" aria-hidden=\"true\"><label>Leave this empty <input type=\"text\" name=\"website\" tabindex=\"-1\" autocomplete=\"off\"></label></div>\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <button type=\"submit\">Subscribe</button></form>",
-        choices = component_choices(state, &BTreeSet::new()),
-    )
+    let common = |kind: &str, button: &str| {
+        format!(
+            "<fieldset><legend>About</legend>\
+             <label><input type=\"radio\" name=\"scope\" value=\"all\" checked> every component</label><br>\
+             <label><input type=\"radio\" name=\"scope\" value=\"some\"> only these:</label><br>{choices}</fieldset>\
+             <div class=\"hp\" aria-hidden=\"true\"><label>Leave this empty <input type=\"text\" name=\"website\" tabindex=\"-1\" autocomplete=\"off\"></label></div>\
+             <input type=\"hidden\" name=\"kind\" value=\"{kind}\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <button type=\"submit\">{button}</button></form>",
+            choices = component_choices(state, &BTreeSet::new()),
+        )
+    };
+    if state.page.email_subscriptions {
+        out.push_str(&format!(
+            "<p>Get an email when something is wrong and when it is fixed. You will receive \
+             a message to confirm the address first.</p>\
+             <form method=\"post\" action=\"subscribe\">\
+             <label>Email address <input type=\"email\" name=\"email\" required autocomplete=\"email\"></label>{}",
+            common("email", "Subscribe")
+        ));
+    }
+    if state.page.webhook_subscriptions {
+        out.push_str(&format!(
+            "<h2>Webhook</h2><p>Have every incident and component change posted to your endpoint \
+             (Statuspage's webhook format, signed per Standard Webhooks). A message to the \
+             contact address confirms it and shows the signing secret.</p>\
+             <form method=\"post\" action=\"subscribe\">\
+             <label>Endpoint URL <input type=\"url\" name=\"url\" required></label><br>\
+             <label>Contact email <input type=\"email\" name=\"contact\" required autocomplete=\"email\"></label>{}",
+            common("webhook", "Subscribe the webhook")
+        ));
+    }
+    out
+}
+
+/// Whether the page offers any self-service subscription.
+fn takes_subscriptions(state: &State) -> bool {
+    state.page.email_subscriptions || state.page.webhook_subscriptions
+}
+
+/// The request an email form makes: the address checked, its id derived.
+fn email_request(form: &Form, component_ids: Vec<Id>) -> Result<(Id, Command), String> {
+    let address = limits::email_address("email", form.get("email").unwrap_or(""))
+        .map_err(|e| e.to_string())?;
+    let id = email_subscriber_id(&address);
+    let command = Command::RequestSubscription {
+        id: id.clone(),
+        spec: NewSubscriber {
+            url: format!("{MAILTO}{address}"),
+            component_ids,
+            description: None,
+            secret: String::new(),
+            format: PayloadFormat::Email,
+            owner: None,
+        },
+    };
+    Ok((id, command))
 }
 
 /// The self-service flow, answered from `node`'s replica and proposed through it.
@@ -257,6 +304,8 @@ pub(crate) struct Desk<'a> {
     pub limiter: &'a Limiter,
     /// The node has not heard from a leader lately: writes would only time out.
     pub stale: bool,
+    /// The webhook endpoints a customer may subscribe (the dispatcher's policy).
+    pub targets: &'a statusmesh_egress::TargetPolicy,
 }
 
 impl Desk<'_> {
@@ -351,7 +400,7 @@ impl Desk<'_> {
     /// `GET /subscribe`: the form, with a fresh CSRF cookie.
     pub fn form(&self) -> Response {
         let state = self.state();
-        if !state.page.email_subscriptions {
+        if !takes_subscriptions(&state) {
             return closed(&state);
         }
         let csrf = random_hex();
@@ -369,6 +418,35 @@ impl Desk<'_> {
         resp
     }
 
+    /// The request a webhook form makes: the endpoint checked against the dispatcher's
+    /// policy (scheme, and an address given literally; a name is resolved at every delivery)
+    /// and the contact address that confirms it; its id derived from the URL.
+    fn webhook_request(
+        &self,
+        form: &Form,
+        component_ids: Vec<Id>,
+    ) -> Result<(Id, Command), String> {
+        let url = limits::http_url("url", form.get("url").unwrap_or("").trim())
+            .map_err(|e| e.to_string())?;
+        statusmesh_egress::check_url(url.as_str(), self.targets)
+            .map_err(|e| format!("url: {e}"))?;
+        let contact = limits::email_address("contact", form.get("contact").unwrap_or(""))
+            .map_err(|e| e.to_string())?;
+        let id = webhook_subscriber_id(url.as_str());
+        let command = Command::RequestSubscription {
+            id: id.clone(),
+            spec: NewSubscriber {
+                url: url.to_string(),
+                component_ids,
+                description: Some("subscribed on the public page".into()),
+                secret: String::new(),
+                format: PayloadFormat::Statuspage,
+                owner: Some(contact),
+            },
+        };
+        Ok((id, command))
+    }
+
     /// `POST /subscribe`.
     pub async fn subscribe(
         &self,
@@ -377,7 +455,7 @@ impl Desk<'_> {
         body: &[u8],
     ) -> Response {
         let state = self.state();
-        if !state.page.email_subscriptions {
+        if !takes_subscriptions(&state) {
             return closed(&state);
         }
         let form = Form::parse(body);
@@ -405,41 +483,29 @@ impl Desk<'_> {
         if form.get("website").is_some_and(|v| !v.is_empty()) {
             return sent();
         }
-        let address = match limits::email_address("email", form.get("email").unwrap_or("")) {
-            Ok(a) => a,
-            Err(e) => {
-                let body = subscribe_form(&state, csrf, Some(&e.to_string()));
-                return page(
-                    StatusCode::BAD_REQUEST,
-                    &state,
-                    "Subscribe to updates",
-                    &body,
-                );
-            }
+        let refused = |e: String| {
+            let body = subscribe_form(&state, csrf, Some(&e));
+            page(
+                StatusCode::BAD_REQUEST,
+                &state,
+                "Subscribe to updates",
+                &body,
+            )
         };
         let component_ids = match chosen_components(&state, &form) {
             Ok(c) => c,
-            Err(e) => {
-                let body = subscribe_form(&state, csrf, Some(&e));
-                return page(
-                    StatusCode::BAD_REQUEST,
-                    &state,
-                    "Subscribe to updates",
-                    &body,
-                );
-            }
+            Err(e) => return refused(e),
         };
-        let id = email_subscriber_id(&address);
-        let command = Command::RequestSubscription {
-            id: id.clone(),
-            spec: NewSubscriber {
-                url: format!("{MAILTO}{address}"),
-                component_ids,
-                description: None,
-                secret: String::new(),
-                format: PayloadFormat::Email,
-                owner: None,
-            },
+        let requested = match form.get("kind").unwrap_or("email") {
+            "webhook" if state.page.webhook_subscriptions => {
+                self.webhook_request(&form, component_ids)
+            }
+            "email" if state.page.email_subscriptions => email_request(&form, component_ids),
+            _ => return closed(&state),
+        };
+        let (id, command) = match requested {
+            Ok(r) => r,
+            Err(e) => return refused(e),
         };
         match self
             .propose(format!("public:subscribe:{id}:{csrf}"), command)
@@ -467,7 +533,10 @@ impl Desk<'_> {
         let (title, body) = match purpose {
             Purpose::Confirm => (
                 "Confirm your subscription",
-                format!("<form method=\"post\" action=\"{action}\"><p>Confirm that you want email updates from this page.</p><button type=\"submit\">Confirm</button></form>"),
+                format!(
+                    "<form method=\"post\" action=\"{action}\"><p>Confirm that you want {} from this page.</p><button type=\"submit\">Confirm</button></form>",
+                    if sub.format.is_email() { "email updates".to_owned() } else { format!("updates posted to <code>{}</code>", esc(&sub.url)) }
+                ),
             ),
             Purpose::Unsubscribe => (
                 "Unsubscribe",
@@ -517,13 +586,30 @@ impl Desk<'_> {
                 format!("public:confirm:{}:{token}", sub.id),
                 Command::ConfirmSubscription { id: sub.id.clone() },
                 "Subscribed",
-                "You will receive an email when an incident or maintenance is posted.",
+                if sub.format.is_email() {
+                    "<p>You will receive an email when an incident or maintenance is posted.</p>"
+                        .to_owned()
+                } else {
+                    // The one who holds the link is the one who verifies the deliveries.
+                    format!(
+                        "<p>Every incident, maintenance and component change will be POSTed to \
+                         <code>{}</code>, signed per Standard Webhooks with this secret (keep it; \
+                         it is not shown in mails):</p><p><code id=\"secret\">{}</code></p>",
+                        esc(&sub.url),
+                        esc(&sub.secret)
+                    )
+                },
             ),
             Purpose::Unsubscribe => (
                 format!("public:unsubscribe:{}:{token}", sub.id),
                 Command::RemoveSubscriber { id: sub.id.clone() },
                 "Unsubscribed",
-                "You will receive no more email from this page, and your address has been deleted.",
+                if sub.format.is_email() {
+                    "<p>You will receive no more email from this page, and your address has been deleted.</p>"
+                } else {
+                    "<p>The webhook subscription is removed: nothing more will be posted to it.</p>"
+                }
+                .to_owned(),
             ),
             Purpose::Manage => {
                 let form = Form::parse(body);
@@ -545,7 +631,7 @@ impl Desk<'_> {
                         component_ids,
                     },
                     "Saved",
-                    "Your choice of components is saved.",
+                    "<p>Your choice of components is saved.</p>".to_owned(),
                 )
             }
         };
@@ -553,7 +639,7 @@ impl Desk<'_> {
             // An unsubscribe link works once: followed again (on a replica that has not yet
             // applied the removal, say), it is as spent as on one that has.
             Ok(true) if purpose == Purpose::Unsubscribe => invalid_link(&state),
-            Ok(_) => page(StatusCode::OK, &state, title, &format!("<p>{text}</p>")),
+            Ok(_) => page(StatusCode::OK, &state, title, &text),
             Err(resp) => resp,
         }
     }

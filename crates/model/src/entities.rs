@@ -29,6 +29,10 @@ pub struct PageSettings {
     /// Off until an operator turns it on; absent from states written before it existed.
     #[serde(default, skip_serializing_if = "is_false")]
     pub email_subscriptions: bool,
+    /// Whether customers may subscribe a webhook endpoint on the public page, confirmed by a
+    /// mail to the contact address they give. Off until an operator turns it on.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub webhook_subscriptions: bool,
     /// Plain text at the top of every subscriber mail (empty: none).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub mail_header: String,
@@ -55,6 +59,7 @@ impl Default for PageSettings {
             time_zone: "UTC".into(),
             emit_maintenance_status: true,
             email_subscriptions: false,
+            webhook_subscriptions: false,
             mail_header: String::new(),
             mail_footer: String::new(),
             updated_at: Timestamp(0),
@@ -347,6 +352,13 @@ impl Subscriber {
             .flatten()
     }
 
+    /// Where the subscription's own mails (confirmation, manage link) go: an email
+    /// subscriber's address, or the contact address a webhook subscriber gave as its owner.
+    pub fn mail_to(&self) -> Option<&str> {
+        self.email()
+            .or_else(|| self.owner.as_deref().filter(|o| o.contains('@')))
+    }
+
     pub fn is_active(&self) -> bool {
         self.state == SubscriberState::Active
     }
@@ -416,6 +428,15 @@ pub fn email_subscriber_id(address: &str) -> Id {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(format!("statusmesh-email:{}", address.to_lowercase()));
     Id::parse("id", &format!("e{}", &hex::encode(digest)[..24])).expect("e + hex digits is an id")
+}
+
+/// The id of the webhook subscription a customer asks for on the public page for `url`
+/// (already checked by [`crate::limits::http_url`]): `w` + 24 hex digits of its SHA-256. One
+/// self-service subscription per endpoint, found without a scan.
+pub fn webhook_subscriber_id(url: &str) -> Id {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("statusmesh-webhook:{url}"));
+    Id::parse("id", &format!("w{}", &hex::encode(digest)[..24])).expect("w + hex digits is an id")
 }
 
 pub fn redact_secret(secret: &str) -> String {

@@ -26,7 +26,7 @@ pub mod testkit;
 
 pub use access::{ApiToken, AuditRecord, Role};
 pub use command::{Applied, Command, MembershipChange, Outcome, Proposal};
-pub use entities::{email_subscriber_id, MAILTO};
+pub use entities::{email_subscriber_id, webhook_subscriber_id, MAILTO};
 pub use entities::{
     AffectedComponent, Component, Incident, IncidentUpdate, Maintenance, MaintenanceUpdate,
     PageSettings, PayloadFormat, Postmortem, RetiringSecret, StatusChange, Subscriber,

@@ -89,6 +89,14 @@ impl EventKind {
         }
     }
 
+    /// A subscription's own notice (its confirmation or manage link): always a mail.
+    pub fn is_subscription_notice(self) -> bool {
+        matches!(
+            self,
+            EventKind::SubscriptionConfirm | EventKind::SubscriptionManage
+        )
+    }
+
     /// Whether subscribers receive this kind through the component filter.
     pub fn is_broadcast(self) -> bool {
         !matches!(

@@ -338,6 +338,9 @@ impl State {
         if let Some(on) = patch.email_subscriptions {
             self.page.email_subscriptions = on;
         }
+        if let Some(on) = patch.webhook_subscriptions {
+            self.page.webhook_subscriptions = on;
+        }
         if let Some(t) = &patch.mail_header {
             self.page.mail_header = t.trim().to_owned();
         }

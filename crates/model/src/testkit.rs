@@ -181,6 +181,7 @@ pub fn rich() -> Scenario {
             time_zone: Some("Europe/Paris".into()),
             emit_maintenance_status: Some(true),
             email_subscriptions: None,
+            webhook_subscriptions: None,
             mail_header: None,
             mail_footer: None,
         },
@@ -494,6 +495,7 @@ fn email_subscriptions(s: &mut Scenario) {
         page_id: id("page1"),
         patch: PagePatch {
             email_subscriptions: Some(true),
+            webhook_subscriptions: Some(true),
             mail_header: Some(
                 "Acme status updates: what is broken and when it will be fixed.".into(),
             ),
@@ -536,6 +538,18 @@ fn email_subscriptions(s: &mut Scenario) {
         reports: vec![bounced],
         progress: vec![],
     });
+    // A developer's webhook asked for on the page, confirmed from the mail to its contact.
+    let hook = "https://hooks.example.net/acme-status";
+    let dev = crate::webhook_subscriber_id(hook);
+    s.ok(Command::RequestSubscription {
+        id: dev.clone(),
+        spec: NewSubscriber {
+            secret: SECRET_B.into(),
+            owner: Some("dev@example.net".into()),
+            ..subscriber(hook, PayloadFormat::Statuspage, &[])
+        },
+    });
+    s.ok(Command::ConfirmSubscription { id: dev });
     // The scheduler's look comes too early for both: nothing is forgotten yet.
     s.ok(Command::ExpireSubscribers {
         ids: vec![email_subscriber_id("jane@example.com"), ops],

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use statusmesh_model::command::*;
+use statusmesh_model::outbox::EventKind;
 use statusmesh_model::testkit as scenario;
 use statusmesh_model::*;
 
@@ -92,4 +93,70 @@ fn expired_confirmations_and_old_bounces_are_forgotten_and_nothing_else() {
         },
     );
     assert!(out.result.unwrap_err().to_string().contains("ids"));
+}
+
+#[test]
+fn a_webhook_asked_for_on_the_page_needs_the_setting_a_contact_and_its_own_id() {
+    let mut h = scenario::Scenario::new();
+    let url = "https://hooks.example.org/status";
+    let request = |id: Id, owner: Option<&str>| Command::RequestSubscription {
+        id,
+        spec: NewSubscriber {
+            url: url.into(),
+            component_ids: vec![],
+            description: None,
+            secret: scenario::SECRET_A.into(),
+            format: PayloadFormat::Statuspage,
+            owner: owner.map(str::to_owned),
+        },
+    };
+    let id = webhook_subscriber_id(url);
+    let refused = |h: &mut scenario::Scenario, c: Command| {
+        h.index += 1;
+        h.now += 1000;
+        let before = h.state.digest();
+        let p = Proposal {
+            at: Timestamp(h.now),
+            ..Proposal::internal(format!("k{}", h.index), "public", 1, c)
+        };
+        let e = h.state.apply(h.index, &p).result.unwrap_err().to_string();
+        assert_eq!(before, h.state.digest(), "a refusal changed the state: {e}");
+        e
+    };
+    let e = refused(&mut h, request(id.clone(), Some("dev@example.org")));
+    assert!(e.contains("webhook_subscriptions"), "{e}");
+    h.ok(Command::SetPage {
+        page_id: scenario::id("page1"),
+        patch: PagePatch {
+            webhook_subscriptions: Some(true),
+            ..PagePatch::default()
+        },
+    });
+    let e = refused(&mut h, request(id.clone(), None));
+    assert!(e.contains("owner"), "{e}");
+    let e = refused(
+        &mut h,
+        request(scenario::id("other"), Some("dev@example.org")),
+    );
+    assert!(e.contains("derived from its URL"), "{e}");
+
+    h.ok(request(id.clone(), Some("dev@example.org")));
+    let sub = &h.state.subscribers[&id];
+    assert!(matches!(sub.state, SubscriberState::Unconfirmed { .. }));
+    assert_eq!(
+        sub.mail_to(),
+        Some("dev@example.org"),
+        "its notices go to the contact"
+    );
+    let confirm = h.state.outbox.events.values().last().unwrap();
+    assert_eq!(confirm.kind, EventKind::SubscriptionConfirm);
+    h.ok(Command::ConfirmSubscription { id: id.clone() });
+    assert!(h.state.subscribers[&id].is_active());
+    // Slack or Discord URLs are credentials: never taken from a form.
+    let mut slack = request(id, Some("dev@example.org"));
+    if let Command::RequestSubscription { spec, .. } = &mut slack {
+        spec.format = PayloadFormat::Slack;
+    }
+    let e = refused(&mut h, slack);
+    assert!(e.contains("only email and webhook"), "{e}");
 }

@@ -92,7 +92,7 @@ pub struct Recipient {
 impl Recipient {
     /// `None` for a subscriber that is not an email subscriber.
     pub fn of(state: &State, sub: &Subscriber) -> Option<Recipient> {
-        let address = sub.email()?.to_owned();
+        let address = sub.mail_to()?.to_owned();
         let page = &state.page.url;
         Some(Recipient {
             address,
@@ -213,9 +213,20 @@ pub fn render(state: &State, event: &Event) -> MailContent {
             None,
             false,
         ),
-        EventSubject::Subscriber { reason, .. } => {
-            let (subject, text) = match event.kind {
-                EventKind::SubscriptionConfirm => (
+        EventSubject::Subscriber {
+            reason,
+            subscriber_id,
+        } => {
+            // A webhook asked for on the page: the mail names its endpoint's host (the
+            // whole URL may carry a token).
+            let endpoint = state
+                .subscribers
+                .get(subscriber_id)
+                .filter(|s| !s.format.is_email())
+                .and_then(|s| url::Url::parse(&s.url).ok())
+                .map(|u| u.host_str().unwrap_or("").to_owned());
+            let (subject, text) = match (event.kind, endpoint) {
+                (EventKind::SubscriptionConfirm, None) => (
                     format!("[{page_name}] Confirm your subscription"),
                     format!(
                         "Someone, hopefully you, asked to be told by email about incidents on \
@@ -223,11 +234,25 @@ pub fn render(state: &State, event: &Event) -> MailContent {
                          confirm. If you did not ask, ignore this message: nothing will be sent.\n"
                     ),
                 ),
-                EventKind::SubscriptionManage => (
+                (EventKind::SubscriptionConfirm, Some(host)) => (
+                    format!("[{page_name}] Confirm your webhook subscription"),
+                    format!(
+                        "Someone, hopefully you, asked for incidents on {page_name} ({url}/) to be \
+                         posted to a webhook at {host}, with this address as its contact.\n\n\
+                         Follow the link below within 24 hours to confirm; the page it leads to \
+                         shows the secret that signs every delivery. If you did not ask, ignore \
+                         this message: nothing will be sent.\n"
+                    ),
+                ),
+                (EventKind::SubscriptionManage, endpoint) => (
                     format!("[{page_name}] Your subscription"),
                     format!(
-                        "This address is already subscribed to {page_name} ({url}/).\n\nUse \
-                         the link below to choose components or to unsubscribe.\n"
+                        "{} already subscribed to {page_name} ({url}/).\n\nUse the link below \
+                         to choose components or to unsubscribe.\n",
+                        match endpoint {
+                            Some(host) => format!("The webhook at {host} is"),
+                            None => "This address is".to_owned(),
+                        }
                     ),
                 ),
                 _ => (

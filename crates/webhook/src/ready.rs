@@ -118,7 +118,9 @@ fn job(
     let rendered = bodies
         .entry((event.seq, sub.format))
         .or_insert_with(|| {
-            if sub.format.is_email() {
+            // A subscription's own notices (its confirmation, its manage link) are mails,
+            // whatever the subscriber's kind: a webhook's go to its contact address.
+            if sub.format.is_email() || event.kind.is_subscription_notice() {
                 Rendered::Mail(Arc::new(email::render(state, event)))
             } else {
                 Rendered::Http(payload::render(state, event, sub.format).into())
@@ -127,7 +129,8 @@ fn job(
         .clone();
     let body = match (rendered, Recipient::of(state, sub)) {
         (Rendered::Mail(content), Some(to)) => Body::Mail(content, Box::new(to)),
-        // (An email subscriber whose URL is not `mailto:` cannot exist: apply checks it.)
+        // (An email subscriber whose URL is not `mailto:` cannot exist: apply checks it; a
+        // webhook without a contact address gets no notice — its body is empty and refused.)
         (Rendered::Mail(_), None) => Body::Http(bytes::Bytes::new()),
         (Rendered::Http(b), _) => Body::Http(b),
     };

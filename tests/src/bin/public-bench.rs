@@ -103,6 +103,7 @@ async fn seed(cluster: &TestCluster) -> anyhow::Result<()> {
         time_zone: Some("Europe/Paris".into()),
         emit_maintenance_status: None,
         email_subscriptions: None,
+        webhook_subscriptions: None,
         mail_header: None,
         mail_footer: None,
     };

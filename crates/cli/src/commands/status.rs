@@ -43,6 +43,7 @@ pub async fn page(ctx: &Ctx, cmd: PageCmd) -> anyhow::Result<()> {
             time_zone,
             emit_maintenance_status,
             email_subscriptions,
+            webhook_subscriptions,
             mail_header,
             mail_footer,
         } => {
@@ -53,6 +54,7 @@ pub async fn page(ctx: &Ctx, cmd: PageCmd) -> anyhow::Result<()> {
                     time_zone,
                     emit_maintenance_status,
                     email_subscriptions,
+                    webhook_subscriptions,
                     mail_header,
                     mail_footer,
                 },

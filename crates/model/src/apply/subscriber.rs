@@ -1,7 +1,10 @@
 use std::collections::BTreeMap;
 
 use crate::command::{Applied, ImportedSubscriber, NewSubscriber};
-use crate::entities::{email_subscriber_id, RetiringSecret, Subscriber, SubscriberState, MAILTO};
+use crate::entities::{
+    email_subscriber_id, webhook_subscriber_id, PayloadFormat, RetiringSecret, Subscriber,
+    SubscriberState, MAILTO,
+};
 use crate::error::{CommandError, EntityKind};
 use crate::ids::{Id, Timestamp};
 use crate::limits;
@@ -266,17 +269,7 @@ impl State {
         id: &Id,
         spec: &NewSubscriber,
     ) -> Result<Applied, CommandError> {
-        if !self.page.email_subscriptions {
-            return Err(CommandError::precondition(
-                "this page does not take email subscriptions (page setting email_subscriptions)",
-            ));
-        }
-        if !spec.format.is_email() {
-            return Err(CommandError::invalid(
-                "format",
-                "only email subscriptions are taken from the public page",
-            ));
-        }
+        self.check_self_service(id, spec)?;
         let expires = at.saturating_add_millis(limits::SUBSCRIPTION_CONFIRM_MS);
         let notice_due = |s: &Subscriber| {
             s.notice_at
@@ -324,6 +317,37 @@ impl State {
             self.notify_one(index, at, kind, id, kind.as_str());
         }
         Ok(Applied::SubscriptionRequested)
+    }
+
+    /// What the public page may ask for: an email subscription, or (page setting
+    /// `webhook_subscriptions`) a Statuspage-format webhook with a contact address to confirm
+    /// it, under the id derived from its URL.
+    fn check_self_service(&self, id: &Id, spec: &NewSubscriber) -> Result<(), CommandError> {
+        match spec.format {
+            PayloadFormat::Email if self.page.email_subscriptions => Ok(()),
+            PayloadFormat::Email => Err(CommandError::precondition(
+                "this page does not take email subscriptions (page setting email_subscriptions)",
+            )),
+            PayloadFormat::Statuspage if self.page.webhook_subscriptions => {
+                let url = limits::http_url("url", &spec.url)?;
+                if *id != webhook_subscriber_id(url.as_str()) {
+                    return Err(CommandError::invalid(
+                        "id",
+                        format!("{id} is not the id of this endpoint (a self-service webhook's id is derived from its URL)"),
+                    ));
+                }
+                let contact = spec.owner.as_deref().unwrap_or("");
+                limits::email_address("owner", contact)?;
+                Ok(())
+            }
+            PayloadFormat::Statuspage => Err(CommandError::precondition(
+                "this page does not take webhook subscriptions (page setting webhook_subscriptions)",
+            )),
+            _ => Err(CommandError::invalid(
+                "format",
+                "only email and webhook subscriptions are taken from the public page",
+            )),
+        }
     }
 
     pub(crate) fn confirm_subscription(

@@ -17,6 +17,8 @@ pub struct PagePatch {
     /// Absent from the entries of builds before self-service subscriptions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_subscriptions: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_subscriptions: Option<bool>,
     /// The subscriber mails' header and footer text ("" removes it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mail_header: Option<String>,

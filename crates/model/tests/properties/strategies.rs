@@ -130,6 +130,7 @@ fn page_commands() -> impl Strategy<Value = Command> {
                     time_zone: Some("Europe/Paris".into()),
                     emit_maintenance_status: Some(emit),
                     email_subscriptions: email,
+                    webhook_subscriptions: email,
                     mail_header: mail_text.clone(),
                     mail_footer: mail_text,
                 },
@@ -293,7 +294,13 @@ fn email_id(address: &str) -> Id {
 
 /// An email subscriber's id, or one of the webhook subscribers'.
 fn a_subscriber_id() -> impl Strategy<Value = Id> {
-    prop_oneof![an_id(), an_address().prop_map(|a| email_id(&a))]
+    prop_oneof![
+        an_id(),
+        an_address().prop_map(|a| email_id(&a)),
+        (0..3u8).prop_map(|n| statusmesh_model::webhook_subscriber_id(&format!(
+            "https://hooks.example.com/self/{n}"
+        ))),
+    ]
 }
 
 fn email_commands() -> impl Strategy<Value = Command> {
@@ -312,7 +319,7 @@ fn email_commands() -> impl Strategy<Value = Command> {
             }
         }),
         2 => a_subscriber_id().prop_map(|id| Command::ConfirmSubscription { id }),
-        3 => (a_subscriber_id(), prop::collection::vec(an_id(), 0..2)).prop_map(|(id, component_ids)| {
+        5 => (a_subscriber_id(), prop::collection::vec(an_id(), 0..2)).prop_map(|(id, component_ids)| {
             Command::SetSubscriberComponents { id, component_ids }
         }),
         1 => an_address().prop_map(|address| Command::AddSubscriber {
@@ -329,6 +336,20 @@ fn email_commands() -> impl Strategy<Value = Command> {
         1 => a_subscriber_id().prop_map(|id| Command::TestSubscriber { id }),
         1 => prop::collection::vec(a_subscriber_id(), 0..3)
             .prop_map(|ids| Command::ExpireSubscribers { ids }),
+        2 => (0..3u8, prop::collection::vec(an_id(), 0..2)).prop_map(|(n, component_ids)| {
+            let url = format!("https://hooks.example.com/self/{n}");
+            Command::RequestSubscription {
+                id: statusmesh_model::webhook_subscriber_id(&url),
+                spec: NewSubscriber {
+                    url,
+                    component_ids,
+                    description: None,
+                    secret: scenario::SECRET_B.into(),
+                    format: PayloadFormat::Statuspage,
+                    owner: Some("dev@example.com".into()),
+                },
+            }
+        }),
     ]
 }
 

@@ -16,6 +16,7 @@ pub fn page(state: &State) -> pb::Page {
         id: state.page.id.to_string(),
         emit_maintenance_status: state.page.emit_maintenance_status,
         email_subscriptions: state.page.email_subscriptions,
+        webhook_subscriptions: state.page.webhook_subscriptions,
         mail_header: state.page.mail_header.clone(),
         mail_footer: state.page.mail_footer.clone(),
         name: state.page.name.clone(),

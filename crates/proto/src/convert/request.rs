@@ -45,6 +45,7 @@ pub fn set_page(r: &pb::SetPageRequest) -> Result<Command> {
         time_zone: r.time_zone.clone(),
         emit_maintenance_status: r.emit_maintenance_status,
         email_subscriptions: r.email_subscriptions,
+        webhook_subscriptions: r.webhook_subscriptions,
         mail_header: r.mail_header.clone(),
         mail_footer: r.mail_footer.clone(),
     };

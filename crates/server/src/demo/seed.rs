@@ -41,6 +41,7 @@ pub(super) async fn seed_if_empty(
             time_zone: Some("Europe/Paris".into()),
             emit_maintenance_status: None,
             email_subscriptions: None,
+            webhook_subscriptions: None,
             mail_header: None,
             mail_footer: None,
         },

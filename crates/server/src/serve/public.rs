@@ -51,6 +51,7 @@ pub(crate) fn public_port(
             stale_after: config.stale_after(),
             min_index_wait: MIN_INDEX_WAIT,
             hsts: config.tls.as_ref().is_some_and(|t| t.public_cert.is_some()),
+            targets: config.webhooks.to_webhook_config().targets,
         },
         Some(metrics),
     );
