@@ -16,17 +16,40 @@ const WAIT: Duration = Duration::from_secs(30);
 
 fn email_config(sink: &SmtpSink) -> EmailConfig {
     EmailConfig {
-        host: "127.0.0.1".into(),
-        port: Some(sink.port),
-        security: "none".into(),
-        ca_cert: None,
-        username: None,
-        password_file: None,
-        from: "Acme Status <status@acme.test>".into(),
         reply_to: Some("support@acme.test".into()),
         connections: 4,
         timeout_ms: 10_000,
+        ..sink.email_config()
     }
+}
+
+/// Names the page "Acme", at `url` (where the mails' links lead), taking email subscriptions.
+async fn open_subscriptions(
+    c: &mut pb::admin_client::AdminClient<tonic::transport::Channel>,
+    url: &str,
+) {
+    c.set_page(write(
+        pb::SetPageRequest {
+            name: Some("Acme".into()),
+            url: Some(url.to_owned()),
+            email_subscriptions: Some(true),
+            ..Default::default()
+        },
+        &key("p"),
+    ))
+    .await
+    .unwrap();
+}
+
+/// `n` nodes mailing through `sink`.
+fn email_cluster(n: u64, sink: &SmtpSink) -> TestCluster {
+    TestCluster::start_options(
+        n,
+        ClusterOptions {
+            email: Some(email_config(sink)),
+            ..ClusterOptions::default()
+        },
+    )
 }
 
 /// The subscription form of one node: its CSRF cookie and field.
@@ -99,13 +122,7 @@ fn subject(m: &Mail) -> &str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn customers_subscribe_on_any_node_confirm_get_threaded_mail_and_unsubscribe_in_one_click() {
     let sink = SmtpSink::start();
-    let mut cluster = TestCluster::start_options(
-        3,
-        ClusterOptions {
-            email: Some(email_config(&sink)),
-            ..ClusterOptions::default()
-        },
-    );
+    let mut cluster = email_cluster(3, &sink);
     let leader = cluster.wait_leader(WAIT).await;
     let follower = (leader + 1) % 3;
     let other = (leader + 2) % 3;
@@ -565,30 +582,12 @@ async fn a_leader_killed_mid_email_fan_out_loses_no_subscriber_and_repeats_only_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customer_subscribes_confirms_and_unsubscribes_in_a_real_browser() {
     let sink = SmtpSink::start();
-    let mut cluster = TestCluster::start_options(
-        3,
-        ClusterOptions {
-            email: Some(email_config(&sink)),
-            ..ClusterOptions::default()
-        },
-    );
+    let mut cluster = email_cluster(3, &sink);
     let leader = cluster.wait_leader(WAIT).await;
     let follower_base = cluster.nodes[(leader + 1) % 3].public_url("/");
     let other_base = cluster.nodes[(leader + 2) % 3].public_url("/");
     let mut c = cluster.admin(leader).await.unwrap();
-    c.set_page(write(
-        pb::SetPageRequest {
-            name: Some("Acme".into()),
-            url: Some(other_base.clone()),
-            time_zone: None,
-            emit_maintenance_status: None,
-            email_subscriptions: Some(true),
-            ..Default::default()
-        },
-        &key("p"),
-    ))
-    .await
-    .unwrap();
+    open_subscriptions(&mut c, &other_base).await;
     create_component(&mut c, "API").await;
     let web = create_component(&mut c, "Website").await;
     open_form(&reqwest::Client::new(), &follower_base).await;
@@ -696,29 +695,11 @@ async fn subscriber_states(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_address_never_confirmed_is_forgotten_when_its_link_expires() {
     let sink = SmtpSink::start();
-    let mut cluster = TestCluster::start_options(
-        3,
-        ClusterOptions {
-            email: Some(email_config(&sink)),
-            ..ClusterOptions::default()
-        },
-    );
+    let mut cluster = email_cluster(3, &sink);
     let leader = cluster.wait_leader(WAIT).await;
     let base = cluster.nodes[leader].public_url("/");
     let mut c = cluster.admin(leader).await.unwrap();
-    c.set_page(write(
-        pb::SetPageRequest {
-            name: Some("Acme".into()),
-            url: Some(base.clone()),
-            time_zone: None,
-            emit_maintenance_status: None,
-            email_subscriptions: Some(true),
-            ..Default::default()
-        },
-        &key("p"),
-    ))
-    .await
-    .unwrap();
+    open_subscriptions(&mut c, &base).await;
     let http = reqwest::Client::new();
     let form = open_form(&http, &base).await;
     for address in ["late@example.com", "keen@example.com"] {
@@ -854,13 +835,7 @@ async fn mail_reaches_a_relay_over_starttls_and_tls_and_never_an_untrusted_one()
 async fn a_webhook_subscribed_on_the_page_is_confirmed_by_mail_and_signed_with_the_shown_secret() {
     let sink = SmtpSink::start();
     let recv = statusmesh_tests::receiver::Receiver::start().await;
-    let mut cluster = TestCluster::start_options(
-        3,
-        ClusterOptions {
-            email: Some(email_config(&sink)),
-            ..ClusterOptions::default()
-        },
-    );
+    let mut cluster = email_cluster(3, &sink);
     let leader = cluster.wait_leader(WAIT).await;
     let base = cluster.nodes[(leader + 1) % 3].public_url("/");
     let mut c = cluster.admin(leader).await.unwrap();

@@ -107,16 +107,8 @@ async fn anchor(
 async fn run(n: usize, connections: u32) -> anyhow::Result<()> {
     let sink = SmtpSink::start();
     let email = EmailConfig {
-        host: "127.0.0.1".into(),
-        port: Some(sink.port),
-        security: "none".into(),
-        ca_cert: None,
-        username: None,
-        password_file: None,
-        from: "Acme Status <status@acme.test>".into(),
-        reply_to: None,
         connections,
-        timeout_ms: 30_000,
+        ..sink.email_config()
     };
     let mut cluster = TestCluster::start_options(
         3,

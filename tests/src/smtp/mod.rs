@@ -151,6 +151,22 @@ impl SmtpSink {
         std::fs::write(self.out().join("delay_ms"), ms.to_string()).expect("delay_ms");
     }
 
+    /// The `[email]` table of a node mailing through this relay (plain SMTP on loopback).
+    pub fn email_config(&self) -> statusmesh_server::config::EmailConfig {
+        statusmesh_server::config::EmailConfig {
+            host: "127.0.0.1".into(),
+            port: Some(self.port),
+            security: "none".into(),
+            ca_cert: None,
+            username: None,
+            password_file: None,
+            from: "Acme Status <status@acme.test>".into(),
+            reply_to: None,
+            connections: 8,
+            timeout_ms: 30_000,
+        }
+    }
+
     /// The bytes of the `n`th accepted message (from 1), as the relay received them.
     pub fn raw(&self, n: usize) -> Option<Vec<u8>> {
         std::fs::read(self.out().join(format!("{n:07}.eml"))).ok()
