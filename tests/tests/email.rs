@@ -962,3 +962,55 @@ async fn a_webhook_subscribed_on_the_page_is_confirmed_by_mail_and_signed_with_t
     assert!(page.contains("nothing more will be posted"), "{page}");
     assert!(subscriber_states(&mut c).await.is_empty());
 }
+
+/// Behind a load balancer (`[limits] trusted_proxies`), the form's per-client limit counts
+/// the client its `X-Forwarded-For` names — not the balancer, which would lock out everyone
+/// at once — and a client's own forged entries do not get it out of its limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_the_form_limit_counts_each_forwarded_client() {
+    let sink = SmtpSink::start();
+    let mut cluster = TestCluster::start_options(
+        1,
+        ClusterOptions {
+            email: Some(email_config(&sink)),
+            limits: statusmesh_server::config::LimitsConfig {
+                trusted_proxies: vec!["127.0.0.0/8".into()],
+                ..Default::default()
+            },
+            ..ClusterOptions::default()
+        },
+    );
+    let leader = cluster.wait_leader(WAIT).await;
+    let base = cluster.nodes[leader].public_url("/");
+    let mut c = cluster.admin(leader).await.unwrap();
+    open_subscriptions(&mut c, &base).await;
+    let http = reqwest::Client::new();
+    let form = open_form(&http, &base).await;
+    let post = async |forwarded: &str, n: usize| {
+        http.post(&form.url)
+            .header("cookie", format!("sm_csrf={}", form.csrf))
+            .header("x-forwarded-for", forwarded)
+            .form(&[
+                ("csrf", form.csrf.as_str()),
+                ("email", format!("p{n}@example.com").as_str()),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    for n in 0..10 {
+        // Whatever a client puts first, the balancer's entry is the one counted.
+        let forwarded = format!("198.51.100.{n}, 203.0.113.1");
+        assert_eq!(post(&forwarded, n).await, StatusCode::OK, "post {n}");
+    }
+    assert_eq!(
+        post("198.51.100.77, 203.0.113.1", 10).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        post("203.0.113.2", 11).await,
+        StatusCode::OK,
+        "another client"
+    );
+}

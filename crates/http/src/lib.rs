@@ -8,6 +8,7 @@
 //! bodies; every response says which node served it and how fresh its replica is.
 
 pub mod badge;
+pub mod client;
 pub mod diagnostics;
 pub mod feeds;
 pub mod headers;
@@ -18,8 +19,8 @@ pub mod table;
 pub mod uptime;
 pub mod view;
 
+pub use client::{ClientAddr, TrustedProxies};
 pub use diagnostics::Diagnostics;
 pub use routes::{router, MetricsRenderer, PublicOptions};
-pub use subscribe::ClientAddr;
 pub use table::{route_index, route_labels, UNMATCHED};
 pub use view::{spawn_renderer, View};

@@ -36,9 +36,7 @@ use statusmesh_model::{
 
 use crate::html::esc;
 
-/// The client address a connection came from, put in each request's extensions by the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddr(pub IpAddr);
+pub use crate::client::ClientAddr;
 
 /// How long a subscription write may take before the form says the cluster is recovering.
 const WRITE_DEADLINE: Duration = Duration::from_secs(5);

@@ -17,6 +17,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -31,10 +32,12 @@ use tokio::sync::watch;
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// The timeouts of the public port.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct HttpLimits {
     pub header_read_timeout: Duration,
     pub write_stall_timeout: Duration,
+    /// Whose `X-Forwarded-For` names the client ([`statusmesh_http::TrustedProxies`]).
+    pub trusted_proxies: Arc<statusmesh_http::TrustedProxies>,
 }
 
 /// Where the public port's connections come from: plain TCP or finished TLS handshakes.
@@ -58,12 +61,14 @@ impl Incoming for TlsIncoming {
     }
 }
 
-/// The router with the connection's client address in every request's extensions
-/// ([`statusmesh_http::ClientAddr`], read by the subscription form's rate limit).
+/// The router with the request's client address in its extensions
+/// ([`statusmesh_http::ClientAddr`], read by the subscription form's rate limit): the
+/// connection's peer, or the client a trusted proxy forwarded.
 #[derive(Clone)]
 struct WithClient<S> {
     inner: S,
-    client: statusmesh_http::ClientAddr,
+    peer: std::net::IpAddr,
+    trusted: Arc<statusmesh_http::TrustedProxies>,
 }
 
 impl<S, B> tower_service::Service<axum::http::Request<B>> for WithClient<S>
@@ -79,7 +84,9 @@ where
     }
 
     fn call(&mut self, mut req: axum::http::Request<B>) -> Self::Future {
-        req.extensions_mut().insert(self.client);
+        let client = self.trusted.client(self.peer, req.headers());
+        req.extensions_mut()
+            .insert(statusmesh_http::ClientAddr(client));
         self.inner.call(req)
     }
 }
@@ -114,7 +121,8 @@ pub async fn serve<I, S>(
         };
         let service = WithClient {
             inner: service.clone(),
-            client: statusmesh_http::ClientAddr(from.ip()),
+            peer: from.ip(),
+            trusted: limits.trusted_proxies.clone(),
         };
         let conn = http.serve_connection(
             TokioIo::new(StallGuard::new(io, limits.write_stall_timeout)),

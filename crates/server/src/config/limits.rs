@@ -29,6 +29,10 @@ pub struct LimitsConfig {
     /// since) unless a majority of voters' clocks confirm its own; otherwise the stamp is
     /// clamped to the quorum's time. ms, default 300000.
     pub max_clock_jump_ms: u64,
+    /// The load balancers or proxies in front of the public port (addresses or CIDR ranges):
+    /// for a connection from one of them, the per-client limits (the subscription form's)
+    /// count the address its `X-Forwarded-For` names. Default none: the connection's peer.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for LimitsConfig {
@@ -40,13 +44,22 @@ impl Default for LimitsConfig {
             header_read_timeout_ms: 10_000,
             write_stall_timeout_ms: 30_000,
             max_clock_jump_ms: 300_000,
+            trusted_proxies: Vec::new(),
         }
     }
 }
 
 impl LimitsConfig {
+    /// The proxies whose `X-Forwarded-For` is believed (checked by `validate`).
+    pub fn trusted_proxies(&self) -> statusmesh_http::TrustedProxies {
+        statusmesh_http::TrustedProxies::parse(&self.trusted_proxies).unwrap_or_default()
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         let key = |k: &str| format!("limits.{k}");
+        if let Err(e) = statusmesh_http::TrustedProxies::parse(&self.trusted_proxies) {
+            return Err(invalid(&key("trusted_proxies"), e));
+        }
         for (k, v, range) in [
             (
                 "public_connections",

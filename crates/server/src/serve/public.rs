@@ -60,6 +60,7 @@ pub(crate) fn public_port(
     let limits = crate::public_port::HttpLimits {
         header_read_timeout: config.limits.header_read_timeout(),
         write_stall_timeout: config.limits.write_stall_timeout(),
+        trusted_proxies: Arc::new(config.limits.trusted_proxies()),
     };
     let tls = tls.filter(|t| t.current().public_server.is_some());
     Ok(match tls {
