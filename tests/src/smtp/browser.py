@@ -10,7 +10,7 @@ import sys
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.support.ui import WebDriverWait
 
 options = webdriver.ChromeOptions()
@@ -30,7 +30,8 @@ driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opti
 try:
     action = sys.argv[1]
     driver.get(sys.argv[2])
-    before = driver.find_element(By.TAG_NAME, "h1")
+    # Marks this page, so that the next one is told apart by the marker's absence.
+    driver.execute_script("window.__statusmesh_old_page = true")
     if action == "subscribe":
         driver.find_element(By.NAME, "email").send_keys(sys.argv[3])
         driver.find_element(By.CSS_SELECTOR, "input[name=scope][value=some]").click()
@@ -43,8 +44,13 @@ try:
         if not buttons:
             raise SystemExit(f"no button {sys.argv[3]!r} on {driver.current_url}")
         buttons[0].click()
-    # The heading printed is the next page's: wait until the form's page is gone.
-    WebDriverWait(driver, 20).until(expected_conditions.staleness_of(before))
+    # The heading printed is the next page's: wait until a fresh document has loaded (while
+    # the browser navigates, a script may fail: that is "not yet").
+    WebDriverWait(driver, 20, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.execute_script(
+            "return window.__statusmesh_old_page === undefined && document.readyState === 'complete'"
+        )
+    )
     print(driver.find_element(By.TAG_NAME, "h1").text)
 finally:
     driver.quit()
