@@ -13,6 +13,7 @@ pub mod history;
 pub mod notify;
 pub mod procstat;
 pub mod receiver;
+pub mod selfservice;
 pub mod smtp;
 pub mod tools;
 

@@ -138,3 +138,43 @@ pub async fn import_webhooks(
         .await?;
     Ok(reply.into_inner().imported)
 }
+
+/// The fan-out benchmarks' incident, created before the subscribers are imported so that the
+/// measured update is the only fan-out.
+pub async fn bench_incident(
+    c: &mut pb::admin_client::AdminClient<tonic::transport::Channel>,
+) -> anyhow::Result<pb::Incident> {
+    let created = c
+        .create_incident(write(
+            pb::CreateIncidentRequest {
+                name: "Elevated API errors".into(),
+                body: "We are investigating.".into(),
+                ..Default::default()
+            },
+            &key("inc"),
+        ))
+        .await?
+        .into_inner();
+    match created.entity {
+        Some(Entity::Incident(incident)) => Ok(incident),
+        _ => anyhow::bail!("no incident in the reply"),
+    }
+}
+
+/// The fan-out benchmarks' measured write: one update of `incident`.
+pub async fn bench_update(
+    c: &mut pb::admin_client::AdminClient<tonic::transport::Channel>,
+    incident: &pb::Incident,
+) -> Result<(), tonic::Status> {
+    c.update_incident(write(
+        pb::UpdateIncidentRequest {
+            id: incident.id.clone(),
+            status: Some("identified".into()),
+            body: "The cause is identified; a fix is rolling out.".into(),
+            ..Default::default()
+        },
+        &key("upd"),
+    ))
+    .await?;
+    Ok(())
+}

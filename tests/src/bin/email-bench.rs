@@ -18,9 +18,9 @@ use anyhow::bail;
 use lettre::address::Envelope;
 use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::extension::ClientId;
-use statusmesh_proto::admin::{self as pb, write_reply::Entity};
+use statusmesh_proto::admin as pb;
 use statusmesh_server::config::EmailConfig;
-use statusmesh_tests::notify::import_webhooks;
+use statusmesh_tests::notify::{bench_incident, bench_update, import_webhooks};
 use statusmesh_tests::procstat::{cpu_all, cpu_ms, mib_list, nodes_kib};
 use statusmesh_tests::smtp::SmtpSink;
 use statusmesh_tests::*;
@@ -130,21 +130,7 @@ async fn run(n: usize, connections: u32) -> anyhow::Result<()> {
         ))
         .await?;
     // The incident exists before the subscribers, so the measured update is the only fan-out.
-    let created = c
-        .clone()
-        .create_incident(write(
-            pb::CreateIncidentRequest {
-                name: "Elevated API errors".into(),
-                body: "We are investigating.".into(),
-                ..Default::default()
-            },
-            &key("inc"),
-        ))
-        .await?
-        .into_inner();
-    let Some(Entity::Incident(incident)) = created.entity else {
-        bail!("no incident in the reply")
-    };
+    let incident = bench_incident(&mut c.clone()).await?;
     println!("importing {n} email subscribers...");
     let started = Instant::now();
     let imported = import_webhooks(
@@ -161,17 +147,7 @@ async fn run(n: usize, connections: u32) -> anyhow::Result<()> {
     let cpu_before = cpu_all(&cluster);
     let relay_before = cpu_ms(&sink.pid().to_string());
     let t0 = Instant::now();
-    c.clone()
-        .update_incident(write(
-            pb::UpdateIncidentRequest {
-                id: incident.id.clone(),
-                status: Some("identified".into()),
-                body: "The cause is identified; a fix is rolling out.".into(),
-                ..Default::default()
-            },
-            &key("upd"),
-        ))
-        .await?;
+    bench_update(&mut c.clone(), &incident).await?;
     let committed = t0.elapsed();
     let last = wait_count(&sink, n).await?;
     let cpu_after = cpu_all(&cluster);

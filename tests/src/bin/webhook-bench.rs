@@ -16,9 +16,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use statusmesh_proto::admin::{self as pb, write_reply::Entity};
 use statusmesh_server::config::WebhooksConfig;
-use statusmesh_tests::notify::import_webhooks;
+use statusmesh_tests::notify::{bench_incident, bench_update, import_webhooks};
 use statusmesh_tests::procstat::{cpu_all, mib_list, nodes_kib};
 use statusmesh_tests::receiver::Receiver;
 use statusmesh_tests::*;
@@ -92,21 +91,7 @@ async fn run(n: usize, kill: bool) -> anyhow::Result<()> {
     let c = cluster.admin(follower).await?;
 
     // The incident exists before the subscribers, so the measured update is the only fan-out.
-    let created = c
-        .clone()
-        .create_incident(write(
-            pb::CreateIncidentRequest {
-                name: "Elevated API errors".into(),
-                body: "We are investigating.".into(),
-                ..Default::default()
-            },
-            &key("inc"),
-        ))
-        .await?
-        .into_inner();
-    let Some(Entity::Incident(incident)) = created.entity else {
-        bail!("no incident in the reply")
-    };
+    let incident = bench_incident(&mut c.clone()).await?;
     println!("importing {n} subscribers...");
     let started = Instant::now();
     let url = recv.url("");
@@ -133,17 +118,7 @@ async fn run(n: usize, kill: bool) -> anyhow::Result<()> {
     }
     let cpu_before = cpu_all(&cluster);
     let t0 = Instant::now();
-    c.clone()
-        .update_incident(write(
-            pb::UpdateIncidentRequest {
-                id: incident.id.clone(),
-                status: Some("identified".into()),
-                body: "The cause is identified; a fix is rolling out.".into(),
-                ..Default::default()
-            },
-            &key("upd"),
-        ))
-        .await?;
+    bench_update(&mut c.clone(), &incident).await?;
     let committed = t0.elapsed();
     let mut killed = None;
     if kill {
