@@ -32,11 +32,11 @@ const V2_DECODED_DIGEST: &str = V1_DECODED_DIGEST;
 /// v3: in the current format, the digest is the writer's.
 const V3_DECODED_DIGEST: &str = "f63091d90511d95010bed846d6c4b8648c06b28126dd231ecbda42f607a28373";
 /// v4: in the current format, the digest is the writer's (the scenario with email subscribers).
-const V4_DECODED_DIGEST: &str = "48bd85dc604852e26f8dcf78866195be61c7ee224abc316215a27c55278e8dee";
+const V4_DECODED_DIGEST: &str = "187b652f676c6aaeeae517196f0e4d9156223810360a45d2b533b321f4654988";
 const V3_RESTORING_DIGEST: &str =
     "94767d2e2be8028733dd6f997f89b88cbc3580a9ba3a924b552abb3713dda3a3";
 const V4_RESTORING_DIGEST: &str =
-    "bfe5d2e12eb39e29fc80d4827590d74e464eb8b2df64ef29c3da70b61dd1e573";
+    "4c6e2fabf36142d30ad21d38b4fd9bd3e08d856876db65172acfd2a2a6b37959";
 
 fn golden(version: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

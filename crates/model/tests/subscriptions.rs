@@ -141,6 +141,12 @@ fn a_webhook_asked_for_on_the_page_needs_the_setting_a_contact_and_its_own_id() 
     assert!(e.contains("derived from its URL"), "{e}");
 
     h.ok(request(id.clone(), Some("dev@example.org")));
+    let audit = serde_json::to_string(&h.state.audit).unwrap();
+    assert!(
+        !audit.contains("dev@example.org"),
+        "the contact stays out of the audit log: {audit}"
+    );
+    assert!(audit.contains("(address)"), "{audit}");
     let sub = &h.state.subscribers[&id];
     assert!(matches!(sub.state, SubscriberState::Unconfirmed { .. }));
     assert_eq!(

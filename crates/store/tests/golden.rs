@@ -32,7 +32,7 @@ const V3_ENTRIES_DIGEST: &str = "540092242a6019fc4ca4b162cbb30f732e09983f28c6d8b
 /// `V3_DECODED_DIGEST`).
 const V3_SCENARIO_DIGEST: &str = "f63091d90511d95010bed846d6c4b8648c06b28126dd231ecbda42f607a28373";
 /// The digest the v4 entries (the scenario with email subscriptions) replay to.
-const V4_ENTRIES_DIGEST: &str = "c25fdfa2e75c4211674a766f305208366ba84c3a74420ae9ad088e186e8f19e3";
+const V4_ENTRIES_DIGEST: &str = "c17c0265852d731fc86630001a49d808e352b48b21807d19fe324b086ae4e807";
 /// The digest the v2 access fixtures name (the scenario's state as state format 2 wrote it).
 const V2_ACCESS_DIGEST: &str = "0a113fafea9323372440da18f300f9f10c88cc1b711f21077050705734d5e776";
 

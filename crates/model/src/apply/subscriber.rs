@@ -145,11 +145,19 @@ impl State {
     }
 
     pub(crate) fn remove_subscriber(&mut self, id: &Id) -> Result<Applied, CommandError> {
-        self.subscribers
-            .remove(id)
-            .ok_or_else(|| CommandError::not_found(EntityKind::Subscriber, id))?;
-        self.outbox.forget_subscriber(id);
+        if !self.delete_subscriber(id) {
+            return Err(CommandError::not_found(EntityKind::Subscriber, id));
+        }
         Ok(Applied::SubscriberRemoved(id.clone()))
+    }
+
+    /// Deletes a subscriber and what the outbox still owes it; false if there was none.
+    fn delete_subscriber(&mut self, id: &Id) -> bool {
+        let found = self.subscribers.remove(id).is_some();
+        if found {
+            self.outbox.forget_subscriber(id);
+        }
+        found
     }
 
     /// Deletes the listed subscribers that are, at `at`, kept no longer ([`Subscriber::expired`]).
@@ -161,9 +169,8 @@ impl State {
         limits::count("ids", ids.len(), limits::MAX_EXPIRED_PER_COMMAND)?;
         let mut forgotten = 0;
         for id in ids {
-            if self.subscribers.get(id).is_some_and(|s| s.expired(at)) {
-                self.subscribers.remove(id);
-                self.outbox.forget_subscriber(id);
+            if self.subscribers.get(id).is_some_and(|s| s.expired(at)) && self.delete_subscriber(id)
+            {
                 forgotten += 1;
             }
         }
